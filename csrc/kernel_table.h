@@ -1,0 +1,43 @@
+// One table of kernels per ISA path, filled once. The active path is a
+// process-wide setting chosen at import (best available, or INTQUANT_ISA) and
+// changed only by set_isa().
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "isa.h"
+#include "kernels.h"
+
+namespace iqk {
+
+template <typename Fn>
+struct Kernel {
+  Fn fn = nullptr;
+  const char* name = nullptr;
+};
+
+struct KernelTable {
+  Isa isa = Isa::scalar;
+  Kernel<QuantizeFn> quantize;
+  Kernel<QuantizeChannelsFn> quantize_channels;
+  Kernel<DequantizeFn> dequantize_s8, dequantize_u8;
+  Kernel<DequantizeChannelsFn> dequantize_channels_s8, dequantize_channels_u8;
+};
+
+// Was this path compiled into the module?
+bool isa_built(Isa isa);
+// Built and supported by this CPU and OS.
+bool isa_available(Isa isa);
+// Available ISA names, best last.
+std::vector<std::string> available_isas();
+// The table of an available path; throws std::invalid_argument otherwise.
+const KernelTable& kernel_table(Isa isa);
+
+Isa active_isa();
+// Throws std::invalid_argument (naming the available paths) if not available.
+void set_active_isa(Isa isa);
+// The table of the active path.
+const KernelTable& active_kernels();
+
+}  // namespace iqk

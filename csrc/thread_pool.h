@@ -1,0 +1,23 @@
+// A small persistent pool for splitting one kernel call over cores. The calling
+// thread takes part in the work. If the pool is already busy (another Python
+// thread is inside a kernel with the GIL released), the call runs on the
+// caller alone: correct, never a deadlock.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+
+namespace iqk {
+
+// Threads used by kernels; default: the cores available to the process
+// (sched_getaffinity), or INTQUANT_NUM_THREADS handled at the Python layer.
+int get_num_threads();
+void set_num_threads(int n);  // n >= 1
+int default_num_threads();
+
+// Runs task(i) for every i in [0, n_tasks), spread over up to
+// get_num_threads() threads. Returns when all are done. An exception thrown by
+// a task is rethrown here (the first one).
+void parallel_for(size_t n_tasks, const std::function<void(size_t)>& task);
+
+}  // namespace iqk

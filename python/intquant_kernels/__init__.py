@@ -1,0 +1,46 @@
+"""intquant_kernels: exact int8 kernels for quantized inference on CPUs.
+
+Every op has a NumPy twin in :mod:`intquant_kernels.reference` that defines its
+result bit for bit. The kernels of the best ISA path of this CPU run by
+default; ``INTQUANT_ISA`` (read at import), :func:`set_isa` and
+:func:`use_isa` choose another, and never fall back silently.
+"""
+from __future__ import annotations
+
+from . import reference
+from ._dispatch import (
+    ISA_NAMES,
+    active_isa,
+    available_isas,
+    cpu_features,
+    get_num_threads,
+    kernel_calls,
+    kernel_names,
+    set_isa,
+    set_num_threads,
+    use_isa,
+)
+from ._quantize import dequantize, quantize
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ISA_NAMES",
+    "active_isa",
+    "available_isas",
+    "cpu_features",
+    "dequantize",
+    "get_num_threads",
+    "kernel_calls",
+    "kernel_names",
+    "quantize",
+    "reference",
+    "set_isa",
+    "set_num_threads",
+    "use_isa",
+]
+
+from ._dispatch import _apply_environment  # noqa: E402
+
+_apply_environment()
+del _apply_environment

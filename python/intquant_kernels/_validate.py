@@ -1,0 +1,155 @@
+"""Argument checking shared by the fast ops and the NumPy reference.
+
+Both paths accept and reject exactly the same inputs, with the same messages:
+a TypeError for a wrong dtype or argument type, a ValueError for a value or
+shape that is out of range.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+
+_Q_RANGES = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
+
+
+def q_dtype(dtype, what="dtype") -> np.dtype:
+    """The int8/uint8 dtype named by ``dtype``, or TypeError."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{what} must be int8 or uint8, got {dtype!r}") from None
+    if dt not in _Q_RANGES:
+        raise TypeError(f"{what} must be int8 or uint8, got {dt}")
+    return dt
+
+
+def q_range(dtype: np.dtype, narrow_range: bool = False) -> tuple[int, int]:
+    lo, hi = _Q_RANGES[dtype]
+    if narrow_range:
+        if dtype != np.int8:
+            raise ValueError(
+                "narrow_range=True is the symmetric int8 range [-127, 127]; it is not defined for "
+                f"{dtype} (use dtype=np.int8)"
+            )
+        lo = -127
+    return lo, hi
+
+
+def array_of(x, dtype, what: str) -> np.ndarray:
+    """``x`` as an ndarray that must already have ``dtype`` (no silent casts)."""
+    a = np.asarray(x)
+    if a.dtype != dtype:
+        raise TypeError(
+            f"{what} must be a {np.dtype(dtype)} array, got {a.dtype}"
+            + (f"; convert it with .astype(np.{np.dtype(dtype)})" if a.dtype.kind in "fiub" else "")
+        )
+    return a
+
+
+def normalize_axis(axis, ndim: int, what: str = "axis") -> int:
+    try:
+        ax = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer or None, got {type(axis).__name__}") from None
+    if not -ndim <= ax < ndim:
+        raise ValueError(f"{what}={ax} is out of range for an array of {ndim} dimension(s)")
+    return ax % ndim
+
+
+@dataclass(frozen=True)
+class QuantParams:
+    """Scale and zero point resolved against an array's shape.
+
+    The array is viewed as ``outer x channels x inner`` (``channels == 1`` for
+    per-tensor parameters); ``scale[c]`` and ``zero_point[c]`` apply to channel c.
+    """
+
+    scale: np.ndarray  # float32, shape (channels,)
+    zero_point: np.ndarray  # int32, shape (channels,)
+    axis: int | None
+    outer: int
+    channels: int
+    inner: int
+
+    def broadcast(self, ndim: int, values: np.ndarray) -> np.ndarray:
+        """``values`` (one per channel) reshaped to broadcast along the axis."""
+        if self.axis is None:
+            return values.reshape(())
+        shape = [1] * ndim
+        shape[self.axis] = self.channels
+        return values.reshape(shape)
+
+
+def quant_params(shape, scale, zero_point, axis, qmin: int, qmax: int) -> QuantParams:
+    scale_a = np.asarray(scale)
+    if scale_a.dtype.kind not in "fiu":
+        raise TypeError(f"scale must be a real number or a 1-D array of them, got dtype {scale_a.dtype}")
+    zp_a = np.asarray(zero_point)
+    if zp_a.dtype.kind not in "iu":
+        raise TypeError(f"zero_point must be an integer or a 1-D integer array, got dtype {zp_a.dtype}")
+    for name, a in (("scale", scale_a), ("zero_point", zp_a)):
+        if a.ndim > 1:
+            raise ValueError(f"{name} must be a scalar or 1-D (one value per channel), got shape {a.shape}")
+
+    per_channel = scale_a.ndim == 1 or zp_a.ndim == 1
+    ndim = len(shape)
+    if axis is None:
+        if per_channel:
+            raise ValueError(
+                "a 1-D scale or zero_point is per-channel and needs axis= (the channel axis)"
+            )
+        ax = None
+    else:
+        ax = normalize_axis(axis, ndim)
+
+    with np.errstate(over="ignore"):
+        scale32 = scale_a.astype(np.float32)
+    bad = ~(np.isfinite(scale32) & (scale32 > 0))
+    if np.any(bad):
+        first = scale_a.reshape(-1)[np.argmax(bad.reshape(-1))]
+        raise ValueError(
+            f"scale must be finite and > 0 in float32, got {first!r}"
+            + (" (which is not representable in float32)" if np.isfinite(first) and first > 0 else "")
+        )
+    if np.any((zp_a < qmin) | (zp_a > qmax)):
+        first = zp_a.reshape(-1)[np.argmax(((zp_a < qmin) | (zp_a > qmax)).reshape(-1))]
+        raise ValueError(f"zero_point must lie in [{qmin}, {qmax}] for this dtype, got {int(first)}")
+
+    if ax is None:
+        size = int(np.prod(shape, dtype=np.int64))
+        return QuantParams(scale32.reshape(1), zp_a.astype(np.int32).reshape(1), None, 1, 1, size)
+
+    channels = shape[ax]
+    for name, a in (("scale", scale_a), ("zero_point", zp_a)):
+        if a.ndim == 1 and a.shape[0] != channels:
+            raise ValueError(
+                f"{name} has {a.shape[0]} entries but x.shape[{ax}] is {channels}: per-channel "
+                "parameters need one value per channel along axis"
+            )
+    outer = int(np.prod(shape[:ax], dtype=np.int64))
+    inner = int(np.prod(shape[ax + 1:], dtype=np.int64))
+    return QuantParams(
+        np.ascontiguousarray(np.broadcast_to(scale32, (channels,))),
+        np.ascontiguousarray(np.broadcast_to(zp_a.astype(np.int32), (channels,))),
+        ax,
+        outer,
+        channels,
+        inner,
+    )
+
+
+def check_out(out, shape, dtype, what: str = "out") -> np.ndarray:
+    """A caller-supplied output array: right type, dtype, shape, C-contiguous, writable."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{what} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.dtype != dtype:
+        raise TypeError(f"{what} must have dtype {np.dtype(dtype)}, got {out.dtype}")
+    if out.shape != tuple(shape):
+        raise ValueError(f"{what} must have shape {tuple(shape)}, got {out.shape}")
+    if not out.flags.c_contiguous:
+        raise ValueError(f"{what} must be C-contiguous")
+    if not out.flags.writeable:
+        raise ValueError(f"{what} is read-only")
+    return out
