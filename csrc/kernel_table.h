@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "isa.h"
+#include "gemm.h"
 #include "kernels.h"
 
 namespace iqk {
@@ -23,6 +24,7 @@ struct KernelTable {
   Kernel<QuantizeChannelsFn> quantize_channels;
   Kernel<DequantizeFn> dequantize_s8, dequantize_u8;
   Kernel<DequantizeChannelsFn> dequantize_channels_s8, dequantize_channels_u8;
+  GemmKernel gemm;
 };
 
 // Was this path compiled into the module?

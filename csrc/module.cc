@@ -47,6 +47,20 @@ T* checked_data(const py::array& a, const py::dtype& dtype, size_t count, const 
   return static_cast<T*>(const_cast<void*>(a.data()));
 }
 
+const iqk::KernelTable& table_of(const std::string& name) {
+  try {
+    return iqk::kernel_table(isa_from_name(name));
+  } catch (const std::invalid_argument& e) {
+    throw py::value_error(e.what());
+  }
+}
+
+iqk::GemmShape shape_of(int layout, int mr, int nr) {
+  if ((layout != 0 && layout != 1) || mr < 1 || nr < 1 || mr > 64 || nr > 256)
+    throw py::value_error("invalid GEMM layout");
+  return iqk::GemmShape{static_cast<iqk::GemmLayout>(layout), mr, nr};
+}
+
 bool is_q8(const py::array& a, bool* is_signed) {
   if (a.dtype().equal(py::dtype::of<int8_t>())) return *is_signed = true;
   if (a.dtype().equal(py::dtype::of<uint8_t>())) return !(*is_signed = false);
@@ -83,12 +97,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("cpu_vendor", [] { return iqk::cpu_features().vendor; });
   m.def("cpu_brand", [] { return iqk::cpu_features().brand; });
   m.def("kernel_names", [](const std::string& name) {
-    const iqk::KernelTable* t;
-    try {
-      t = &iqk::kernel_table(isa_from_name(name));
-    } catch (const std::invalid_argument& e) {
-      throw py::value_error(e.what());
-    }
+    const iqk::KernelTable* t = &table_of(name);
     py::dict d;
     d["quantize"] = t->quantize.name;
     d["quantize_channels"] = t->quantize_channels.name;
@@ -96,6 +105,7 @@ PYBIND11_MODULE(_core, m) {
     d["dequantize_u8"] = t->dequantize_u8.name;
     d["dequantize_channels_s8"] = t->dequantize_channels_s8.name;
     d["dequantize_channels_u8"] = t->dequantize_channels_u8.name;
+    d["gemm"] = t->gemm.name;
     return d;
   });
   m.def("kernel_call_counts", [] {
@@ -109,6 +119,88 @@ PYBIND11_MODULE(_core, m) {
     if (n < 1) throw py::value_error("number of threads must be a positive integer, got " + std::to_string(n));
     iqk::set_num_threads(n);
   });
+
+  m.def("gemm_shape", [](const std::string& name) {
+    const iqk::KernelTable& t = table_of(name);
+    return py::make_tuple(static_cast<int>(t.gemm.shape.layout), t.gemm.shape.mr, t.gemm.shape.nr,
+                          t.gemm.name);
+  });
+
+  m.def(
+      "pack_b",
+      [](const py::array& b, int layout, int mr, int nr) {
+        if (b.ndim() != 2) throw py::value_error("b: expected a 2-D array");
+        const size_t K = b.shape(0), N = b.shape(1);
+        const int8_t* bp = checked_data<const int8_t>(b, py::dtype::of<int8_t>(), K * N, "b", false);
+        const iqk::GemmShape s = shape_of(layout, mr, nr);
+        py::array_t<uint8_t> out(static_cast<py::ssize_t>(iqk::packed_b_bytes(s, K, N)));
+        uint8_t* op = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          iqk::pack_b(s, bp, K, N, op);
+        }
+        return out;
+      },
+      py::arg("b"), py::arg("layout"), py::arg("mr"), py::arg("nr"));
+
+  m.def(
+      "gemm",
+      [](const std::string& isa, const py::array& a, const py::array& packed, size_t K, size_t N,
+         const py::object& b_zp, const py::array& col_off, int kind, const py::array& out,
+         const py::object& scale, const py::object& bias, bool relu, int32_t out_zp, int32_t lo,
+         int32_t hi) {
+        const iqk::KernelTable& t = table_of(isa);
+        iqk::GemmProblem p;
+        bool a_signed;
+        if (a.ndim() != 2 || !is_q8(a, &a_signed))
+          throw py::type_error("a: expected a 2-D int8 or uint8 array");
+        p.M = a.shape(0);
+        if (static_cast<size_t>(a.shape(1)) != K) throw py::value_error("a: expected K columns");
+        if (p.M > 1 && (a.strides(0) < static_cast<py::ssize_t>(K)))
+          throw py::value_error("a: rows must not overlap");
+        if (K > 1 && a.strides(1) != 1) throw py::value_error("a: rows must be contiguous");
+        p.a = static_cast<const uint8_t*>(a.data());
+        p.a_signed = a_signed;
+        p.lda = p.M > 1 ? a.strides(0) : K;
+        p.K = K;
+        p.N = N;
+        p.packed_b = checked_data<const uint8_t>(packed, py::dtype::of<uint8_t>(),
+                                                 iqk::packed_b_bytes(t.gemm.shape, K, N), "packed", false);
+        if (!b_zp.is_none())
+          p.b_zp = checked_data<const int32_t>(b_zp.cast<py::array>(), py::dtype::of<int32_t>(), N, "b_zp", false);
+        p.col_off = checked_data<const int32_t>(col_off, py::dtype::of<int32_t>(), N, "col_off", false);
+        iqk::GemmEpilogue& ep = p.epilogue;
+        if (kind < 0 || kind > 2) throw py::value_error("kind: expected 0 (int32), 1 (float32) or 2 (8-bit)");
+        ep.kind = static_cast<iqk::GemmOut>(kind);
+        const py::dtype out_dt = ep.kind == iqk::GemmOut::i32   ? py::dtype::of<int32_t>()
+                                 : ep.kind == iqk::GemmOut::f32 ? py::dtype::of<float>()
+                                                                : out.dtype();
+        if (ep.kind == iqk::GemmOut::q8) {
+          bool o_signed;
+          if (!is_q8(out, &o_signed)) throw py::type_error("out: expected int8 or uint8");
+          const int32_t olo = o_signed ? -128 : 0, ohi = o_signed ? 127 : 255;
+          if (lo < olo || hi > ohi || lo > hi) throw py::value_error("bounds outside the output dtype's range");
+        }
+        if (out.ndim() != 2 || static_cast<size_t>(out.shape(0)) != p.M || static_cast<size_t>(out.shape(1)) != N)
+          throw py::value_error("out: expected shape (M, N)");
+        ep.c = checked_data<void>(out, out_dt, p.M * N, "out", true);
+        ep.ldc = N;
+        if (ep.kind != iqk::GemmOut::i32) {
+          if (scale.is_none()) throw py::value_error("scale: required for float32 and 8-bit output");
+          ep.scale = checked_data<const float>(scale.cast<py::array>(), py::dtype::of<float>(), N, "scale", false);
+        }
+        if (!bias.is_none())
+          ep.bias = checked_data<const float>(bias.cast<py::array>(), py::dtype::of<float>(), N, "bias", false);
+        ep.relu = relu;
+        ep.out_zp = out_zp;
+        ep.lo = lo;
+        ep.hi = hi;
+        py::gil_scoped_release release;
+        iqk::gemm(p, t.gemm);
+      },
+      py::arg("isa"), py::arg("a"), py::arg("packed"), py::arg("K"), py::arg("N"), py::arg("b_zp"),
+      py::arg("col_off"), py::arg("kind"), py::arg("out"), py::arg("scale"), py::arg("bias"),
+      py::arg("relu"), py::arg("out_zp"), py::arg("lo"), py::arg("hi"));
 
   m.def(
       "quantize",

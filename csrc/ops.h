@@ -17,3 +17,26 @@ void dequantize(const void* q, bool q_signed, float* y, size_t outer, size_t cha
                 size_t inner, const float* scale, const int32_t* zp);
 
 }  // namespace iqk
+
+#include "gemm.h"
+
+namespace iqk {
+
+struct GemmProblem {
+  const uint8_t* a = nullptr;  // M rows of K bytes, row m at a + m * lda
+  bool a_signed = false;
+  size_t M = 0, K = 0, N = 0, lda = 0;
+  const uint8_t* packed_b = nullptr;  // pack_b() output for the kernel's shape
+  const int32_t* b_zp = nullptr;      // N entries, or null when all are zero
+  const int32_t* col_off = nullptr;   // N entries (see gemm.h)
+  // kind, c, ldc, relu, out_zp, lo, hi as given; scale (N, required for f32
+  // and q8) and bias (N or null) are padded by the driver.
+  GemmEpilogue epilogue;
+};
+
+size_t packed_b_bytes(const GemmShape& s, size_t K, size_t N);
+// b: K x N row-major int8.
+void pack_b(const GemmShape& s, const int8_t* b, size_t K, size_t N, uint8_t* out);
+void gemm(const GemmProblem& p, const GemmKernel& kernel);
+
+}  // namespace iqk

@@ -20,19 +20,25 @@ from ._dispatch import (
     set_num_threads,
     use_isa,
 )
+from ._gemm import gemm, qgemm
+from ._packed import PackedWeights, pack_weights
 from ._quantize import dequantize, quantize
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ISA_NAMES",
+    "PackedWeights",
     "active_isa",
     "available_isas",
     "cpu_features",
     "dequantize",
+    "gemm",
     "get_num_threads",
     "kernel_calls",
     "kernel_names",
+    "pack_weights",
+    "qgemm",
     "quantize",
     "reference",
     "set_isa",

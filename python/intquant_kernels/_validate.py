@@ -153,3 +153,90 @@ def check_out(out, shape, dtype, what: str = "out") -> np.ndarray:
     if not out.flags.writeable:
         raise ValueError(f"{what} is read-only")
     return out
+
+
+# --- GEMM ---------------------------------------------------------------------
+
+INT32_MAX = 2**31 - 1
+
+
+def scalar_int(value, what: str, lo: int, hi: int) -> int:
+    """An integer scalar within [lo, hi]."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{what} must be an integer, got {a.dtype}")
+    if a.ndim != 0:
+        raise ValueError(f"{what} must be a scalar (per-tensor), got shape {a.shape}")
+    v = int(a)
+    if not lo <= v <= hi:
+        raise ValueError(f"{what} must lie in [{lo}, {hi}], got {v}")
+    return v
+
+
+def column_zero_points(zero_point, n: int, what: str = "b_zero_point") -> np.ndarray:
+    """A scalar or (N,) int8-range zero point, as (N,) int32."""
+    zp = np.asarray(zero_point)
+    if zp.dtype.kind not in "iu":
+        raise TypeError(f"{what} must be an integer or a 1-D integer array, got dtype {zp.dtype}")
+    if zp.ndim > 1 or (zp.ndim == 1 and zp.shape[0] != n):
+        raise ValueError(f"{what} must be a scalar or have shape ({n},) (one per column), got {zp.shape}")
+    if np.any((zp < -128) | (zp > 127)):
+        raise ValueError(f"{what} must lie in [-128, 127] (int8 weights)")
+    return np.ascontiguousarray(np.broadcast_to(zp.astype(np.int32), (n,)))
+
+
+def weights(b) -> np.ndarray:
+    b = np.asarray(b)
+    if b.dtype != np.int8:
+        raise TypeError(f"b must be an int8 array or PackedWeights, got dtype {b.dtype}")
+    if b.ndim != 2:
+        raise ValueError(f"b must be 2-D (K, N), got shape {b.shape}")
+    return b
+
+
+def activations(a, k: int) -> np.ndarray:
+    a = np.asarray(a)
+    if a.dtype not in _Q_RANGES:
+        raise TypeError(f"a must be an int8 or uint8 array, got dtype {a.dtype}")
+    if a.ndim < 1:
+        raise ValueError("a must have at least one dimension (..., K)")
+    if a.shape[-1] != k:
+        raise ValueError(f"a has K={a.shape[-1]} (last axis) but b has K={k} rows")
+    return a
+
+
+def accumulator_bound(k: int, a_dtype: np.dtype, a_zp: int, b_zp: np.ndarray, extra: int = 0) -> None:
+    """Refuse shapes whose exact result could leave int32.
+
+    |sum_k (a - a_zp)(b - b_zp)| <= K * max|a - a_zp| * max|b - b_zp|; with an
+    added bias, plus max|bias|. Beyond 2**31 - 1 the int32 accumulator would
+    wrap, so the call is refused rather than answered wrongly.
+    """
+    lo, hi = _Q_RANGES[np.dtype(a_dtype)]
+    amax = max(abs(lo - a_zp), abs(hi - a_zp))
+    bmax = int(np.max(np.maximum(np.abs(-128 - b_zp.astype(np.int64)), np.abs(127 - b_zp.astype(np.int64))))) if b_zp.size else 128
+    worst = k * amax * bmax + extra
+    if worst > INT32_MAX:
+        kmax = (INT32_MAX - extra) // max(1, amax * bmax)
+        raise ValueError(
+            f"K={k} could overflow the int32 accumulator for these dtypes and zero points "
+            f"(|a - a_zero_point| <= {amax}, |b - b_zero_point| <= {bmax}"
+            + (f", |bias| <= {extra}" if extra else "")
+            + f"): K must be <= {kmax}"
+        )
+
+
+def positive_scale(value, what: str, shape=None) -> np.ndarray:
+    """float32 scale(s), finite and > 0; scalar, or 1-D matching ``shape``."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"{what} must be a real number or a 1-D array of them, got dtype {a.dtype}")
+    if shape is None and a.ndim != 0:
+        raise ValueError(f"{what} must be a scalar (per-tensor), got shape {a.shape}")
+    if a.ndim > 1 or (a.ndim == 1 and a.shape != shape):
+        raise ValueError(f"{what} must be a scalar or have shape {shape}, got {a.shape}")
+    with np.errstate(over="ignore"):
+        a32 = a.astype(np.float32)
+    if not np.all(np.isfinite(a32) & (a32 > 0)):
+        raise ValueError(f"{what} must be finite and > 0 in float32")
+    return a32

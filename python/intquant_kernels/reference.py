@@ -11,7 +11,7 @@ import numpy as np
 
 from . import _validate as v
 
-__all__ = ["quantize", "dequantize"]
+__all__ = ["quantize", "dequantize", "gemm", "qgemm"]
 
 
 def quantize(x, scale, zero_point=0, *, axis=None, dtype=np.int8, narrow_range=False, out=None):
@@ -68,4 +68,87 @@ def dequantize(q, scale, zero_point=0, *, axis=None, out=None):
     if out is None:
         return x
     v.check_out(out, q.shape, np.float32)[...] = x
+    return out
+
+
+def _weights_and_zp(b, b_zero_point):
+    from ._packed import PackedWeights
+
+    if isinstance(b, PackedWeights):
+        if not (np.ndim(b_zero_point) == 0 and np.asarray(b_zero_point).dtype.kind in "iu" and b_zero_point == 0):
+            raise ValueError("b is PackedWeights: its zero point was fixed by pack_weights(zero_point=...)")
+        return b.weights, b.zero_point
+    b = v.weights(b)
+    return b, v.column_zero_points(b_zero_point, b.shape[1])
+
+
+def _gemm_int64(a, b, b_zp, a_zero_point, bias_bound=0):
+    k = b.shape[0]
+    a = v.activations(a, k)
+    qmin, qmax = v.q_range(a.dtype)
+    a_zp = v.scalar_int(a_zero_point, "a_zero_point", qmin, qmax)
+    v.accumulator_bound(k, a.dtype, a_zp, b_zp, bias_bound)
+    # int64: the exact value; the bound above keeps it within int32.
+    return (a.astype(np.int64) - a_zp) @ (b.astype(np.int64) - b_zp)
+
+
+def gemm(a, b, *, a_zero_point=0, b_zero_point=0, out=None):
+    """int8 matrix product with int32 result (ONNX MatMulInteger).
+
+    ``C[..., n] = sum_k (a[..., k] - a_zero_point) * (b[k, n] - b_zero_point[n])``,
+    exactly. ``a`` is int8 or uint8 of shape (..., K), ``a_zero_point`` a
+    scalar in a's dtype range; ``b`` is int8 (K, N) or PackedWeights;
+    ``b_zero_point`` a scalar or (N,) in [-128, 127]. Where K is large enough
+    that the result could leave int32 for these dtypes and zero points, a
+    ValueError gives the largest allowed K.
+    """
+    b, b_zp = _weights_and_zp(b, b_zero_point)
+    c = _gemm_int64(a, b, b_zp, a_zero_point).astype(np.int32)
+    if out is None:
+        return c
+    v.check_out(out, c.shape, np.int32)[...] = c
+    return out
+
+
+def qgemm(a, b, a_scale, b_scale, *, a_zero_point=0, b_zero_point=0, bias=None, relu=False, out_scale=None,
+          out_zero_point=0, out_dtype=np.float32, out=None):
+    """gemm with a fused dequantize (float32) or requantize (int8/uint8) epilogue.
+
+    With ``s[n] = float32(a_scale) * float32(b_scale[n])`` (a float32 product),
+    and ``acc`` the exact gemm result:
+
+    - float32 output (``out_scale is None``):
+      ``y = float32(acc) * s[n]``, then ``y = y + bias[n]`` (a separate float32
+      add: no fused multiply-add), then ``max(y, 0)`` if ``relu``.
+    - requantized output (``out_scale`` given, ``out_dtype`` int8 or uint8;
+      ONNX QLinearMatMul): ``m[n] = s[n] / float32(out_scale)`` in float32;
+      ``q = saturate(round_half_to_even(float32(acc + bias_q[n]) * m[n]) + out_zero_point)``,
+      where ``bias_q`` is an int32 bias as given, or a float bias quantized as
+      ``round_half_to_even(bias[n] / s[n])`` (float32 division). ``relu``
+      clamps at ``out_zero_point`` (real zero).
+
+    ``b_scale`` is a scalar or (N,) (per output channel); ``a_scale`` a scalar.
+    ``b_zero_point`` is as in :func:`gemm` (affine weights; PackedWeights carry their own).
+    """
+    from ._gemm_common import resolve_qgemm
+
+    b, b_zp = _weights_and_zp(b, b_zero_point)
+    ep = resolve_qgemm(b.shape[1], a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype)
+    bias_bound = int(np.max(np.abs(ep.bias_q))) if ep.bias_q is not None and ep.bias_q.size else 0
+    acc = _gemm_int64(a, b, b_zp, a_zero_point, bias_bound)
+    if not ep.requantize:
+        y = acc.astype(np.float32) * ep.scale
+        if ep.bias is not None:
+            y = y + ep.bias
+        if ep.relu:
+            y = np.maximum(y, np.float32(0))
+        res = y
+    else:
+        total = acc if ep.bias_q is None else acc + ep.bias_q
+        with np.errstate(over="ignore"):
+            t = np.rint(total.astype(np.int32).astype(np.float32) * ep.scale)
+        res = np.clip(t.astype(np.float64) + ep.out_zp, ep.lo, ep.hi).astype(ep.out_dtype)
+    if out is None:
+        return res
+    v.check_out(out, res.shape, res.dtype)[...] = res
     return out

@@ -1,0 +1,84 @@
+// int8 GEMM: packed layouts, the tile kernel signature and the epilogue that
+// every tile kernel applies before it stores. No intrinsics here.
+//
+// C[m, n] = sum_k (a[m, k] - a_zp) * (b[k, n] - b_zp[n]) is computed as
+//   acc[m, n]  = sum_k a_u[m, k] * b[k, n]          (the tile kernel's loop)
+//   C[m, n]    = acc - row_sum[m] * b_zp[n] - col_off[n]
+// where a_u is a as unsigned bytes (int8 activations are shifted by 128, the
+// unsigned x signed form of VNNI), row_sum[m] = sum_k a_u[m, k] (only when some
+// b_zp != 0), and col_off[n] = a_zp_u * colsum_b[n] - K * a_zp_u * b_zp[n]
+// - bias_q[n], with a_zp_u the zero point of a_u. All of it is int32
+// arithmetic modulo 2^32: the result is exact whenever C fits in int32, which
+// the Python layer checks before calling (see _gemm.py).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace iqk {
+
+enum class GemmLayout : int {
+  // Groups of 4 consecutive k: a panel of NR columns stores, per group, NR
+  // runs of 4 bytes (b[4g..4g+3, n]); A panels store MR runs of 4 bytes per
+  // group. The layout of vpdpbusd.
+  vnni4 = 0,
+  // Pairs of consecutive k widened to int16: per pair, NR runs of two int16
+  // (b[2p, n], b[2p+1, n]); A likewise. The layout of vpmaddwd (exact AVX2).
+  pair16 = 1,
+};
+
+struct GemmShape {
+  GemmLayout layout;
+  int mr;  // rows per A panel (tile height)
+  int nr;  // columns per B panel (tile width)
+  // k values per group (4 for vnni4, 2 for pair16) and bytes per value.
+  int k_group() const { return layout == GemmLayout::vnni4 ? 4 : 2; }
+  int elem_bytes() const { return layout == GemmLayout::vnni4 ? 1 : 2; }
+};
+
+enum class GemmOut : int { i32 = 0, f32 = 1, q8 = 2 };
+
+// Everything a tile kernel needs after its K loop. Per-column arrays are
+// padded by the driver to a whole number of panels, so kernels may load full
+// vectors from them; `c` is the caller's array and is written only inside
+// [0, M) x [0, N).
+struct GemmEpilogue {
+  GemmOut kind = GemmOut::i32;
+  void* c = nullptr;
+  size_t ldc = 0;                   // elements between rows of c
+  const int32_t* row_sum = nullptr;  // M entries, or null when every b_zp is 0
+  const int32_t* b_zp = nullptr;     // padded N, or null when every b_zp is 0
+  const int32_t* col_off = nullptr;  // padded N
+  // f32: y = float(C) * scale[n] + bias[n] (bias -0.0 when absent: x + -0.0 == x
+  // bit for bit), then max(0, y) if relu.
+  // q8:  q = clamp(round_half_even(float(C) * scale[n]) + out_zp, lo, hi); relu
+  //      is folded into lo.
+  const float* scale = nullptr;
+  const float* bias = nullptr;
+  bool relu = false;
+  int32_t out_zp = 0, lo = 0, hi = 0;
+};
+
+// Computes the tile C[m0 : m0+mr, n0 : n0+nr] (mr <= MR, nr <= NR) from an A
+// panel and a B panel covering `groups` k-groups, and applies the epilogue.
+using GemmTileFn = void (*)(size_t mr, size_t nr, size_t groups, const void* a_panel,
+                            const void* b_panel, const GemmEpilogue& ep, size_t m0, size_t n0);
+
+struct GemmKernel {
+  GemmTileFn fn = nullptr;
+  const char* name = nullptr;
+  GemmShape shape{GemmLayout::vnni4, 1, 1};
+};
+
+void gemm_u8s8s32_4x16c4__scalar(size_t, size_t, size_t, const void*, const void*,
+                                 const GemmEpilogue&, size_t, size_t);
+#if defined(IQK_BUILD_X86)
+void gemm_u8s8s32_6x16c2__avx2(size_t, size_t, size_t, const void*, const void*,
+                               const GemmEpilogue&, size_t, size_t);
+void gemm_u8s8s32_6x16c4__avxvnni(size_t, size_t, size_t, const void*, const void*,
+                                  const GemmEpilogue&, size_t, size_t);
+void gemm_u8s8s32_6x64c4__avx512vnni(size_t, size_t, size_t, const void*, const void*,
+                                     const GemmEpilogue&, size_t, size_t);
+#endif
+
+}  // namespace iqk

@@ -1,0 +1,31 @@
+// Portable GEMM tile kernel on the vnni4 layout: always built, and the
+// baseline every SIMD kernel must match bit for bit.
+#include "gemm_epilogue.h"
+#include "kernel_counter.h"
+
+namespace iqk {
+
+void gemm_u8s8s32_4x16c4__scalar(size_t mr, size_t nr, size_t groups, const void* a_panel,
+                                 const void* b_panel, const GemmEpilogue& ep, size_t m0,
+                                 size_t n0) {
+  IQK_KERNEL_ENTRY("gemm_u8s8s32_4x16c4__scalar");
+  constexpr size_t MR = 4, NR = 16;
+  const uint8_t* a = static_cast<const uint8_t*>(a_panel);
+  const int8_t* b = static_cast<const int8_t*>(b_panel);
+  int32_t acc[MR][NR] = {};
+  for (size_t g = 0; g < groups; ++g, a += MR * 4, b += NR * 4) {
+    for (size_t i = 0; i < MR; ++i) {
+      for (size_t j = 0; j < NR; ++j) {
+        int32_t s = 0;
+        for (size_t t = 0; t < 4; ++t) s += int32_t(a[i * 4 + t]) * int32_t(b[j * 4 + t]);
+        // Wraps like vpdpbusd when K is past the exact bound; never reached
+        // through the Python API, which refuses such K.
+        acc[i][j] = static_cast<int32_t>(static_cast<uint32_t>(acc[i][j]) + static_cast<uint32_t>(s));
+      }
+    }
+  }
+  for (size_t i = 0; i < mr; ++i)
+    for (size_t j = 0; j < nr; ++j) gemm_store_one(ep, m0 + i, n0 + j, acc[i][j]);
+}
+
+}  // namespace iqk

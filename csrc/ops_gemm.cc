@@ -1,0 +1,156 @@
+// GEMM driver: packs B once (pack_weights) and A per call, walks the tiles,
+// splits them over threads. Layout and tile size come from the kernel.
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "gemm.h"
+#include "ops.h"
+#include "thread_pool.h"
+
+namespace iqk {
+
+namespace {
+
+size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+
+// Bytes of one A (MR rows) or B (NR columns) panel over the whole of K.
+size_t panel_bytes(const GemmShape& s, size_t k, size_t rows_or_cols) {
+  return ceil_div(k, s.k_group()) * rows_or_cols * 4;
+}
+
+// Packs rows [m0, m0 + rows) of A into one panel of MR rows: a_u = a (uint8)
+// or a ^ 0x80 (int8, i.e. a + 128). Missing rows and k past K are zero.
+void pack_a_panel(const GemmShape& s, const uint8_t* a, size_t lda, bool a_signed, size_t K,
+                  size_t rows, uint8_t* panel) {
+  const size_t mr = s.mr;
+  const uint8_t flip = a_signed ? 0x80 : 0x00;
+  std::memset(panel, 0, panel_bytes(s, K, mr));
+  if (s.layout == GemmLayout::vnni4) {
+    const uint32_t flip4 = flip * 0x01010101u;
+    for (size_t i = 0; i < rows; ++i) {
+      const uint8_t* row = a + i * lda;
+      size_t g = 0;
+      for (; 4 * g + 4 <= K; ++g) {  // whole groups: 4 bytes at a time
+        uint32_t w;
+        std::memcpy(&w, row + 4 * g, 4);
+        w ^= flip4;
+        std::memcpy(panel + g * mr * 4 + i * 4, &w, 4);
+      }
+      for (size_t k = 4 * g; k < K; ++k) panel[g * mr * 4 + i * 4 + k % 4] = row[k] ^ flip;
+    }
+  } else {
+    int16_t* p = reinterpret_cast<int16_t*>(panel);
+    for (size_t i = 0; i < rows; ++i) {
+      const uint8_t* row = a + i * lda;
+      for (size_t k = 0; k < K; ++k) p[(k / 2) * mr * 2 + i * 2 + k % 2] = uint8_t(row[k] ^ flip);
+    }
+  }
+}
+
+}  // namespace
+
+size_t packed_b_bytes(const GemmShape& s, size_t K, size_t N) {
+  return ceil_div(N, s.nr) * panel_bytes(s, K, s.nr);
+}
+
+void pack_b(const GemmShape& s, const int8_t* b, size_t K, size_t N, uint8_t* out) {
+  const size_t nr = s.nr, pb = panel_bytes(s, K, nr);
+  std::memset(out, 0, packed_b_bytes(s, K, N));
+  for (size_t p = 0; p * nr < N; ++p) {
+    uint8_t* panel = out + p * pb;
+    const size_t cols = std::min(nr, N - p * nr);
+    if (s.layout == GemmLayout::vnni4) {
+      for (size_t k = 0; k < K; ++k)
+        for (size_t j = 0; j < cols; ++j)
+          panel[(k / 4) * nr * 4 + j * 4 + k % 4] = static_cast<uint8_t>(b[k * N + p * nr + j]);
+    } else {
+      int16_t* q = reinterpret_cast<int16_t*>(panel);
+      for (size_t k = 0; k < K; ++k)
+        for (size_t j = 0; j < cols; ++j) q[(k / 2) * nr * 2 + j * 2 + k % 2] = b[k * N + p * nr + j];
+    }
+  }
+}
+
+void gemm(const GemmProblem& p, const GemmKernel& kernel) {
+  const GemmShape& s = kernel.shape;
+  const size_t M = p.M, N = p.N, K = p.K, mr = s.mr, nr = s.nr;
+  if (M == 0 || N == 0) return;
+  const size_t groups = ceil_div(K, s.k_group());
+  const size_t n_panels = ceil_div(N, nr), m_panels = ceil_div(M, mr);
+  const size_t a_panel = panel_bytes(s, K, mr), b_panel = panel_bytes(s, K, nr);
+
+  // Per-column arrays padded to whole panels so that kernels can load full
+  // vectors; the padding columns are never stored.
+  const size_t n_pad = n_panels * nr;
+  auto pad_i32 = [&](const int32_t* src, int32_t fill) {
+    std::vector<int32_t> v(n_pad, fill);
+    if (src) std::copy(src, src + N, v.begin());
+    return v;
+  };
+  auto pad_f32 = [&](const float* src, float fill) {
+    std::vector<float> v(n_pad, fill);
+    if (src) std::copy(src, src + N, v.begin());
+    return v;
+  };
+  const std::vector<int32_t> col_off = pad_i32(p.col_off, 0);
+  const std::vector<int32_t> b_zp = pad_i32(p.b_zp, 0);
+  const std::vector<float> scale = pad_f32(p.epilogue.scale, 1.0f);
+  const std::vector<float> bias = pad_f32(p.epilogue.bias, -0.0f);
+
+  std::vector<int32_t> row_sum;
+  if (p.b_zp) {
+    row_sum.resize(M);
+    const uint32_t flip = p.a_signed ? 128u : 0u;
+    for (size_t m = 0; m < M; ++m) {
+      const uint8_t* row = p.a + m * p.lda;
+      uint32_t sum = 0;
+      for (size_t k = 0; k < K; ++k) sum += (row[k] ^ static_cast<uint8_t>(flip));
+      row_sum[m] = static_cast<int32_t>(sum);
+    }
+  }
+
+  GemmEpilogue ep = p.epilogue;
+  ep.col_off = col_off.data();
+  ep.b_zp = p.b_zp ? b_zp.data() : nullptr;
+  ep.row_sum = p.b_zp ? row_sum.data() : nullptr;
+  ep.scale = scale.data();
+  ep.bias = bias.data();
+
+  // An M block's packed A stays in L2 while every B panel of the task streams
+  // past it; a B panel stays in L1/L2 while the block's A panels go by.
+  constexpr size_t kABlockBytes = 192 * 1024;
+  const size_t block_panels = std::max<size_t>(1, std::min(m_panels, kABlockBytes / a_panel));
+  const size_t m_blocks = ceil_div(m_panels, block_panels);
+  // Enough tasks to share between threads; each task packs its own A block.
+  const size_t threads = static_cast<size_t>(get_num_threads());
+  size_t n_chunks = 1;
+  if (threads > 1 && m_blocks < 4 * threads) n_chunks = std::min(n_panels, ceil_div(4 * threads, m_blocks));
+  const size_t chunk_panels = ceil_div(n_panels, n_chunks);
+  n_chunks = ceil_div(n_panels, chunk_panels);
+
+  parallel_for(m_blocks * n_chunks, [&](size_t task) {
+    const size_t mb = task / n_chunks, nc = task % n_chunks;
+    const size_t mp0 = mb * block_panels, mp1 = std::min(m_panels, mp0 + block_panels);
+    const size_t np0 = nc * chunk_panels, np1 = std::min(n_panels, np0 + chunk_panels);
+    thread_local std::vector<uint8_t> abuf;
+    if (abuf.size() < (mp1 - mp0) * a_panel + 64) abuf.resize((mp1 - mp0) * a_panel + 64);
+    uint8_t* ablock = abuf.data() + (64 - reinterpret_cast<uintptr_t>(abuf.data()) % 64) % 64;
+    for (size_t mp = mp0; mp < mp1; ++mp) {
+      const size_t m0 = mp * mr;
+      pack_a_panel(s, p.a + m0 * p.lda, p.lda, p.a_signed, K, std::min(mr, M - m0),
+                   ablock + (mp - mp0) * a_panel);
+    }
+    for (size_t np = np0; np < np1; ++np) {
+      const size_t n0 = np * nr;
+      const uint8_t* bp = p.packed_b + np * b_panel;
+      for (size_t mp = mp0; mp < mp1; ++mp) {
+        const size_t m0 = mp * mr;
+        kernel.fn(std::min(mr, M - m0), std::min(nr, N - n0), groups, ablock + (mp - mp0) * a_panel,
+                  bp, ep, m0, n0);
+      }
+    }
+  });
+}
+
+}  // namespace iqk

@@ -1,0 +1,85 @@
+"""gemm and qgemm on the compiled kernels (see reference.py for the contract)."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from . import _validate as v
+from . import reference as _ref
+from ._dispatch import active_isa
+from ._gemm_common import resolve_qgemm
+from ._packed import PackedWeights
+
+_KIND_I32, _KIND_F32, _KIND_Q8 = 0, 1, 2
+
+
+def _packed(b, b_zero_point) -> PackedWeights:
+    if isinstance(b, PackedWeights):
+        if not (np.ndim(b_zero_point) == 0 and np.asarray(b_zero_point).dtype.kind in "iu" and b_zero_point == 0):
+            raise ValueError("b is PackedWeights: its zero point was fixed by pack_weights(zero_point=...)")
+        return b
+    return PackedWeights(b, zero_point=b_zero_point)
+
+
+def _wrap_int32(x: np.ndarray) -> np.ndarray:
+    """int64 values modulo 2**32 as int32 (the kernels' arithmetic)."""
+    return (x.astype(np.int64) & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+
+
+def _run(a, pw: PackedWeights, a_zero_point, kind, out, out_dtype, ep=None):
+    isa = active_isa()
+    k, n = pw.shape
+    a = v.activations(a, k)
+    qmin, qmax = v.q_range(a.dtype)
+    a_zp = v.scalar_int(a_zero_point, "a_zero_point", qmin, qmax)
+    bias_q = ep.bias_q if ep is not None else None
+    bias_bound = int(np.max(np.abs(bias_q))) if bias_q is not None and bias_q.size else 0
+    v.accumulator_bound(k, a.dtype, a_zp, pw.zero_point, bias_bound)
+
+    shape = a.shape[:-1] + (n,)
+    a2 = a.reshape(-1, k)
+    if a2.shape[0] > 1 and (a2.strides[0] < k or (k > 1 and a2.strides[1] != 1)):
+        a2 = np.ascontiguousarray(a2)
+    elif k > 1 and a2.strides[1] != 1:
+        a2 = np.ascontiguousarray(a2)
+
+    # Fold every per-column constant into one offset (see csrc/gemm.h).
+    a_zp_u = a_zp + (128 if a.dtype == np.int8 else 0)
+    b_zp = pw.zero_point if np.any(pw.zero_point) else None
+    col_off = a_zp_u * pw.column_sums.astype(np.int64)
+    if b_zp is not None:
+        col_off -= k * a_zp_u * b_zp.astype(np.int64)
+    if bias_q is not None:
+        col_off -= bias_q
+    y = np.empty(shape, out_dtype) if out is None else v.check_out(out, shape, out_dtype)
+    _core.gemm(
+        isa, a2, pw._for_isa(isa), k, n, b_zp, _wrap_int32(col_off), kind, y.reshape(-1, n),
+        None if ep is None else ep.scale,
+        None if ep is None else ep.bias,
+        False if ep is None else ep.relu,
+        0 if ep is None else ep.out_zp,
+        0 if ep is None else ep.lo,
+        0 if ep is None else ep.hi,
+    )
+    return y
+
+
+def gemm(a, b, *, a_zero_point=0, b_zero_point=0, out=None):
+    return _run(a, _packed(b, b_zero_point), a_zero_point, _KIND_I32, out, np.int32)
+
+
+def qgemm(a, b, a_scale, b_scale, *, a_zero_point=0, b_zero_point=0, bias=None, relu=False,
+          out_scale=None, out_zero_point=0, out_dtype=np.float32, out=None):
+    pw = _packed(b, b_zero_point)
+    ep = resolve_qgemm(pw.shape[1], a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype)
+    kind = _KIND_Q8 if ep.requantize else _KIND_F32
+    return _run(a, pw, a_zero_point, kind, out, ep.out_dtype, ep)
+
+
+_NOTE = """
+    Fast path: ``b`` given as an array is packed on every call; pack it once
+    with :func:`pack_weights` for repeated use. ``out``, if given, is a
+    C-contiguous array of the result's shape and dtype.
+    """
+gemm.__doc__ = _ref.gemm.__doc__ + _NOTE
+qgemm.__doc__ = _ref.qgemm.__doc__ + _NOTE

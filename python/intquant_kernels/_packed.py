@@ -1,0 +1,91 @@
+"""PackedWeights: int8 weights packed once for the GEMM kernels."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from . import _core
+from . import _validate as v
+from ._dispatch import active_isa
+
+
+class PackedWeights:
+    """int8 weights ``b`` of shape (K, N), packed for the GEMM kernels.
+
+    Holds the weights, their per-column zero points and column sums (for the
+    zero-point and signed-activation corrections), and the packed layout of
+    each ISA path it has been used with: packed for the active path at
+    creation, and packed again on first use if another path is chosen later,
+    never misread. Immutable and safe to share between threads. Pickles as
+    the weights and zero points; it repacks for the unpickling machine.
+    """
+
+    __slots__ = ("_b", "_zero_point", "_colsum", "_packed", "_lock", "__weakref__")
+
+    def __init__(self, b, *, zero_point=0):
+        b = v.weights(b)
+        self._b = np.ascontiguousarray(b)
+        self._b.setflags(write=False)
+        self._zero_point = v.column_zero_points(zero_point, b.shape[1], "zero_point")
+        self._zero_point.setflags(write=False)
+        self._colsum = self._b.sum(axis=0, dtype=np.int64).astype(np.int32)
+        self._colsum.setflags(write=False)
+        self._packed = {}
+        self._lock = threading.Lock()
+        self._for_isa(active_isa())
+
+    @property
+    def shape(self):
+        return self._b.shape
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The (K, N) int8 weights (read-only)."""
+        return self._b
+
+    @property
+    def zero_point(self) -> np.ndarray:
+        """(N,) int32 per-column zero points (read-only)."""
+        return self._zero_point
+
+    @property
+    def column_sums(self) -> np.ndarray:
+        """(N,) int32 sums of each column of the weights (read-only)."""
+        return self._colsum
+
+    def packed_isas(self) -> list:
+        """ISA paths this object currently holds a packed layout for."""
+        return sorted(self._packed)
+
+    def _for_isa(self, isa: str) -> np.ndarray:
+        """The packed buffer for ``isa``'s GEMM kernel, packing it on first use."""
+        buf = self._packed.get(isa)
+        if buf is None:
+            layout, mr, nr, _ = _core.gemm_shape(isa)
+            with self._lock:
+                buf = self._packed.get(isa)
+                if buf is None:
+                    buf = _core.pack_b(self._b, layout, mr, nr)
+                    buf.setflags(write=False)
+                    self._packed[isa] = buf
+        return buf
+
+    def __getstate__(self):
+        return {"b": self._b, "zero_point": self._zero_point}
+
+    def __setstate__(self, state):
+        self.__init__(state["b"], zero_point=state["zero_point"])
+
+    def __repr__(self):
+        k, n = self.shape
+        return f"PackedWeights(K={k}, N={n}, packed for {', '.join(self.packed_isas())})"
+
+
+def pack_weights(b, *, zero_point=0) -> PackedWeights:
+    """Pack int8 weights ``b`` (K, N) once for repeated gemm/qgemm calls.
+
+    ``b`` may be any strided view, e.g. ``w.T`` of a PyTorch (out, in) weight.
+    ``zero_point`` is a scalar or one per column (N,), within [-128, 127].
+    """
+    return PackedWeights(b, zero_point=zero_point)
