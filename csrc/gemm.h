@@ -70,15 +70,12 @@ struct GemmKernel {
   GemmShape shape{GemmLayout::vnni4, 1, 1};
 };
 
-void gemm_u8s8s32_4x16c4__scalar(size_t, size_t, size_t, const void*, const void*,
-                                 const GemmEpilogue&, size_t, size_t);
+// One per ISA file, each naming its tile function and shape.
+extern const GemmKernel gemm_kernel__scalar;
 #if defined(IQK_BUILD_X86)
-void gemm_u8s8s32_6x16c2__avx2(size_t, size_t, size_t, const void*, const void*,
-                               const GemmEpilogue&, size_t, size_t);
-void gemm_u8s8s32_6x16c4__avxvnni(size_t, size_t, size_t, const void*, const void*,
-                                  const GemmEpilogue&, size_t, size_t);
-void gemm_u8s8s32_6x64c4__avx512vnni(size_t, size_t, size_t, const void*, const void*,
-                                     const GemmEpilogue&, size_t, size_t);
+extern const GemmKernel gemm_kernel__avx2;
+extern const GemmKernel gemm_kernel__avxvnni;
+extern const GemmKernel gemm_kernel__avx512vnni;
 #endif
 
 }  // namespace iqk

@@ -1,8 +1,9 @@
 // AVX2 GEMM tile kernel, exact for every int8/uint8 input: A and B are packed
 // as int16 pairs of consecutive k (pair16 layout), and vpmaddwd forms
 // a[k]*b[k] + a[k+1]*b[k+1] in int32 without the int16 saturation of the
-// vpmaddubsw shortcut (255*127*2 does not fit int16). 6 rows x 16 columns:
-// 12 accumulators + 2 B vectors + 1 broadcast fit the 16 ymm registers.
+// vpmaddubsw shortcut (255*127*2 does not fit int16). 4 rows x 16 columns:
+// 8 accumulators + 2 B vectors + 1 broadcast leave the compiler room: at 6 rows
+// (15 of 16 registers live) it spilled inside the loop and ran at half speed.
 #include <immintrin.h>
 
 #include "gemm_store_avx2.h"
@@ -12,45 +13,51 @@ namespace iqk {
 
 namespace {
 
-constexpr size_t MR = 6, NR = 16;
+constexpr size_t MR = 4, NR = 16;
 
 template <size_t R>
 void tile(size_t nr, size_t groups, const int16_t* a, const int16_t* b, const GemmEpilogue& ep,
           size_t m0, size_t n0) {
-  __m256i acc[R][2];
-  for (size_t i = 0; i < R; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_si256();
+  // Accumulators are locals of this function only, so that they stay in
+  // registers across the loop.
+  __m256i c0[R], c1[R];
+#pragma GCC unroll 6
+  for (size_t i = 0; i < R; ++i) c0[i] = c1[i] = _mm256_setzero_si256();
   for (size_t g = 0; g < groups; ++g, a += MR * 2, b += NR * 2) {
     const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
     const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
+#pragma GCC unroll 6
     for (size_t i = 0; i < R; ++i) {
-      int32_t a2;
-      __builtin_memcpy(&a2, a + 2 * i, 4);
-      const __m256i av = _mm256_set1_epi32(a2);
-      acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_madd_epi16(av, b0));
-      acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_madd_epi16(av, b1));
+      const __m256i av = _mm256_set1_epi32(*reinterpret_cast<const int32_t*>(a + 2 * i));
+      c0[i] = _mm256_add_epi32(c0[i], _mm256_madd_epi16(av, b0));
+      c1[i] = _mm256_add_epi32(c1[i], _mm256_madd_epi16(av, b1));
     }
   }
-  for (size_t j = 0; j < 2 && 8 * j < nr; ++j) {
-    const size_t cols = nr - 8 * j < 8 ? nr - 8 * j : 8;
-    for (size_t i = 0; i < R; ++i) gemm_store8_avx2(ep, m0 + i, n0 + 8 * j, acc[i][j], cols);
+#pragma GCC unroll 6
+  for (size_t i = 0; i < R; ++i) {
+    gemm_store8_avx2(ep, m0 + i, n0, c0[i], nr < 8 ? nr : 8);
+    if (nr > 8) gemm_store8_avx2(ep, m0 + i, n0 + 8, c1[i], nr - 8);
   }
 }
 
 }  // namespace
 
-void gemm_u8s8s32_6x16c2__avx2(size_t mr, size_t nr, size_t groups, const void* a_panel,
+void gemm_u8s8s32_4x16c2__avx2(size_t mr, size_t nr, size_t groups, const void* a_panel,
                                const void* b_panel, const GemmEpilogue& ep, size_t m0, size_t n0) {
-  IQK_KERNEL_ENTRY("gemm_u8s8s32_6x16c2__avx2");
+  IQK_KERNEL_ENTRY("gemm_u8s8s32_4x16c2__avx2");
   const int16_t* a = static_cast<const int16_t*>(a_panel);
   const int16_t* b = static_cast<const int16_t*>(b_panel);
   switch (mr) {
     case 1: return tile<1>(nr, groups, a, b, ep, m0, n0);
     case 2: return tile<2>(nr, groups, a, b, ep, m0, n0);
     case 3: return tile<3>(nr, groups, a, b, ep, m0, n0);
-    case 4: return tile<4>(nr, groups, a, b, ep, m0, n0);
-    case 5: return tile<5>(nr, groups, a, b, ep, m0, n0);
-    default: return tile<6>(nr, groups, a, b, ep, m0, n0);
+    default: return tile<4>(nr, groups, a, b, ep, m0, n0);
   }
 }
+
+// The kernel with its tile shape, for the kernel table: the shape is stated
+// once, here, next to the code that depends on it.
+extern const GemmKernel gemm_kernel__avx2{&gemm_u8s8s32_4x16c2__avx2, "gemm_u8s8s32_4x16c2__avx2",
+                                         GemmShape{GemmLayout::pair16, int(MR), int(NR)}};
 
 }  // namespace iqk

@@ -1,7 +1,8 @@
-// AVX512-VNNI GEMM tile kernel: 6 rows x 64 columns (4 zmm) of int32
-// accumulators, one vpdpbusd per (row, zmm) per group of 4 k. 24 accumulators
-// + 4 B vectors + 1 broadcast fit the 32 zmm registers; per group the kernel
-// loads 4 B vectors and 6 broadcasts for 24 vpdpbusd.
+// AVX512-VNNI GEMM tile kernel: 5 rows x 64 columns (4 zmm) of int32
+// accumulators, one vpdpbusd per (row, zmm) per group of 4 k: per group, 4 B
+// loads and 5 broadcasts feed 20 vpdpbusd. 20 accumulators + 4 B vectors + 1
+// broadcast stay in the 32 zmm registers; at 6 rows (29 live registers) GCC
+// spilled accumulators inside the loop and the kernel ran at half the speed.
 #include <immintrin.h>
 
 #include "gemm.h"
@@ -11,28 +12,7 @@ namespace iqk {
 
 namespace {
 
-constexpr size_t MR = 6, NR = 64;
-
-template <size_t R>
-inline void compute(size_t groups, const uint8_t* a, const int8_t* b, __m512i (&acc)[MR][4]) {
-  for (size_t i = 0; i < R; ++i)
-    for (size_t j = 0; j < 4; ++j) acc[i][j] = _mm512_setzero_si512();
-  for (size_t g = 0; g < groups; ++g, a += MR * 4, b += NR * 4) {
-    const __m512i b0 = _mm512_loadu_si512(b);
-    const __m512i b1 = _mm512_loadu_si512(b + 64);
-    const __m512i b2 = _mm512_loadu_si512(b + 128);
-    const __m512i b3 = _mm512_loadu_si512(b + 192);
-    for (size_t i = 0; i < R; ++i) {
-      int32_t a4;
-      __builtin_memcpy(&a4, a + 4 * i, 4);
-      const __m512i av = _mm512_set1_epi32(a4);
-      acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], av, b0);
-      acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], av, b1);
-      acc[i][2] = _mm512_dpbusd_epi32(acc[i][2], av, b2);
-      acc[i][3] = _mm512_dpbusd_epi32(acc[i][3], av, b3);
-    }
-  }
-}
+constexpr size_t MR = 5, NR = 64;
 
 // The epilogue of gemm_epilogue.h on 16 columns, same steps, same order.
 inline void store16(const GemmEpilogue& ep, size_t m, size_t n, __m512i acc, __mmask16 mask) {
@@ -69,22 +49,44 @@ inline void store16(const GemmEpilogue& ep, size_t m, size_t n, __m512i acc, __m
 template <size_t R>
 void tile(size_t nr, size_t groups, const uint8_t* a, const int8_t* b, const GemmEpilogue& ep,
           size_t m0, size_t n0) {
-  __m512i acc[MR][4];
-  compute<R>(groups, a, b, acc);
-  for (size_t j = 0; j < 4; ++j) {
-    if (16 * j >= nr) break;
-    const size_t cols = nr - 16 * j;
-    const __mmask16 mask = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1u);
-    for (size_t i = 0; i < R; ++i) store16(ep, m0 + i, n0 + 16 * j, acc[i][j], mask);
+  // Accumulators are locals of this function only (never passed by reference)
+  // so that the compiler keeps all of them in registers across the loop.
+  __m512i c0[R], c1[R], c2[R], c3[R];
+#pragma GCC unroll 6
+  for (size_t i = 0; i < R; ++i) c0[i] = c1[i] = c2[i] = c3[i] = _mm512_setzero_si512();
+  for (size_t g = 0; g < groups; ++g, a += MR * 4, b += NR * 4) {
+    const __m512i b0 = _mm512_loadu_si512(b);
+    const __m512i b1 = _mm512_loadu_si512(b + 64);
+    const __m512i b2 = _mm512_loadu_si512(b + 128);
+    const __m512i b3 = _mm512_loadu_si512(b + 192);
+#pragma GCC unroll 6
+    for (size_t i = 0; i < R; ++i) {
+      const __m512i av = _mm512_set1_epi32(*reinterpret_cast<const int32_t*>(a + 4 * i));
+      c0[i] = _mm512_dpbusd_epi32(c0[i], av, b0);
+      c1[i] = _mm512_dpbusd_epi32(c1[i], av, b1);
+      c2[i] = _mm512_dpbusd_epi32(c2[i], av, b2);
+      c3[i] = _mm512_dpbusd_epi32(c3[i], av, b3);
+    }
+  }
+  auto mask_of = [nr](size_t j) {
+    const size_t left = nr - 16 * j;
+    return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
+  };
+#pragma GCC unroll 6
+  for (size_t i = 0; i < R; ++i) {
+    store16(ep, m0 + i, n0, c0[i], mask_of(0));
+    if (nr > 16) store16(ep, m0 + i, n0 + 16, c1[i], mask_of(1));
+    if (nr > 32) store16(ep, m0 + i, n0 + 32, c2[i], mask_of(2));
+    if (nr > 48) store16(ep, m0 + i, n0 + 48, c3[i], mask_of(3));
   }
 }
 
 }  // namespace
 
-void gemm_u8s8s32_6x64c4__avx512vnni(size_t mr, size_t nr, size_t groups, const void* a_panel,
+void gemm_u8s8s32_5x64c4__avx512vnni(size_t mr, size_t nr, size_t groups, const void* a_panel,
                                      const void* b_panel, const GemmEpilogue& ep, size_t m0,
                                      size_t n0) {
-  IQK_KERNEL_ENTRY("gemm_u8s8s32_6x64c4__avx512vnni");
+  IQK_KERNEL_ENTRY("gemm_u8s8s32_5x64c4__avx512vnni");
   const uint8_t* a = static_cast<const uint8_t*>(a_panel);
   const int8_t* b = static_cast<const int8_t*>(b_panel);
   switch (mr) {
@@ -92,9 +94,13 @@ void gemm_u8s8s32_6x64c4__avx512vnni(size_t mr, size_t nr, size_t groups, const 
     case 2: return tile<2>(nr, groups, a, b, ep, m0, n0);
     case 3: return tile<3>(nr, groups, a, b, ep, m0, n0);
     case 4: return tile<4>(nr, groups, a, b, ep, m0, n0);
-    case 5: return tile<5>(nr, groups, a, b, ep, m0, n0);
-    default: return tile<6>(nr, groups, a, b, ep, m0, n0);
+    default: return tile<5>(nr, groups, a, b, ep, m0, n0);
   }
 }
+
+// The kernel with its tile shape, for the kernel table: the shape is stated
+// once, here, next to the code that depends on it.
+extern const GemmKernel gemm_kernel__avx512vnni{&gemm_u8s8s32_5x64c4__avx512vnni, "gemm_u8s8s32_5x64c4__avx512vnni",
+                                         GemmShape{GemmLayout::vnni4, int(MR), int(NR)}};
 
 }  // namespace iqk

@@ -5,11 +5,14 @@
 
 namespace iqk {
 
+namespace {
+constexpr size_t MR = 4, NR = 16;
+}  // namespace
+
 void gemm_u8s8s32_4x16c4__scalar(size_t mr, size_t nr, size_t groups, const void* a_panel,
                                  const void* b_panel, const GemmEpilogue& ep, size_t m0,
                                  size_t n0) {
   IQK_KERNEL_ENTRY("gemm_u8s8s32_4x16c4__scalar");
-  constexpr size_t MR = 4, NR = 16;
   const uint8_t* a = static_cast<const uint8_t*>(a_panel);
   const int8_t* b = static_cast<const int8_t*>(b_panel);
   int32_t acc[MR][NR] = {};
@@ -27,5 +30,10 @@ void gemm_u8s8s32_4x16c4__scalar(size_t mr, size_t nr, size_t groups, const void
   for (size_t i = 0; i < mr; ++i)
     for (size_t j = 0; j < nr; ++j) gemm_store_one(ep, m0 + i, n0 + j, acc[i][j]);
 }
+
+// The kernel with its tile shape, for the kernel table: the shape is stated
+// once, here, next to the code that depends on it.
+extern const GemmKernel gemm_kernel__scalar{&gemm_u8s8s32_4x16c4__scalar, "gemm_u8s8s32_4x16c4__scalar",
+                                         GemmShape{GemmLayout::vnni4, int(MR), int(NR)}};
 
 }  // namespace iqk

@@ -42,32 +42,29 @@ void set_quantize_kernels_avx512(KernelTable& t) {
 }
 #endif
 
-#define IQK_GEMM_KERNEL(fn, layout, mr, nr) \
-  GemmKernel { &fn, #fn, GemmShape{GemmLayout::layout, mr, nr} }
-
 // Each path starts from the one below it and replaces the entries it does
 // better. Adding an ISA is one function above and one case here.
 KernelTable build_table(Isa isa) {
   KernelTable t;
   set_quantize_kernels_scalar(t);
-  t.gemm = IQK_GEMM_KERNEL(gemm_u8s8s32_4x16c4__scalar, vnni4, 4, 16);
+  t.gemm = gemm_kernel__scalar;
   switch (isa) {
     case Isa::scalar:
       break;
 #if defined(IQK_BUILD_X86)
     case Isa::avx2:
       set_quantize_kernels_avx2(t);
-      t.gemm = IQK_GEMM_KERNEL(gemm_u8s8s32_6x16c2__avx2, pair16, 6, 16);
+      t.gemm = gemm_kernel__avx2;
       break;
     case Isa::avx_vnni:
       // Quantization has no use for VNNI: AVX-VNNI machines run the AVX2 kernels.
       set_quantize_kernels_avx2(t);
-      t.gemm = IQK_GEMM_KERNEL(gemm_u8s8s32_6x16c4__avxvnni, vnni4, 6, 16);
+      t.gemm = gemm_kernel__avxvnni;
       break;
     case Isa::avx512_vnni:
     case Isa::amx:
       set_quantize_kernels_avx512(t);
-      t.gemm = IQK_GEMM_KERNEL(gemm_u8s8s32_6x64c4__avx512vnni, vnni4, 6, 64);
+      t.gemm = gemm_kernel__avx512vnni;
       break;
 #endif
     default:
