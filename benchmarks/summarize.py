@@ -20,15 +20,20 @@ def main(path):
         groups[b["group"] or b["name"]].append(b)
     for group, benches in groups.items():
         base = next((b for b in benches if b["extra_info"].get("baseline")), None)
-        print(f"\n## {group}" + (f" (baseline: {base['name']})" if base else ""))
-        print(f"| benchmark | median ms | {'speed-up vs baseline | ' if base else ''}GOPS |")
-        print("|---|---:|" + ("---:|" if base else "") + "---:|")
+        print(f"\n## {group}" + (f" (baseline: {base['name']}"
+              + (f", OpenBLAS {base['extra_info']['openblas_core']}" if base["extra_info"].get("openblas_core") else "")
+              + ")" if base else ""))
+        avx2 = base and base["extra_info"].get("numpy_f32_avx2_seconds")
+        print(f"| benchmark | median ms | {'speed-up vs baseline | ' if base else ''}GOPS |"
+              + (" vs AVX2 float32 |" if avx2 else ""))
+        print("|---|---:|" + ("---:|" if base else "") + "---:|" + ("---:|" if avx2 else ""))
         for b in benches:
             med = b["stats"]["median"]
             ops = b["extra_info"].get("ops")
             gops = f"{ops / med / 1e9:.1f}" if ops else ""
             ratio = f" {base['stats']['median'] / med:.2f}x |" if base else ""
-            print(f"| {b['name']} | {med * 1e3:.3f} |{ratio} {gops} |")
+            vs_avx2 = f" {avx2 / med:.2f}x |" if avx2 else ""
+            print(f"| {b['name']} | {med * 1e3:.3f} |{ratio} {gops} |{vs_avx2}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,13 @@ class PeerUnavailable(RuntimeError):
     pass
 
 
+def available(module: str) -> bool:
+    """Whether an optional peer package can be imported (without importing it)."""
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def openblas_corename() -> str:
     """The kernel OpenBLAS (inside NumPy) picked in this process, e.g. 'SkylakeX' or 'Haswell'."""
     pattern = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*")
@@ -99,14 +106,20 @@ def torch_quantized_linear(a_u8: np.ndarray, b_s8: np.ndarray, w_scale: np.ndarr
         import torch
     except ImportError:
         raise PeerUnavailable("torch not installed; pip install '.[bench]'") from None
+    import warnings
+
     torch.set_num_threads(threads)
     if "x86" not in torch.backends.quantized.supported_engines:
         raise PeerUnavailable("torch has no x86 quantized engine")
     torch.backends.quantized.engine = "x86"
     k, n = b_s8.shape
     w = torch.from_numpy(np.ascontiguousarray(b_s8.T).astype(np.float32) * w_scale[:, None])
-    wq = torch.quantize_per_channel(w, torch.from_numpy(w_scale.astype(np.float64)),
-                                    torch.zeros(n, dtype=torch.int64), 0, torch.qint8)
+    with warnings.catch_warnings():
+        # torch marks its quantized tensors deprecated; they are what its
+        # quantized Linear runs on, which is what we compare against.
+        warnings.simplefilter("ignore")
+        wq = torch.quantize_per_channel(w, torch.from_numpy(w_scale.astype(np.float64)),
+                                        torch.zeros(n, dtype=torch.int64), 0, torch.qint8)
     lin = torch.ao.nn.quantized.Linear(k, n, bias_=False, dtype=torch.qint8)
     lin.set_weight_bias(wq, None)
     lin.scale, lin.zero_point = 0.05, 128
