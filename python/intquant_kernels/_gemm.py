@@ -15,7 +15,7 @@ _KIND_I32, _KIND_F32, _KIND_Q8 = 0, 1, 2
 
 def _packed(b, b_zero_point) -> PackedWeights:
     if isinstance(b, PackedWeights):
-        if not (np.ndim(b_zero_point) == 0 and np.asarray(b_zero_point).dtype.kind in "iu" and b_zero_point == 0):
+        if not (b_zero_point is 0 or (np.ndim(b_zero_point) == 0 and np.asarray(b_zero_point).dtype.kind in "iu" and b_zero_point == 0)):  # noqa: F632
             raise ValueError("b is PackedWeights: its zero point was fixed by pack_weights(zero_point=...)")
         return b
     return PackedWeights(b, zero_point=b_zero_point)
@@ -23,7 +23,7 @@ def _packed(b, b_zero_point) -> PackedWeights:
 
 def _wrap_int32(x: np.ndarray) -> np.ndarray:
     """int64 values modulo 2**32 as int32 (the kernels' arithmetic)."""
-    return (x.astype(np.int64) & 0xFFFFFFFF).astype(np.uint32).view(np.int32)
+    return x.astype(np.uint32, casting="unsafe").view(np.int32)
 
 
 def _run(a, pw: PackedWeights, a_zero_point, kind, out, out_dtype, ep=None):
@@ -34,33 +34,25 @@ def _run(a, pw: PackedWeights, a_zero_point, kind, out, out_dtype, ep=None):
     a_zp = v.scalar_int(a_zero_point, "a_zero_point", qmin, qmax)
     bias_q = ep.bias_q if ep is not None else None
     bias_bound = int(np.max(np.abs(bias_q))) if bias_q is not None and bias_q.size else 0
-    v.accumulator_bound(k, a.dtype, a_zp, pw.zero_point, bias_bound)
+    v.accumulator_bound(k, a.dtype, a_zp, pw._span, bias_bound)
 
     shape = a.shape[:-1] + (n,)
     a2 = a.reshape(-1, k)
-    if a2.shape[0] > 1 and (a2.strides[0] < k or (k > 1 and a2.strides[1] != 1)):
-        a2 = np.ascontiguousarray(a2)
-    elif k > 1 and a2.strides[1] != 1:
+    if (k > 1 and a2.strides[1] != 1) or (a2.shape[0] > 1 and a2.strides[0] < k):
         a2 = np.ascontiguousarray(a2)
 
-    # Fold every per-column constant into one offset (see csrc/gemm.h).
-    a_zp_u = a_zp + (128 if a.dtype == np.int8 else 0)
-    b_zp = pw.zero_point if np.any(pw.zero_point) else None
-    col_off = a_zp_u * pw.column_sums.astype(np.int64)
-    if b_zp is not None:
-        col_off -= k * a_zp_u * b_zp.astype(np.int64)
+    # Every per-column constant folds into one offset (see csrc/gemm.h).
+    col_off = pw._column_offsets(a_zp + (128 if a.dtype == np.int8 else 0))
     if bias_q is not None:
-        col_off -= bias_q
+        col_off = col_off - bias_q
     y = np.empty(shape, out_dtype) if out is None else v.check_out(out, shape, out_dtype)
-    _core.gemm(
-        isa, a2, pw._for_isa(isa), k, n, b_zp, _wrap_int32(col_off), kind, y.reshape(-1, n),
-        None if ep is None else ep.scale,
-        None if ep is None else ep.bias,
-        False if ep is None else ep.relu,
-        0 if ep is None else ep.out_zp,
-        0 if ep is None else ep.lo,
-        0 if ep is None else ep.hi,
-    )
+    if ep is None:
+        _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
+                   _wrap_int32(col_off), kind, y.reshape(-1, n), None, None, False, 0, 0, 0)
+    else:
+        _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
+                   _wrap_int32(col_off), kind, y.reshape(-1, n), ep.scale, ep.bias, ep.relu,
+                   ep.out_zp, ep.lo, ep.hi)
     return y
 
 

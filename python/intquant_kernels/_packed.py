@@ -21,7 +21,8 @@ class PackedWeights:
     the weights and zero points; it repacks for the unpickling machine.
     """
 
-    __slots__ = ("_b", "_zero_point", "_colsum", "_packed", "_lock", "__weakref__")
+    __slots__ = ("_b", "_zero_point", "_colsum", "_packed", "_lock", "_span", "_has_zp", "_offsets",
+                 "__weakref__")
 
     def __init__(self, b, *, zero_point=0):
         b = v.weights(b)
@@ -31,6 +32,9 @@ class PackedWeights:
         self._zero_point.setflags(write=False)
         self._colsum = self._b.sum(axis=0, dtype=np.int64).astype(np.int32)
         self._colsum.setflags(write=False)
+        self._span = v.weight_span(self._zero_point)  # for the exactness bound
+        self._has_zp = bool(np.any(self._zero_point))
+        self._offsets = {}  # activation zero point (unsigned) -> column offsets, see _column_offsets
         self._packed = {}
         self._lock = threading.Lock()
         self._for_isa(active_isa())
@@ -70,6 +74,18 @@ class PackedWeights:
                     buf.setflags(write=False)
                     self._packed[isa] = buf
         return buf
+
+    def _column_offsets(self, a_zp_u: int) -> np.ndarray:
+        """int64 ``a_zp_u * colsum[n] - K * a_zp_u * zero_point[n]`` (see csrc/gemm.h), cached."""
+        off = self._offsets.get(a_zp_u)
+        if off is None:
+            off = a_zp_u * self._colsum.astype(np.int64)
+            if self._has_zp:
+                off -= self._b.shape[0] * a_zp_u * self._zero_point.astype(np.int64)
+            off.setflags(write=False)
+            if len(self._offsets) < 16:
+                self._offsets[a_zp_u] = off
+        return off
 
     def __getstate__(self):
         return {"b": self._b, "zero_point": self._zero_point}

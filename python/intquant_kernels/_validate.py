@@ -205,16 +205,24 @@ def activations(a, k: int) -> np.ndarray:
     return a
 
 
-def accumulator_bound(k: int, a_dtype: np.dtype, a_zp: int, b_zp: np.ndarray, extra: int = 0) -> None:
+def weight_span(b_zp: np.ndarray) -> int:
+    """max over columns of max|b - b_zp[n]| for int8 weights b."""
+    if b_zp.size == 0:
+        return 128
+    z = b_zp.astype(np.int64)
+    return int(max(np.max(np.abs(-128 - z)), np.max(np.abs(127 - z))))
+
+
+def accumulator_bound(k: int, a_dtype: np.dtype, a_zp: int, bmax: int, extra: int = 0) -> None:
     """Refuse shapes whose exact result could leave int32.
 
-    |sum_k (a - a_zp)(b - b_zp)| <= K * max|a - a_zp| * max|b - b_zp|; with an
-    added bias, plus max|bias|. Beyond 2**31 - 1 the int32 accumulator would
-    wrap, so the call is refused rather than answered wrongly.
+    |sum_k (a - a_zp)(b - b_zp)| <= K * max|a - a_zp| * max|b - b_zp| (``bmax``,
+    from :func:`weight_span`); with an added bias, plus max|bias|. Beyond
+    2**31 - 1 the int32 accumulator would wrap, so the call is refused rather
+    than answered wrongly.
     """
     lo, hi = _Q_RANGES[np.dtype(a_dtype)]
     amax = max(abs(lo - a_zp), abs(hi - a_zp))
-    bmax = int(np.max(np.maximum(np.abs(-128 - b_zp.astype(np.int64)), np.abs(127 - b_zp.astype(np.int64))))) if b_zp.size else 128
     worst = k * amax * bmax + extra
     if worst > INT32_MAX:
         kmax = (INT32_MAX - extra) // max(1, amax * bmax)

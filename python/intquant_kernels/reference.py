@@ -44,7 +44,8 @@ def quantize(x, scale, zero_point=0, *, axis=None, dtype=np.int8, narrow_range=F
     r = np.where(np.isnan(r), np.float32(0), r)
     # r is integral; in float64, r + zp is exact wherever it matters
     # (anything beyond 2**53 saturates anyway).
-    q = np.clip(r.astype(np.float64) + zp, qmin, qmax).astype(dt)
+    # np.asarray: operations on 0-d arrays return NumPy scalars; keep an array.
+    q = np.asarray(np.clip(r.astype(np.float64) + zp, qmin, qmax).astype(dt))
     if out is None:
         return q
     v.check_out(out, x.shape, dt)[...] = q
@@ -64,7 +65,8 @@ def dequantize(q, scale, zero_point=0, *, axis=None, out=None):
     p = v.quant_params(q.shape, scale, zero_point, axis, qmin, qmax)
     s = p.broadcast(q.ndim, p.scale)
     zp = p.broadcast(q.ndim, p.zero_point)
-    x = (q.astype(np.int32) - zp).astype(np.float32) * s
+    with np.errstate(over="ignore"):  # a huge scale may overflow to +-inf, as in float32 C
+        x = np.asarray((q.astype(np.int32) - zp).astype(np.float32) * s)
     if out is None:
         return x
     v.check_out(out, q.shape, np.float32)[...] = x
@@ -87,7 +89,7 @@ def _gemm_int64(a, b, b_zp, a_zero_point, bias_bound=0):
     a = v.activations(a, k)
     qmin, qmax = v.q_range(a.dtype)
     a_zp = v.scalar_int(a_zero_point, "a_zero_point", qmin, qmax)
-    v.accumulator_bound(k, a.dtype, a_zp, b_zp, bias_bound)
+    v.accumulator_bound(k, a.dtype, a_zp, v.weight_span(b_zp), bias_bound)
     # int64: the exact value; the bound above keeps it within int32.
     return (a.astype(np.int64) - a_zp) @ (b.astype(np.int64) - b_zp)
 
