@@ -60,9 +60,14 @@ struct GemmEpilogue {
 };
 
 // Computes the tile C[m0 : m0+mr, n0 : n0+nr] (mr <= MR, nr <= NR) from an A
-// panel and a B panel covering `groups` k-groups, and applies the epilogue.
+// panel and a B panel slice covering `groups` k-groups. K may come in several
+// slices (cache blocking): `acc_in`, when not null, holds the MR x NR
+// (row-major, stride NR) int32 sums of the earlier slices to start from;
+// `acc_out`, when not null, receives the sums so far (no epilogue). The last
+// slice has acc_out == null and applies the epilogue into ep.c.
 using GemmTileFn = void (*)(size_t mr, size_t nr, size_t groups, const void* a_panel,
-                            const void* b_panel, const GemmEpilogue& ep, size_t m0, size_t n0);
+                            const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
+                            const GemmEpilogue& ep, size_t m0, size_t n0);
 
 struct GemmKernel {
   GemmTileFn fn = nullptr;

@@ -16,13 +16,20 @@ namespace {
 constexpr size_t MR = 4, NR = 16;
 
 template <size_t R>
-void tile(size_t nr, size_t groups, const int16_t* a, const int16_t* b, const GemmEpilogue& ep,
-          size_t m0, size_t n0) {
+void tile(size_t nr, size_t groups, const int16_t* a, const int16_t* b, const int32_t* acc_in,
+          int32_t* acc_out, const GemmEpilogue& ep, size_t m0, size_t n0) {
   // Accumulators are locals of this function only, so that they stay in
   // registers across the loop.
   __m256i c0[R], c1[R];
 #pragma GCC unroll 6
-  for (size_t i = 0; i < R; ++i) c0[i] = c1[i] = _mm256_setzero_si256();
+  for (size_t i = 0; i < R; ++i) {
+    if (acc_in) {
+      c0[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc_in + i * NR));
+      c1[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc_in + i * NR + 8));
+    } else {
+      c0[i] = c1[i] = _mm256_setzero_si256();
+    }
+  }
   for (size_t g = 0; g < groups; ++g, a += MR * 2, b += NR * 2) {
     const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
     const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
@@ -32,6 +39,14 @@ void tile(size_t nr, size_t groups, const int16_t* a, const int16_t* b, const Ge
       c0[i] = _mm256_add_epi32(c0[i], _mm256_madd_epi16(av, b0));
       c1[i] = _mm256_add_epi32(c1[i], _mm256_madd_epi16(av, b1));
     }
+  }
+  if (acc_out) {
+#pragma GCC unroll 6
+    for (size_t i = 0; i < R; ++i) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc_out + i * NR), c0[i]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc_out + i * NR + 8), c1[i]);
+    }
+    return;
   }
 #pragma GCC unroll 6
   for (size_t i = 0; i < R; ++i) {
@@ -43,15 +58,16 @@ void tile(size_t nr, size_t groups, const int16_t* a, const int16_t* b, const Ge
 }  // namespace
 
 void gemm_u8s8s32_4x16c2__avx2(size_t mr, size_t nr, size_t groups, const void* a_panel,
-                               const void* b_panel, const GemmEpilogue& ep, size_t m0, size_t n0) {
+                               const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
+    const GemmEpilogue& ep, size_t m0, size_t n0) {
   IQK_KERNEL_ENTRY("gemm_u8s8s32_4x16c2__avx2");
   const int16_t* a = static_cast<const int16_t*>(a_panel);
   const int16_t* b = static_cast<const int16_t*>(b_panel);
   switch (mr) {
-    case 1: return tile<1>(nr, groups, a, b, ep, m0, n0);
-    case 2: return tile<2>(nr, groups, a, b, ep, m0, n0);
-    case 3: return tile<3>(nr, groups, a, b, ep, m0, n0);
-    default: return tile<4>(nr, groups, a, b, ep, m0, n0);
+    case 1: return tile<1>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
+    case 2: return tile<2>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
+    case 3: return tile<3>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
+    default: return tile<4>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
   }
 }
 

@@ -47,13 +47,22 @@ inline void store16(const GemmEpilogue& ep, size_t m, size_t n, __m512i acc, __m
 }
 
 template <size_t R>
-void tile(size_t nr, size_t groups, const uint8_t* a, const int8_t* b, const GemmEpilogue& ep,
-          size_t m0, size_t n0) {
+void tile(size_t nr, size_t groups, const uint8_t* a, const int8_t* b, const int32_t* acc_in,
+          int32_t* acc_out, const GemmEpilogue& ep, size_t m0, size_t n0) {
   // Accumulators are locals of this function only (never passed by reference)
   // so that the compiler keeps all of them in registers across the loop.
   __m512i c0[R], c1[R], c2[R], c3[R];
 #pragma GCC unroll 6
-  for (size_t i = 0; i < R; ++i) c0[i] = c1[i] = c2[i] = c3[i] = _mm512_setzero_si512();
+  for (size_t i = 0; i < R; ++i) {
+    if (acc_in) {
+      c0[i] = _mm512_loadu_si512(acc_in + i * NR);
+      c1[i] = _mm512_loadu_si512(acc_in + i * NR + 16);
+      c2[i] = _mm512_loadu_si512(acc_in + i * NR + 32);
+      c3[i] = _mm512_loadu_si512(acc_in + i * NR + 48);
+    } else {
+      c0[i] = c1[i] = c2[i] = c3[i] = _mm512_setzero_si512();
+    }
+  }
   for (size_t g = 0; g < groups; ++g, a += MR * 4, b += NR * 4) {
     const __m512i b0 = _mm512_loadu_si512(b);
     const __m512i b1 = _mm512_loadu_si512(b + 64);
@@ -67,6 +76,16 @@ void tile(size_t nr, size_t groups, const uint8_t* a, const int8_t* b, const Gem
       c2[i] = _mm512_dpbusd_epi32(c2[i], av, b2);
       c3[i] = _mm512_dpbusd_epi32(c3[i], av, b3);
     }
+  }
+  if (acc_out) {
+#pragma GCC unroll 6
+    for (size_t i = 0; i < R; ++i) {
+      _mm512_storeu_si512(acc_out + i * NR, c0[i]);
+      _mm512_storeu_si512(acc_out + i * NR + 16, c1[i]);
+      _mm512_storeu_si512(acc_out + i * NR + 32, c2[i]);
+      _mm512_storeu_si512(acc_out + i * NR + 48, c3[i]);
+    }
+    return;
   }
   auto mask_of = [nr](size_t j) {
     const size_t left = nr - 16 * j;
@@ -84,17 +103,17 @@ void tile(size_t nr, size_t groups, const uint8_t* a, const int8_t* b, const Gem
 }  // namespace
 
 void gemm_u8s8s32_5x64c4__avx512vnni(size_t mr, size_t nr, size_t groups, const void* a_panel,
-                                     const void* b_panel, const GemmEpilogue& ep, size_t m0,
-                                     size_t n0) {
+                                     const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
+                                     const GemmEpilogue& ep, size_t m0, size_t n0) {
   IQK_KERNEL_ENTRY("gemm_u8s8s32_5x64c4__avx512vnni");
   const uint8_t* a = static_cast<const uint8_t*>(a_panel);
   const int8_t* b = static_cast<const int8_t*>(b_panel);
   switch (mr) {
-    case 1: return tile<1>(nr, groups, a, b, ep, m0, n0);
-    case 2: return tile<2>(nr, groups, a, b, ep, m0, n0);
-    case 3: return tile<3>(nr, groups, a, b, ep, m0, n0);
-    case 4: return tile<4>(nr, groups, a, b, ep, m0, n0);
-    default: return tile<5>(nr, groups, a, b, ep, m0, n0);
+    case 1: return tile<1>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
+    case 2: return tile<2>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
+    case 3: return tile<3>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
+    case 4: return tile<4>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
+    default: return tile<5>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
   }
 }
 

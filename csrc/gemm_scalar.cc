@@ -10,12 +10,15 @@ constexpr size_t MR = 4, NR = 16;
 }  // namespace
 
 void gemm_u8s8s32_4x16c4__scalar(size_t mr, size_t nr, size_t groups, const void* a_panel,
-                                 const void* b_panel, const GemmEpilogue& ep, size_t m0,
-                                 size_t n0) {
+                                 const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
+                                 const GemmEpilogue& ep, size_t m0, size_t n0) {
   IQK_KERNEL_ENTRY("gemm_u8s8s32_4x16c4__scalar");
   const uint8_t* a = static_cast<const uint8_t*>(a_panel);
   const int8_t* b = static_cast<const int8_t*>(b_panel);
   int32_t acc[MR][NR] = {};
+  if (acc_in)
+    for (size_t i = 0; i < MR; ++i)
+      for (size_t j = 0; j < NR; ++j) acc[i][j] = acc_in[i * NR + j];
   for (size_t g = 0; g < groups; ++g, a += MR * 4, b += NR * 4) {
     for (size_t i = 0; i < MR; ++i) {
       for (size_t j = 0; j < NR; ++j) {
@@ -26,6 +29,11 @@ void gemm_u8s8s32_4x16c4__scalar(size_t mr, size_t nr, size_t groups, const void
         acc[i][j] = static_cast<int32_t>(static_cast<uint32_t>(acc[i][j]) + static_cast<uint32_t>(s));
       }
     }
+  }
+  if (acc_out) {
+    for (size_t i = 0; i < MR; ++i)
+      for (size_t j = 0; j < NR; ++j) acc_out[i * NR + j] = acc[i][j];
+    return;
   }
   for (size_t i = 0; i < mr; ++i)
     for (size_t j = 0; j < nr; ++j) gemm_store_one(ep, m0 + i, n0 + j, acc[i][j]);
