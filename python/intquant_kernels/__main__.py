@@ -45,6 +45,24 @@ def _quantize_cases(rng):
         yield f"per-channel axis={axis}", (x, scale, zp), dict(axis=axis, dtype=np.uint8)
 
 
+def _gemm_cases(rng):
+    """Tails in M, N and K, both activation dtypes, zero points, both epilogues."""
+    for m, k, n in ((1, 1, 1), (3, 17, 65), (7, 64, 129), (16, 4097, 33), (37, 300, 70)):
+        b = rng.integers(-128, 128, (k, n), dtype=np.int8)
+        w_scale = rng.uniform(0.001, 0.02, n).astype(np.float32)
+        for dtype, a_zp in ((np.uint8, 128), (np.int8, -3)):
+            info = np.iinfo(dtype)
+            a = rng.integers(info.min, info.max + 1, (m, k), dtype=dtype)
+            b_zp = rng.integers(-4, 5, n)
+            yield f"{m}x{k}x{n} {np.dtype(dtype)}", "gemm", (a, b), dict(a_zero_point=a_zp, b_zero_point=b_zp)
+            bias = rng.standard_normal(n).astype(np.float32)
+            yield f"{m}x{k}x{n} {np.dtype(dtype)} f32+bias+relu", "qgemm", (a, b, 0.05, w_scale), dict(
+                a_zero_point=a_zp, bias=bias, relu=True)
+            yield f"{m}x{k}x{n} {np.dtype(dtype)} requant", "qgemm", (a, b, 0.05, w_scale), dict(
+                a_zero_point=a_zp, b_zero_point=b_zp, bias=bias, out_scale=2.0, out_zero_point=5,
+                out_dtype=np.int8)
+
+
 def _check(name, fast, ref, args, kwargs):
     got, want = fast(*args, **kwargs), ref(*args, **kwargs)
     if got.dtype != want.dtype or got.shape != want.shape:
@@ -73,6 +91,17 @@ def validate(isas, seed=0, out=sys.stdout) -> bool:
                     failure = _check(name, getattr(iq, op), getattr(iq.reference, op), args, kwargs)
                     if failure:
                         break
+            ok &= failure is None
+            print(f"{op:<12} {isa:<13} {'PASS' if failure is None else 'FAIL  ' + failure}", file=out)
+        for op in ("gemm", "qgemm"):
+            rng = np.random.default_rng(seed)
+            failure = None
+            with iq.use_isa(isa):
+                for name, case_op, args, kwargs in _gemm_cases(rng):
+                    if case_op == op:
+                        failure = _check(name, getattr(iq, op), getattr(iq.reference, op), args, kwargs)
+                        if failure:
+                            break
             ok &= failure is None
             print(f"{op:<12} {isa:<13} {'PASS' if failure is None else 'FAIL  ' + failure}", file=out)
     return ok

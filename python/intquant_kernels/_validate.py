@@ -234,8 +234,19 @@ def accumulator_bound(k: int, a_dtype: np.dtype, a_zp: int, bmax: int, extra: in
         )
 
 
+_FLT_MAX = float(np.finfo(np.float32).max)
+
+
 def positive_scale(value, what: str, shape=None) -> np.ndarray:
     """float32 scale(s), finite and > 0; scalar, or 1-D matching ``shape``."""
+    if isinstance(value, (float, int, np.floating, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        # Fast path for the common Python/NumPy scalar (this runs on every call).
+        f = float(value)
+        if 0 < f <= _FLT_MAX:
+            s = np.float32(f)
+            if s > 0:
+                return s
+        raise ValueError(f"{what} must be finite and > 0 in float32, got {value!r}")
     a = np.asarray(value)
     if a.dtype.kind not in "fiu":
         raise TypeError(f"{what} must be a real number or a 1-D array of them, got dtype {a.dtype}")
@@ -245,6 +256,6 @@ def positive_scale(value, what: str, shape=None) -> np.ndarray:
         raise ValueError(f"{what} must be a scalar or have shape {shape}, got {a.shape}")
     with np.errstate(over="ignore"):
         a32 = a.astype(np.float32)
-    if not np.all(np.isfinite(a32) & (a32 > 0)):
+    if not (np.isfinite(a32) & (a32 > 0)).all():
         raise ValueError(f"{what} must be finite and > 0 in float32")
     return a32
