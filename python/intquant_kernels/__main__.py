@@ -76,7 +76,8 @@ def _check(name, fast, ref, args, kwargs):
     return None
 
 
-def validate(isas, seed=0, out=sys.stdout) -> bool:
+def validate(isas, seed=0, out=None) -> bool:
+    out = sys.stdout if out is None else out
     ok = True
     for isa in isas:
         for op in ("quantize", "dequantize"):
