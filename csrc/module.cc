@@ -156,9 +156,11 @@ PYBIND11_MODULE(_core, m) {
           throw py::type_error("a: expected a 2-D int8 or uint8 array");
         p.M = a.shape(0);
         if (static_cast<size_t>(a.shape(1)) != K) throw py::value_error("a: expected K columns");
-        if (p.M > 1 && (a.strides(0) < static_cast<py::ssize_t>(K)))
+        // Strides of an empty array mean nothing; otherwise rows must be
+        // contiguous runs of K bytes that do not overlap.
+        if (p.M > 0 && K > 1 && a.strides(1) != 1) throw py::value_error("a: rows must be contiguous");
+        if (p.M > 1 && K > 0 && a.strides(0) < static_cast<py::ssize_t>(K))
           throw py::value_error("a: rows must not overlap");
-        if (K > 1 && a.strides(1) != 1) throw py::value_error("a: rows must be contiguous");
         p.a = static_cast<const uint8_t*>(a.data());
         p.a_signed = a_signed;
         p.lda = p.M > 1 ? a.strides(0) : K;

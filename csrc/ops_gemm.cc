@@ -145,7 +145,8 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
   // An M block's packed A stays in L2 while every B panel of the task streams
   // past it; a B panel stays in L1/L2 while the block's A panels go by.
   constexpr size_t kABlockBytes = 192 * 1024;
-  const size_t block_panels = std::max<size_t>(1, std::min(m_panels, kABlockBytes / a_panel));
+  const size_t block_panels =
+      std::max<size_t>(1, std::min(m_panels, kABlockBytes / std::max<size_t>(a_panel, 1)));  // K may be 0
   const size_t m_blocks = ceil_div(m_panels, block_panels);
   // Enough tasks to share between threads; each task packs its own A block.
   const size_t threads = static_cast<size_t>(get_num_threads());

@@ -37,7 +37,7 @@ def _run(a, pw: PackedWeights, a_zero_point, kind, out, out_dtype, ep=None):
     v.accumulator_bound(k, a.dtype, a_zp, pw._span, bias_bound)
 
     shape = a.shape[:-1] + (n,)
-    a2 = a.reshape(-1, k)
+    a2 = a.reshape(int(np.prod(a.shape[:-1], dtype=np.int64)), k)  # not -1: K may be 0
     if (k > 1 and a2.strides[1] != 1) or (a2.shape[0] > 1 and a2.strides[0] < k):
         a2 = np.ascontiguousarray(a2)
 

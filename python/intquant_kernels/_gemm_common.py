@@ -58,7 +58,9 @@ def resolve_qgemm(n, a_scale, b_scale, bias, relu, out_scale, out_zero_point, ou
             b32 = None if bias_a is None else np.ascontiguousarray(bias_a, dtype=np.float32)
             return QgemmEpilogue(s, b32, None, relu, odt, False, 0, 0, 0)
 
-        odt = v.q_dtype(out_dtype, "out_dtype (with out_scale)")
+        odt = np.dtype(out_dtype)
+        if odt not in (np.dtype(np.int8), np.dtype(np.uint8)):
+            raise ValueError(f"with out_scale the output is requantized: out_dtype must be int8 or uint8, got {odt}")
         qmin, qmax = v.q_range(odt)
         o_s = v.positive_scale(out_scale, "out_scale")
         ozp = v.scalar_int(out_zero_point, "out_zero_point", qmin, qmax)
