@@ -18,7 +18,8 @@ def _packed(b, b_zero_point) -> PackedWeights:
         if not (b_zero_point is 0 or (np.ndim(b_zero_point) == 0 and np.asarray(b_zero_point).dtype.kind in "iu" and b_zero_point == 0)):  # noqa: F632
             raise ValueError("b is PackedWeights: its zero point was fixed by pack_weights(zero_point=...)")
         return b
-    return PackedWeights(b, zero_point=b_zero_point)
+    b = v.weights(b)
+    return PackedWeights(b, zero_point=v.column_zero_points(b_zero_point, b.shape[1]))
 
 
 def _wrap_int32(x: np.ndarray) -> np.ndarray:
@@ -48,10 +49,10 @@ def _run(a, pw: PackedWeights, a_zero_point, kind, out, out_dtype, ep=None):
     y = np.empty(shape, out_dtype) if out is None else v.check_out(out, shape, out_dtype)
     if ep is None:
         _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
-                   _wrap_int32(col_off), kind, y.reshape(-1, n), None, None, False, 0, 0, 0)
+                   _wrap_int32(col_off), kind, y.reshape(a2.shape[0], n), None, None, False, 0, 0, 0)
     else:
         _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
-                   _wrap_int32(col_off), kind, y.reshape(-1, n), ep.scale, ep.bias, ep.relu,
+                   _wrap_int32(col_off), kind, y.reshape(a2.shape[0], n), ep.scale, ep.bias, ep.relu,
                    ep.out_zp, ep.lo, ep.hi)
     return y
 

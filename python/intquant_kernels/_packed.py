@@ -26,7 +26,9 @@ class PackedWeights:
 
     def __init__(self, b, *, zero_point=0):
         b = v.weights(b)
-        self._b = np.ascontiguousarray(b)
+        # Our own copy: later changes to the caller's array must not reach the
+        # packed layouts, and marking it read-only must not touch the caller's.
+        self._b = np.array(b, dtype=np.int8, order="C", copy=True)
         self._b.setflags(write=False)
         self._zero_point = v.column_zero_points(zero_point, b.shape[1], "zero_point")
         self._zero_point.setflags(write=False)

@@ -139,9 +139,10 @@ def qgemm(a, b, a_scale, b_scale, *, a_zero_point=0, b_zero_point=0, bias=None, 
     bias_bound = int(np.max(np.abs(ep.bias_q))) if ep.bias_q is not None and ep.bias_q.size else 0
     acc = _gemm_int64(a, b, b_zp, a_zero_point, bias_bound)
     if not ep.requantize:
-        y = acc.astype(np.float32) * ep.scale
-        if ep.bias is not None:
-            y = y + ep.bias
+        with np.errstate(over="ignore", invalid="ignore"):  # IEEE float32, as the kernels
+            y = acc.astype(np.float32) * ep.scale
+            if ep.bias is not None:
+                y = y + ep.bias
         if ep.relu:
             y = np.maximum(y, np.float32(0))
         res = y
