@@ -19,11 +19,12 @@ namespace iqk {
 
 enum class GemmLayout : int {
   // Groups of 4 consecutive k: a panel of NR columns stores, per group, NR
-  // runs of 4 bytes (b[4g..4g+3, n]); A panels store MR runs of 4 bytes per
-  // group. The layout of vpdpbusd.
+  // runs of 4 bytes (b[4g..4g+3, n]); rows of A are plain bytes, zero-padded
+  // to whole groups. The layout of vpdpbusd.
   vnni4 = 0,
   // Pairs of consecutive k widened to int16: per pair, NR runs of two int16
-  // (b[2p, n], b[2p+1, n]); A likewise. The layout of vpmaddwd (exact AVX2).
+  // (b[2p, n], b[2p+1, n]); rows of A widened to int16. The layout of
+  // vpmaddwd (exact AVX2).
   pair16 = 1,
 };
 
@@ -59,14 +60,16 @@ struct GemmEpilogue {
   int32_t out_zp = 0, lo = 0, hi = 0;
 };
 
-// Computes the tile C[m0 : m0+mr, n0 : n0+nr] (mr <= MR, nr <= NR) from an A
-// panel and a B panel slice covering `groups` k-groups. K may come in several
+// Computes the tile C[m0 : m0+mr, n0 : n0+nr] (mr <= MR, nr <= NR) from mr
+// rows of A and a B panel slice covering `groups` k-groups. Row i of A starts
+// at a_rows + i * a_stride bytes and holds 4 bytes per group (vnni4: 4 x u8;
+// pair16: 2 x int16); only rows < mr are read. K may come in several
 // slices (cache blocking): `acc_in`, when not null, holds the MR x NR
 // (row-major, stride NR) int32 sums of the earlier slices to start from;
 // `acc_out`, when not null, receives the sums so far (no epilogue). The last
 // slice has acc_out == null and applies the epilogue into ep.c.
-using GemmTileFn = void (*)(size_t mr, size_t nr, size_t groups, const void* a_panel,
-                            const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
+using GemmTileFn = void (*)(size_t mr, size_t nr, size_t groups, const void* a_rows,
+                            size_t a_stride, const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
                             const GemmEpilogue& ep, size_t m0, size_t n0);
 
 struct GemmKernel {

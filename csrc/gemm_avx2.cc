@@ -13,10 +13,17 @@ namespace iqk {
 
 namespace {
 
+// Four bytes of one row of A (one k-group), for a broadcast.
+inline int32_t load4(const uint8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
+
 constexpr size_t MR = 4, NR = 16;
 
 template <size_t R>
-void tile(size_t nr, size_t groups, const int16_t* a, const int16_t* b, const int32_t* acc_in,
+void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, const int16_t* b, const int32_t* acc_in,
           int32_t* acc_out, const GemmEpilogue& ep, size_t m0, size_t n0) {
   // Accumulators are locals of this function only, so that they stay in
   // registers across the loop.
@@ -30,12 +37,12 @@ void tile(size_t nr, size_t groups, const int16_t* a, const int16_t* b, const in
       c0[i] = c1[i] = _mm256_setzero_si256();
     }
   }
-  for (size_t g = 0; g < groups; ++g, a += MR * 2, b += NR * 2) {
+  for (size_t g = 0; g < groups; ++g, a += 4, b += NR * 2) {
     const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
     const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 16));
 #pragma GCC unroll 6
     for (size_t i = 0; i < R; ++i) {
-      const __m256i av = _mm256_set1_epi32(*reinterpret_cast<const int32_t*>(a + 2 * i));
+      const __m256i av = _mm256_set1_epi32(load4(a + i * a_stride));
       c0[i] = _mm256_add_epi32(c0[i], _mm256_madd_epi16(av, b0));
       c1[i] = _mm256_add_epi32(c1[i], _mm256_madd_epi16(av, b1));
     }
@@ -57,17 +64,17 @@ void tile(size_t nr, size_t groups, const int16_t* a, const int16_t* b, const in
 
 }  // namespace
 
-void gemm_u8s8s32_4x16c2__avx2(size_t mr, size_t nr, size_t groups, const void* a_panel,
-                               const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
+void gemm_u8s8s32_4x16c2__avx2(size_t mr, size_t nr, size_t groups, const void* a_rows,
+                               size_t a_stride, const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
     const GemmEpilogue& ep, size_t m0, size_t n0) {
   IQK_KERNEL_ENTRY("gemm_u8s8s32_4x16c2__avx2");
-  const int16_t* a = static_cast<const int16_t*>(a_panel);
+  const uint8_t* a = static_cast<const uint8_t*>(a_rows);
   const int16_t* b = static_cast<const int16_t*>(b_panel);
   switch (mr) {
-    case 1: return tile<1>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
-    case 2: return tile<2>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
-    case 3: return tile<3>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
-    default: return tile<4>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
+    case 1: return tile<1>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
+    case 2: return tile<2>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
+    case 3: return tile<3>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
+    default: return tile<4>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
   }
 }
 

@@ -12,6 +12,13 @@ namespace iqk {
 
 namespace {
 
+// Four bytes of one row of A (one k-group), for a broadcast.
+inline int32_t load4(const uint8_t* p) {
+  int32_t v;
+  __builtin_memcpy(&v, p, 4);
+  return v;
+}
+
 constexpr size_t MR = 5, NR = 64;
 
 // The epilogue of gemm_epilogue.h on 16 columns, same steps, same order.
@@ -47,7 +54,7 @@ inline void store16(const GemmEpilogue& ep, size_t m, size_t n, __m512i acc, __m
 }
 
 template <size_t R>
-void tile(size_t nr, size_t groups, const uint8_t* a, const int8_t* b, const int32_t* acc_in,
+void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, const int8_t* b, const int32_t* acc_in,
           int32_t* acc_out, const GemmEpilogue& ep, size_t m0, size_t n0) {
   // Accumulators are locals of this function only (never passed by reference)
   // so that the compiler keeps all of them in registers across the loop.
@@ -63,14 +70,14 @@ void tile(size_t nr, size_t groups, const uint8_t* a, const int8_t* b, const int
       c0[i] = c1[i] = c2[i] = c3[i] = _mm512_setzero_si512();
     }
   }
-  for (size_t g = 0; g < groups; ++g, a += MR * 4, b += NR * 4) {
+  for (size_t g = 0; g < groups; ++g, a += 4, b += NR * 4) {
     const __m512i b0 = _mm512_loadu_si512(b);
     const __m512i b1 = _mm512_loadu_si512(b + 64);
     const __m512i b2 = _mm512_loadu_si512(b + 128);
     const __m512i b3 = _mm512_loadu_si512(b + 192);
 #pragma GCC unroll 6
     for (size_t i = 0; i < R; ++i) {
-      const __m512i av = _mm512_set1_epi32(*reinterpret_cast<const int32_t*>(a + 4 * i));
+      const __m512i av = _mm512_set1_epi32(load4(a + i * a_stride));
       c0[i] = _mm512_dpbusd_epi32(c0[i], av, b0);
       c1[i] = _mm512_dpbusd_epi32(c1[i], av, b1);
       c2[i] = _mm512_dpbusd_epi32(c2[i], av, b2);
@@ -102,18 +109,18 @@ void tile(size_t nr, size_t groups, const uint8_t* a, const int8_t* b, const int
 
 }  // namespace
 
-void gemm_u8s8s32_5x64c4__avx512vnni(size_t mr, size_t nr, size_t groups, const void* a_panel,
-                                     const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
+void gemm_u8s8s32_5x64c4__avx512vnni(size_t mr, size_t nr, size_t groups, const void* a_rows,
+                                     size_t a_stride, const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
                                      const GemmEpilogue& ep, size_t m0, size_t n0) {
   IQK_KERNEL_ENTRY("gemm_u8s8s32_5x64c4__avx512vnni");
-  const uint8_t* a = static_cast<const uint8_t*>(a_panel);
+  const uint8_t* a = static_cast<const uint8_t*>(a_rows);
   const int8_t* b = static_cast<const int8_t*>(b_panel);
   switch (mr) {
-    case 1: return tile<1>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
-    case 2: return tile<2>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
-    case 3: return tile<3>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
-    case 4: return tile<4>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
-    default: return tile<5>(nr, groups, a, b, acc_in, acc_out, ep, m0, n0);
+    case 1: return tile<1>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
+    case 2: return tile<2>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
+    case 3: return tile<3>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
+    case 4: return tile<4>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
+    default: return tile<5>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
   }
 }
 

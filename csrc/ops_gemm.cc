@@ -19,52 +19,22 @@ size_t panel_bytes(const GemmShape& s, size_t k, size_t rows_or_cols) {
   return ceil_div(k, s.k_group()) * rows_or_cols * 4;
 }
 
-// Packs rows [m0, m0 + rows) of A into one panel of MR rows: a_u = a (uint8)
-// or a ^ 0x80 (int8, i.e. a + 128). Missing rows and k past K are zero.
-// Group-major walk: each step reads one 4-byte (vnni4) or 2-byte (pair16)
-// unit from every row and writes them next to each other, so loads and stores
-// both stream; this runs once per call over all of A and must stay cheap
-// beside the kernels (a byte-at-a-time version cost 10% of a 1024^3 GEMM).
-void pack_a_panel(const GemmShape& s, const uint8_t* a, size_t lda, bool a_signed, size_t K,
-                  size_t rows, uint8_t* panel) {
-  const size_t mr = s.mr;
+// Copies `rows` rows of A into rows of `row_bytes` bytes (a whole number of
+// k-groups): a_u = a (uint8) or a ^ 0x80 (int8, i.e. a + 128), widened to
+// int16 for pair16, zero past K. Row-major, so this is a streaming copy that
+// the compiler vectorises; it runs once per call over A and must stay cheap
+// beside the kernels (an interleaved panel layout cost 10% of a 1024^3 GEMM).
+void copy_a_rows(const GemmShape& s, const uint8_t* a, size_t lda, bool a_signed, size_t K,
+                 size_t rows, size_t row_bytes, uint8_t* out) {
   const uint8_t flip = a_signed ? 0x80 : 0x00;
-  if (s.layout == GemmLayout::vnni4) {
-    const uint32_t flip4 = flip * 0x01010101u;
-    const size_t full = K / 4;
-    uint8_t* out = panel;
-    for (size_t g = 0; g < full; ++g, out += mr * 4) {
-      size_t i = 0;
-      for (; i < rows; ++i) {
-        uint32_t w;
-        std::memcpy(&w, a + i * lda + 4 * g, 4);
-        w ^= flip4;
-        std::memcpy(out + 4 * i, &w, 4);
-      }
-      for (; i < mr; ++i) std::memset(out + 4 * i, 0, 4);
-    }
-    if (full * 4 < K) {  // the last, partial group
-      std::memset(out, 0, mr * 4);
-      for (size_t i = 0; i < rows; ++i)
-        for (size_t k = full * 4; k < K; ++k) out[4 * i + k % 4] = a[i * lda + k] ^ flip;
-    }
-  } else {
-    const size_t full = K / 2;
-    int16_t* out = reinterpret_cast<int16_t*>(panel);
-    for (size_t g = 0; g < full; ++g, out += mr * 2) {
-      size_t i = 0;
-      for (; i < rows; ++i) {
-        const uint8_t* src = a + i * lda + 2 * g;
-        out[2 * i] = uint8_t(src[0] ^ flip);
-        out[2 * i + 1] = uint8_t(src[1] ^ flip);
-      }
-      for (; i < mr; ++i) out[2 * i] = out[2 * i + 1] = 0;
-    }
-    if (full * 2 < K) {
-      for (size_t i = 0; i < mr; ++i) {
-        out[2 * i] = i < rows ? uint8_t(a[i * lda + K - 1] ^ flip) : 0;
-        out[2 * i + 1] = 0;
-      }
+  for (size_t i = 0; i < rows; ++i, a += lda, out += row_bytes) {
+    if (s.layout == GemmLayout::vnni4) {
+      for (size_t k = 0; k < K; ++k) out[k] = a[k] ^ flip;
+      std::memset(out + K, 0, row_bytes - K);
+    } else {
+      int16_t* o = reinterpret_cast<int16_t*>(out);
+      for (size_t k = 0; k < K; ++k) o[k] = static_cast<uint8_t>(a[k] ^ flip);
+      std::memset(o + K, 0, row_bytes - 2 * K);
     }
   }
 }
@@ -104,6 +74,10 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
   // its B panel.
   auto panel_row = [&](size_t mp) { return mp * M / m_panels; };
   const size_t a_panel = panel_bytes(s, K, mr), b_panel = panel_bytes(s, K, nr);
+  const size_t a_row_bytes = groups * 4;
+  // uint8 rows whose length is a whole number of groups are read in place:
+  // no copy at all. Otherwise rows are copied (shifted, padded, widened).
+  const bool a_in_place = s.layout == GemmLayout::vnni4 && !p.a_signed && K % 4 == 0;
 
   // Per-column arrays padded to whole panels so that kernels can load full
   // vectors; the padding columns are never stored.
@@ -168,26 +142,34 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
     const size_t np0 = nc * chunk_panels, np1 = std::min(n_panels, np0 + chunk_panels);
     thread_local std::vector<uint8_t> abuf;
     thread_local std::vector<int32_t> partial;
-    if (abuf.size() < (mp1 - mp0) * a_panel + 64) abuf.resize((mp1 - mp0) * a_panel + 64);
-    uint8_t* ablock = abuf.data() + (64 - reinterpret_cast<uintptr_t>(abuf.data()) % 64) % 64;
-    if (k_slices > 1 && partial.size() < (mp1 - mp0) * mr * nr) partial.resize((mp1 - mp0) * mr * nr);
-    for (size_t mp = mp0; mp < mp1; ++mp) {
-      const size_t m0 = panel_row(mp);
-      pack_a_panel(s, p.a + m0 * p.lda, p.lda, p.a_signed, K, panel_row(mp + 1) - m0,
-                   ablock + (mp - mp0) * a_panel);
+    const uint8_t* arows;  // row m at arows + (m - m_first) * a_stride
+    size_t a_stride;
+    const size_t m_first = panel_row(mp0);
+    if (a_in_place) {
+      arows = p.a + m_first * p.lda;
+      a_stride = p.lda;
+    } else {
+      const size_t n_rows = panel_row(mp1) - m_first;
+      if (abuf.size() < n_rows * a_row_bytes + 64) abuf.resize(n_rows * a_row_bytes + 64);
+      uint8_t* ablock = abuf.data() + (64 - reinterpret_cast<uintptr_t>(abuf.data()) % 64) % 64;
+      copy_a_rows(s, p.a + m_first * p.lda, p.lda, p.a_signed, K, n_rows, a_row_bytes, ablock);
+      arows = ablock;
+      a_stride = a_row_bytes;
     }
+    if (k_slices > 1 && partial.size() < (mp1 - mp0) * mr * nr) partial.resize((mp1 - mp0) * mr * nr);
     for (size_t np = np0; np < np1; ++np) {
       const size_t n0 = np * nr;
       const uint8_t* bp = p.packed_b + np * b_panel;
       for (size_t ks = 0; ks < k_slices; ++ks) {
-        // A group is 4 bytes per row (vnni4: 4 x u8; pair16: 2 x int16) in both
-        // layouts, so a slice starts 4 * g0 * rows bytes into a panel.
+        // A group is 4 bytes per row or column (vnni4: 4 x u8; pair16: 2 x
+        // int16) in both layouts, so a slice starts 4 * g0 bytes into a row of
+        // A and 4 * g0 * NR bytes into a B panel.
         const size_t g0 = ks * kc, gn = std::min(kc, groups - g0);
         for (size_t mp = mp0; mp < mp1; ++mp) {
           const size_t m0 = panel_row(mp);
           int32_t* part = partial.data() + (mp - mp0) * mr * nr;
           kernel.fn(panel_row(mp + 1) - m0, std::min(nr, N - n0), gn,
-                    ablock + (mp - mp0) * a_panel + 4 * g0 * mr, bp + 4 * g0 * nr,
+                    arows + (m0 - m_first) * a_stride + 4 * g0, a_stride, bp + 4 * g0 * nr,
                     ks == 0 ? nullptr : part, ks + 1 == k_slices ? nullptr : part, ep, m0, n0);
         }
       }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import pickle
-import re
 import zlib
 
 import numpy as np
@@ -323,7 +322,8 @@ def test_single_row_or_column(isa, m, k, n):
     assert_same(got, ref.gemm(a1, b), f"isa={isa} 1-D a K={k} N={n}")
 
 
-@pytest.mark.parametrize("batch", [(2, 3), (5, 1), (1, 1, 1), (4, 2, 3)], ids=lambda s: "batch=" + "x".join(map(str, s)))
+@pytest.mark.parametrize("batch", [(2, 3), (5, 1), (1, 1, 1), (4, 2, 3)],
+                         ids=lambda s: "batch=" + "x".join(map(str, s)))
 @pytest.mark.parametrize("k,n", [(17, 9), (64, 70)], ids=["K=17-N=9", "K=64-N=70"])
 def test_batched_activations(isa, batch, k, n):
     rng = rng_for("batched", batch, k, n)
@@ -504,7 +504,8 @@ def test_random_range_ends(isa, a_dtype):
 # --- qgemm ------------------------------------------------------------------------
 
 QGEMM_FLOAT = [(bias, relu) for bias in ("none", "array", "scalar") for relu in (False, True)]
-QGEMM_Q8 = [(dt, bias, relu) for dt in ("int8", "uint8") for bias in ("none", "float", "int32") for relu in (False, True)]
+QGEMM_Q8 = [(dt, bias, relu) for dt in ("int8", "uint8") for bias in ("none", "float", "int32")
+            for relu in (False, True)]
 
 
 def _qgemm_data(kind, m, k, n, a_dtype, per_column, key):
@@ -885,12 +886,14 @@ GEMM_ERRORS = {
                       lambda f: f.gemm(A_S8, B, a_zero_point=128)),
     "a_zp_minus1_uint8": (ValueError, r"a_zero_point must lie in \[0, 255\], got -1",
                           lambda f: f.gemm(A_U8, B, a_zero_point=-1)),
-    "a_zp_256_uint8": (ValueError, r"a_zero_point must lie in \[0, 255\]", lambda f: f.gemm(A_U8, B, a_zero_point=256)),
+    "a_zp_256_uint8": (ValueError, r"a_zero_point must lie in \[0, 255\]",
+                       lambda f: f.gemm(A_U8, B, a_zero_point=256)),
     "a_zp_1d": (ValueError, r"a_zero_point must be a scalar", lambda f: f.gemm(A_U8, B, a_zero_point=[1, 2, 3, 4])),
     "a_zp_float": (TypeError, r"a_zero_point must be an integer", lambda f: f.gemm(A_U8, B, a_zero_point=1.0)),
     "b_zp_wrong_length": (ValueError, r"b_zero_point must be a scalar or have shape \(5,\)",
                           lambda f: f.gemm(A_U8, B, b_zero_point=np.zeros(4, np.int32))),
-    "b_zp_2d": (ValueError, r"b_zero_point must be a scalar or have shape", lambda f: f.gemm(A_U8, B, b_zero_point=np.zeros((1, 5), np.int32))),
+    "b_zp_2d": (ValueError, r"b_zero_point must be a scalar or have shape",
+                lambda f: f.gemm(A_U8, B, b_zero_point=np.zeros((1, 5), np.int32))),
     "b_zp_200": (ValueError, r"b_zero_point must lie in \[-128, 127\]", lambda f: f.gemm(A_U8, B, b_zero_point=200)),
     "b_zp_minus129_column": (ValueError, r"b_zero_point must lie in \[-128, 127\]",
                              lambda f: f.gemm(A_U8, B, b_zero_point=[0, 0, -129, 0, 0])),
@@ -898,10 +901,13 @@ GEMM_ERRORS = {
     "b_zp_with_packed": (ValueError, r"PackedWeights", lambda f: f.gemm(A_U8, PW, b_zero_point=3)),
     "b_zp_array_with_packed": (ValueError, r"PackedWeights",
                                lambda f: f.gemm(A_U8, PW, b_zero_point=np.zeros(5, np.int32))),
-    "out_wrong_dtype": (TypeError, r"out must have dtype int32", lambda f: f.gemm(A_U8, B, out=np.zeros((4, 5), np.int64))),
+    "out_wrong_dtype": (TypeError, r"out must have dtype int32",
+                        lambda f: f.gemm(A_U8, B, out=np.zeros((4, 5), np.int64))),
     "out_not_ndarray": (TypeError, r"out must be a numpy.ndarray", lambda f: f.gemm(A_U8, B, out=[[0] * 5] * 4)),
-    "out_wrong_shape": (ValueError, r"out must have shape \(4, 5\)", lambda f: f.gemm(A_U8, B, out=np.zeros((5, 4), np.int32))),
-    "out_non_contiguous": (ValueError, r"C-contiguous", lambda f: f.gemm(A_U8, B, out=np.zeros((4, 10), np.int32)[:, ::2])),
+    "out_wrong_shape": (ValueError, r"out must have shape \(4, 5\)",
+                        lambda f: f.gemm(A_U8, B, out=np.zeros((5, 4), np.int32))),
+    "out_non_contiguous": (ValueError, r"C-contiguous",
+                           lambda f: f.gemm(A_U8, B, out=np.zeros((4, 10), np.int32)[:, ::2])),
     "out_fortran": (ValueError, r"C-contiguous", lambda f: f.gemm(A_U8, B, out=np.zeros((5, 4), np.int32).T)),
     "out_read_only": (ValueError, r"read-only", lambda f: f.gemm(A_U8, B, out=_read_only_out((4, 5), np.int32))),
     "k_past_bound": (ValueError, r"K must be <= 65793",
@@ -928,7 +934,8 @@ QGEMM_ERRORS = {
     "qgemm_k_mismatch": (ValueError, r"a has K=", lambda f: _q(f, b=B[:4])),
     "b_scale_wrong_length": (ValueError, r"b_scale must be a scalar or have shape \(5,\)",
                              lambda f: _q(f, b_scale=np.full(4, 0.1, np.float32))),
-    "b_scale_2d": (ValueError, r"b_scale must be a scalar or have shape", lambda f: _q(f, b_scale=np.full((1, 5), 0.1))),
+    "b_scale_2d": (ValueError, r"b_scale must be a scalar or have shape",
+                   lambda f: _q(f, b_scale=np.full((1, 5), 0.1))),
     "a_scale_1d": (ValueError, r"a_scale must be a scalar", lambda f: _q(f, a_scale=np.full(4, 0.1))),
     "a_scale_zero": (ValueError, r"a_scale must be finite and > 0", lambda f: _q(f, a_scale=0.0)),
     "a_scale_negative": (ValueError, r"a_scale must be finite and > 0", lambda f: _q(f, a_scale=-1.0)),
