@@ -1,0 +1,71 @@
+"""The tail contract: no kernel reads past the end of its input arrays.
+
+Each input is placed so that its last byte is the last byte before a page
+that may not be read (PROT_NONE); a read past the end faults. The checks run in
+a subprocess so that a fault is reported as a failing test, not a dead run.
+"""
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import intquant_kernels as iq
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses mmap/mprotect")
+
+SCRIPT = textwrap.dedent(
+    r"""
+    import ctypes, mmap, sys
+    import numpy as np
+    import intquant_kernels as iq
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    PAGE = mmap.PAGESIZE
+    keep = []
+
+    def at_page_end(arr):
+        # A copy of arr whose last byte sits right before an unreadable page.
+        arr = np.ascontiguousarray(arr)
+        n = arr.nbytes
+        pages = (n + PAGE - 1) // PAGE + 1
+        buf = mmap.mmap(-1, pages * PAGE)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        assert libc.mprotect(base + (pages - 1) * PAGE, PAGE, 0) == 0
+        start = (pages - 1) * PAGE - n
+        out = np.frombuffer(buf, dtype=np.uint8, count=n, offset=start).view(arr.dtype).reshape(arr.shape)
+        out[...] = arr
+        keep.append(buf)
+        return out
+
+    iq.set_isa(sys.argv[1])
+    rng = np.random.default_rng(0)
+    for n in list(range(0, 70)) + [127, 129, 1000, 4097]:
+        x = at_page_end(rng.standard_normal(n).astype(np.float32))
+        q = iq.quantize(x, 0.1)
+        assert np.array_equal(q, iq.reference.quantize(np.array(x), 0.1))
+        qe = at_page_end(q)
+        assert np.array_equal(iq.dequantize(qe, 0.1), iq.reference.dequantize(q, 0.1))
+        xc = at_page_end(rng.standard_normal((max(n, 1) // 7 + 1, 7)).astype(np.float32))
+        assert np.array_equal(iq.quantize(xc, np.full(7, 0.2), axis=1, dtype=np.uint8),
+                              iq.reference.quantize(np.array(xc), np.full(7, 0.2), axis=1, dtype=np.uint8))
+    for m, k, n in [(1, 4, 1), (5, 16, 3), (7, 64, 65), (3, 17, 5), (6, 1, 2), (11, 128, 130)]:
+        for dt in (np.uint8, np.int8):
+            info = np.iinfo(dt)
+            a = at_page_end(rng.integers(info.min, info.max + 1, (m, k), dtype=dt))
+            b = at_page_end(rng.integers(-128, 128, (k, n), dtype=np.int8))
+            want = iq.reference.gemm(np.array(a), np.array(b))
+            assert np.array_equal(iq.gemm(a, b), want)
+            assert np.array_equal(iq.gemm(a, iq.pack_weights(b)), want)
+    print("ok")
+    """
+)
+
+
+@pytest.mark.parametrize("isa", iq.available_isas())
+def test_no_read_past_the_end(isa):
+    r = subprocess.run([sys.executable, "-c", SCRIPT, isa], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", (
+        f"{isa}: exit {r.returncode} (a negative code is the signal: -11 is a read past the end)\n{r.stderr[-2000:]}"
+    )
