@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include "gemm_store_avx2.h"
+#include "gemm_rows.h"
 #include "kernel_counter.h"
 
 namespace iqk {
@@ -23,8 +24,8 @@ inline int32_t load4(const uint8_t* p) {
 constexpr size_t MR = 4, NR = 16;
 
 template <size_t R>
-void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, const int16_t* b, const int32_t* acc_in,
-          int32_t* acc_out, const GemmEpilogue& ep, size_t m0, size_t n0) {
+void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, const int16_t* b,
+          const int32_t* acc_in, int32_t* acc_out, const GemmEpilogue& ep, size_t m0, size_t n0) {
   // Accumulators are locals of this function only, so that they stay in
   // registers across the loop.
   __m256i c0[R], c1[R];
@@ -65,17 +66,14 @@ void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, const int
 }  // namespace
 
 void gemm_u8s8s32_4x16c2__avx2(size_t mr, size_t nr, size_t groups, const void* a_rows,
-                               size_t a_stride, const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
+    size_t a_stride, const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
     const GemmEpilogue& ep, size_t m0, size_t n0) {
   IQK_KERNEL_ENTRY("gemm_u8s8s32_4x16c2__avx2");
   const uint8_t* a = static_cast<const uint8_t*>(a_rows);
   const int16_t* b = static_cast<const int16_t*>(b_panel);
-  switch (mr) {
-    case 1: return tile<1>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
-    case 2: return tile<2>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
-    case 3: return tile<3>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
-    default: return tile<4>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
-  }
+  with_rows<MR>(mr, [&](auto rows) {
+    tile<decltype(rows)::value>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
+  });
 }
 
 // The kernel with its tile shape, for the kernel table: the shape is stated

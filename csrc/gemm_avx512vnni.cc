@@ -6,6 +6,7 @@
 #include <immintrin.h>
 
 #include "gemm.h"
+#include "gemm_rows.h"
 #include "kernel_counter.h"
 
 namespace iqk {
@@ -54,8 +55,8 @@ inline void store16(const GemmEpilogue& ep, size_t m, size_t n, __m512i acc, __m
 }
 
 template <size_t R>
-void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, const int8_t* b, const int32_t* acc_in,
-          int32_t* acc_out, const GemmEpilogue& ep, size_t m0, size_t n0) {
+void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, const int8_t* b,
+          const int32_t* acc_in, int32_t* acc_out, const GemmEpilogue& ep, size_t m0, size_t n0) {
   // Accumulators are locals of this function only (never passed by reference)
   // so that the compiler keeps all of them in registers across the loop.
   __m512i c0[R], c1[R], c2[R], c3[R];
@@ -110,18 +111,14 @@ void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, const int
 }  // namespace
 
 void gemm_u8s8s32_5x64c4__avx512vnni(size_t mr, size_t nr, size_t groups, const void* a_rows,
-                                     size_t a_stride, const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
-                                     const GemmEpilogue& ep, size_t m0, size_t n0) {
+    size_t a_stride, const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
+    const GemmEpilogue& ep, size_t m0, size_t n0) {
   IQK_KERNEL_ENTRY("gemm_u8s8s32_5x64c4__avx512vnni");
   const uint8_t* a = static_cast<const uint8_t*>(a_rows);
   const int8_t* b = static_cast<const int8_t*>(b_panel);
-  switch (mr) {
-    case 1: return tile<1>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
-    case 2: return tile<2>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
-    case 3: return tile<3>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
-    case 4: return tile<4>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
-    default: return tile<5>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
-  }
+  with_rows<MR>(mr, [&](auto rows) {
+    tile<decltype(rows)::value>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
+  });
 }
 
 // The kernel with its tile shape, for the kernel table: the shape is stated

@@ -1,0 +1,23 @@
+// Row-count dispatch for GEMM tile kernels. No intrinsics.
+#pragma once
+
+#include <cstddef>
+#include <type_traits>
+
+namespace iqk {
+
+// Calls f(std::integral_constant<size_t, R>{}) with R == mr (1 <= mr <= MR):
+// each tile kernel is compiled once per row count, so that its accumulators
+// are a fixed set of registers.
+template <size_t MR, size_t R = 1, typename F>
+inline void with_rows(size_t mr, F&& f) {
+  if constexpr (R >= MR) {
+    f(std::integral_constant<size_t, MR>{});
+  } else if (mr == R) {
+    f(std::integral_constant<size_t, R>{});
+  } else {
+    with_rows<MR, R + 1>(mr, static_cast<F&&>(f));
+  }
+}
+
+}  // namespace iqk
