@@ -116,13 +116,13 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
   ep.scale = scale.data();
   ep.bias = bias.data();
 
-  // An M block's packed A stays in L2 while every B panel of the task streams
-  // past it; a B panel stays in L1/L2 while the block's A panels go by.
+  // An M block's rows of A stay in L2 while the task's B panels stream past.
   constexpr size_t kABlockBytes = 192 * 1024;
   const size_t block_panels =
       std::max<size_t>(1, std::min(m_panels, kABlockBytes / std::max<size_t>(a_panel, 1)));  // K may be 0
   const size_t m_blocks = ceil_div(m_panels, block_panels);
-  // Enough tasks to share between threads; each task packs its own A block.
+  // Enough tasks to share between threads; each task copies its own A rows
+  // when they cannot be read in place.
   const size_t threads = static_cast<size_t>(get_num_threads());
   size_t n_chunks = 1;
   if (threads > 1 && m_blocks < 4 * threads) n_chunks = std::min(n_panels, ceil_div(4 * threads, m_blocks));
