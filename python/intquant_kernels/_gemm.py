@@ -8,15 +8,14 @@ from . import _validate as v
 from . import reference as _ref
 from ._dispatch import active_isa
 from ._gemm_common import resolve_qgemm
-from ._packed import PackedWeights
+from ._packed import PackedWeights, check_no_zero_point
 
 _KIND_I32, _KIND_F32, _KIND_Q8 = 0, 1, 2
 
 
 def _packed(b, b_zero_point) -> PackedWeights:
     if isinstance(b, PackedWeights):
-        if not (b_zero_point is 0 or (np.ndim(b_zero_point) == 0 and np.asarray(b_zero_point).dtype.kind in "iu" and b_zero_point == 0)):  # noqa: F632
-            raise ValueError("b is PackedWeights: its zero point was fixed by pack_weights(zero_point=...)")
+        check_no_zero_point(b_zero_point)
         return b
     b = v.weights(b)
     return PackedWeights(b, zero_point=v.column_zero_points(b_zero_point, b.shape[1]))

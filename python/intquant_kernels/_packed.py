@@ -100,6 +100,14 @@ class PackedWeights:
         return f"PackedWeights(K={k}, N={n}, packed for {', '.join(self.packed_isas())})"
 
 
+def check_no_zero_point(b_zero_point) -> None:
+    """A PackedWeights carries its zero point; a b_zero_point beside it must be the default 0."""
+    if b_zero_point is 0:  # noqa: F632 (the common case, without NumPy calls)
+        return
+    if not (np.ndim(b_zero_point) == 0 and np.asarray(b_zero_point).dtype.kind in "iu" and b_zero_point == 0):
+        raise ValueError("b is PackedWeights: its zero point was fixed by pack_weights(zero_point=...)")
+
+
 def pack_weights(b, *, zero_point=0) -> PackedWeights:
     """Pack int8 weights ``b`` (K, N) once for repeated gemm/qgemm calls.
 

@@ -74,11 +74,10 @@ def dequantize(q, scale, zero_point=0, *, axis=None, out=None):
 
 
 def _weights_and_zp(b, b_zero_point):
-    from ._packed import PackedWeights
+    from ._packed import PackedWeights, check_no_zero_point
 
     if isinstance(b, PackedWeights):
-        if not (np.ndim(b_zero_point) == 0 and np.asarray(b_zero_point).dtype.kind in "iu" and b_zero_point == 0):
-            raise ValueError("b is PackedWeights: its zero point was fixed by pack_weights(zero_point=...)")
+        check_no_zero_point(b_zero_point)
         return b.weights, b.zero_point
     b = v.weights(b)
     return b, v.column_zero_points(b_zero_point, b.shape[1])
