@@ -26,7 +26,9 @@ class QgemmEpilogue:
 def resolve_qgemm(n, a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype) -> QgemmEpilogue:
     # This runs on every qgemm call: few NumPy calls, one errstate.
     a_s = v.positive_scale(a_scale, "a_scale")
-    b_s = v.positive_scale(b_scale, "b_scale", (n,))
+    # b_scale's values are tested through the product: a finite positive a_scale
+    # times an invalid b_scale is never finite and positive.
+    b_s = v.positive_scale(b_scale, "b_scale", (n,), check_values=False)
     if not isinstance(relu, (bool, np.bool_)):
         raise TypeError(f"relu must be a bool, got {type(relu).__name__}")
     relu = bool(relu)
@@ -35,6 +37,7 @@ def resolve_qgemm(n, a_scale, b_scale, bias, relu, out_scale, out_zero_point, ou
         if s.ndim == 0:
             s = np.full(n, s, np.float32)
         if not (np.isfinite(s) & (s > 0)).all():
+            v.positive_scale(b_s, "b_scale", (n,))  # names b_scale if it is the culprit
             raise ValueError("a_scale * b_scale must be finite and > 0 in float32 for every column")
 
         bias_a = None

@@ -237,8 +237,12 @@ def accumulator_bound(k: int, a_dtype: np.dtype, a_zp: int, bmax: int, extra: in
 _FLT_MAX = float(np.finfo(np.float32).max)
 
 
-def positive_scale(value, what: str, shape=None) -> np.ndarray:
-    """float32 scale(s), finite and > 0; scalar, or 1-D matching ``shape``."""
+def positive_scale(value, what: str, shape=None, check_values: bool = True) -> np.ndarray:
+    """float32 scale(s), finite and > 0; scalar, or 1-D matching ``shape``.
+
+    ``check_values=False`` skips the finite-and-positive test of an array, for
+    a caller that tests a product of it instead (and reports it by name).
+    """
     if isinstance(value, (float, int, np.floating, np.integer)) and not isinstance(value, (bool, np.bool_)):
         # Fast path for the common Python/NumPy scalar (this runs on every call).
         f = float(value)
@@ -254,8 +258,11 @@ def positive_scale(value, what: str, shape=None) -> np.ndarray:
         raise ValueError(f"{what} must be a scalar (per-tensor), got shape {a.shape}")
     if a.ndim > 1 or (a.ndim == 1 and a.shape != shape):
         raise ValueError(f"{what} must be a scalar or have shape {shape}, got {a.shape}")
-    with np.errstate(over="ignore"):
-        a32 = a.astype(np.float32)
-    if not (np.isfinite(a32) & (a32 > 0)).all():
+    if a.dtype == np.float32:
+        a32 = a
+    else:
+        with np.errstate(over="ignore"):
+            a32 = a.astype(np.float32)
+    if check_values and not (np.isfinite(a32) & (a32 > 0)).all():
         raise ValueError(f"{what} must be finite and > 0 in float32")
     return a32
