@@ -13,13 +13,6 @@ namespace iqk {
 
 namespace {
 
-// Four bytes of one row of A (one k-group), for a broadcast.
-inline int32_t load4(const uint8_t* p) {
-  int32_t v;
-  __builtin_memcpy(&v, p, 4);
-  return v;
-}
-
 constexpr size_t MR = 5, NR = 64;
 
 // The epilogue of gemm_epilogue.h on 16 columns, same steps, same order.
@@ -78,7 +71,7 @@ void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, const int
     const __m512i b3 = _mm512_loadu_si512(b + 192);
 #pragma GCC unroll 6
     for (size_t i = 0; i < R; ++i) {
-      const __m512i av = _mm512_set1_epi32(load4(a + i * a_stride));
+      const __m512i av = _mm512_set1_epi32(gemm_load4(a + i * a_stride));
       c0[i] = _mm512_dpbusd_epi32(c0[i], av, b0);
       c1[i] = _mm512_dpbusd_epi32(c1[i], av, b1);
       c2[i] = _mm512_dpbusd_epi32(c2[i], av, b2);

@@ -12,13 +12,6 @@ namespace iqk {
 
 namespace {
 
-// Four bytes of one row of A (one k-group), for a broadcast.
-inline int32_t load4(const uint8_t* p) {
-  int32_t v;
-  __builtin_memcpy(&v, p, 4);
-  return v;
-}
-
 constexpr size_t MR = 4, NR = 16;
 
 template <size_t R>
@@ -41,7 +34,7 @@ void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, const int
     const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32));
 #pragma GCC unroll 6
     for (size_t i = 0; i < R; ++i) {
-      const __m256i av = _mm256_set1_epi32(load4(a + i * a_stride));
+      const __m256i av = _mm256_set1_epi32(gemm_load4(a + i * a_stride));
       c0[i] = _mm256_dpbusd_avx_epi32(c0[i], av, b0);
       c1[i] = _mm256_dpbusd_avx_epi32(c1[i], av, b1);
     }

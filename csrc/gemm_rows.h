@@ -1,7 +1,9 @@
-// Row-count dispatch for GEMM tile kernels. No intrinsics.
+// Helpers shared by the GEMM tile kernels. No intrinsics.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <type_traits>
 
 namespace iqk {
@@ -18,6 +20,14 @@ inline void with_rows(size_t mr, F&& f) {
   } else {
     with_rows<MR, R + 1>(mr, static_cast<F&&>(f));
   }
+}
+
+// Four bytes of one row of A (one k-group), to broadcast. static: each ISA
+// file gets its own copy, built with its own flags.
+static inline int32_t gemm_load4(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
 }
 
 }  // namespace iqk
