@@ -144,6 +144,29 @@ PYBIND11_MODULE(_core, m) {
       py::arg("b"), py::arg("layout"), py::arg("mr"), py::arg("nr"));
 
   m.def(
+      "qgemm_columns",
+      [](size_t n, float a_scale, const py::array& b_scale, const py::object& bias,
+         const py::object& out_scale) -> py::object {
+        const size_t nb = static_cast<size_t>(b_scale.size());
+        if (nb != 1 && nb != n) throw py::value_error("b_scale: expected 1 or N values");
+        const float* bs = checked_data<const float>(b_scale, py::dtype::of<float>(), nb, "b_scale", false);
+        const bool requantize = !out_scale.is_none();
+        const float* bp = nullptr;
+        if (!bias.is_none()) {
+          if (!requantize) throw py::value_error("bias: only a requantized epilogue quantizes its bias");
+          bp = checked_data<const float>(bias.cast<py::array>(), py::dtype::of<float>(), n, "bias", false);
+        }
+        py::array_t<float> out(static_cast<py::ssize_t>(n));
+        py::array_t<int64_t> bias_q(static_cast<py::ssize_t>(bp ? n : 0));
+        const std::string err = iqk::gemm_columns(
+            n, a_scale, bs, nb == n && n != 1, bp, requantize,
+            requantize ? out_scale.cast<float>() : 1.0f, out.mutable_data(), bias_q.mutable_data());
+        if (!err.empty()) throw py::value_error(err);
+        return py::make_tuple(out, bp ? py::object(bias_q) : py::object(py::none()));
+      },
+      py::arg("n"), py::arg("a_scale"), py::arg("b_scale"), py::arg("bias"), py::arg("out_scale"));
+
+  m.def(
       "gemm",
       [](const std::string& isa, const py::array& a, const py::array& packed, size_t K, size_t N,
          const py::object& b_zp, const py::array& col_off, int kind, const py::array& out,

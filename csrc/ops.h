@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 namespace iqk {
 
@@ -38,5 +39,14 @@ size_t packed_b_bytes(const GemmShape& s, size_t K, size_t N);
 // b: K x N row-major int8.
 void pack_b(const GemmShape& s, const int8_t* b, size_t K, size_t N, uint8_t* out);
 void gemm(const GemmProblem& p, const GemmKernel& kernel);
+
+// qgemm's per-column constants, in float32 exactly as the reference computes
+// them (python/intquant_kernels/_gemm_common.py, columns_numpy):
+//   s[j] = a_scale * b_scale[j or 0]; out[j] = s[j], or s[j] / out_scale when
+//   requantizing; bias_q[j] = round_half_even(bias[j] / s[j]) for a float bias.
+// Returns "" or the message of the first constraint that fails.
+std::string gemm_columns(size_t n, float a_scale, const float* b_scale, bool per_column,
+                         const float* bias, bool requantize, float out_scale, float* out,
+                         int64_t* bias_q);
 
 }  // namespace iqk

@@ -1,6 +1,7 @@
 // GEMM driver: packs B once (pack_weights) and A per call, walks the tiles,
 // splits them over threads. Layout and tile size come from the kernel.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -175,6 +176,34 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
       }
     }
   });
+}
+
+std::string gemm_columns(size_t n, float a_scale, const float* b_scale, bool per_column,
+                         const float* bias, bool requantize, float out_scale, float* out,
+                         int64_t* bias_q) {
+  for (size_t j = 0; j < n; ++j) {
+    const float b = b_scale[per_column ? j : 0];
+    const float s = a_scale * b;
+    if (!(std::isfinite(s) && s > 0.0f)) {
+      return std::isfinite(b) && b > 0.0f
+                 ? "a_scale * b_scale must be finite and > 0 in float32 for every column"
+                 : "b_scale must be finite and > 0 in float32";
+    }
+    out[j] = s;
+  }
+  if (!requantize) return "";
+  for (size_t j = 0; j < n; ++j) {
+    const float m = out[j] / out_scale;
+    if (!std::isfinite(m)) return "a_scale * b_scale / out_scale must be finite in float32";
+    if (bias) {
+      const float q = std::nearbyintf(bias[j] / out[j]);
+      if (!(static_cast<double>(std::fabs(q)) <= 2147483647.0))
+        return "bias / (a_scale * b_scale) must be finite and fit int32";
+      bias_q[j] = static_cast<int64_t>(q);
+    }
+    out[j] = m;
+  }
+  return "";
 }
 
 }  // namespace iqk

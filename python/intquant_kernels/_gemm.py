@@ -1,6 +1,8 @@
 """gemm and qgemm on the compiled kernels (see reference.py for the contract)."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from . import _core
@@ -37,23 +39,29 @@ def _run(a, pw: PackedWeights, a_zero_point, kind, out, out_dtype, ep=None):
     v.accumulator_bound(k, a.dtype, a_zp, pw._span, bias_bound)
 
     shape = a.shape[:-1] + (n,)
-    a2 = a.reshape(int(np.prod(a.shape[:-1], dtype=np.int64)), k)  # not -1: K may be 0
+    a2 = a.reshape(math.prod(a.shape[:-1]), k)  # not -1: K may be 0
     if (k > 1 and a2.strides[1] != 1) or (a2.shape[0] > 1 and a2.strides[0] < k):
         a2 = np.ascontiguousarray(a2)
 
     # Every per-column constant folds into one offset (see csrc/gemm.h).
-    col_off = pw._column_offsets(a_zp + (128 if a.dtype == np.int8 else 0))
-    if bias_q is not None:
-        col_off = col_off - bias_q
+    a_zp_u = a_zp + (128 if a.dtype == np.int8 else 0)
+    col_off = pw._column_offsets(a_zp_u, wrapped=True) if bias_q is None else \
+        _wrap_int32(pw._column_offsets(a_zp_u) - bias_q)
     y = np.empty(shape, out_dtype) if out is None else v.check_out(out, shape, out_dtype)
     if ep is None:
         _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
-                   _wrap_int32(col_off), kind, y.reshape(a2.shape[0], n), None, None, False, 0, 0, 0)
+                   col_off, kind, y.reshape(a2.shape[0], n), None, None, False, 0, 0, 0)
     else:
         _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
-                   _wrap_int32(col_off), kind, y.reshape(a2.shape[0], n), ep.scale, ep.bias, ep.relu,
+                   col_off, kind, y.reshape(a2.shape[0], n), ep.scale, ep.bias, ep.relu,
                    ep.out_zp, ep.lo, ep.hi)
     return y
+
+
+def _columns(n, a_s, b_s, bias32, o_s):
+    """columns_numpy (see _gemm_common) in one C++ pass: the same float32 steps."""
+    return _core.qgemm_columns(n, float(a_s), np.ascontiguousarray(b_s).reshape(-1), bias32,
+                               None if o_s is None else float(o_s))
 
 
 def gemm(a, b, *, a_zero_point=0, b_zero_point=0, out=None):
@@ -63,7 +71,8 @@ def gemm(a, b, *, a_zero_point=0, b_zero_point=0, out=None):
 def qgemm(a, b, a_scale, b_scale, *, a_zero_point=0, b_zero_point=0, bias=None, relu=False,
           out_scale=None, out_zero_point=0, out_dtype=np.float32, out=None):
     pw = _packed(b, b_zero_point)
-    ep = resolve_qgemm(pw.shape[1], a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype)
+    ep = resolve_qgemm(pw.shape[1], a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype,
+                       columns=_columns)
     kind = _KIND_Q8 if ep.requantize else _KIND_F32
     return _run(a, pw, a_zero_point, kind, out, ep.out_dtype, ep)
 

@@ -23,8 +23,43 @@ class QgemmEpilogue:
     hi: int
 
 
-def resolve_qgemm(n, a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype) -> QgemmEpilogue:
-    # This runs on every qgemm call: few NumPy calls, one errstate.
+def columns_numpy(n, a_s, b_s, bias32, o_s):
+    """The per-column float32 constants of the epilogue, in NumPy.
+
+    Returns ``(scale, bias_q)``: ``scale[n] = a_s * b_s[n]`` (float32), divided
+    by ``o_s`` when requantizing; ``bias_q = round_half_even(bias32 / s)`` for
+    a float bias when requantizing, else None. Raises ValueError naming the
+    first constraint that fails. ``_core.qgemm_columns`` computes the same in
+    one C++ pass for the fast path.
+    """
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        s = np.multiply(a_s, b_s, dtype=np.float32)
+        if s.ndim == 0:
+            s = np.full(n, s, np.float32)
+        if not (np.isfinite(s) & (s > 0)).all():
+            v.positive_scale(b_s, "b_scale", (n,))  # names b_scale if it is the culprit
+            raise ValueError("a_scale * b_scale must be finite and > 0 in float32 for every column")
+        if o_s is None:
+            return s, None
+        m = np.divide(s, o_s, dtype=np.float32)
+        if not np.isfinite(m).all():
+            raise ValueError("a_scale * b_scale / out_scale must be finite in float32")
+        if bias32 is None:
+            return m, None
+        bq = np.rint(np.divide(bias32, s, dtype=np.float32))
+        if not (np.abs(bq) <= v.INT32_MAX).all():
+            raise ValueError("bias / (a_scale * b_scale) must be finite and fit int32")
+        return m, bq.astype(np.int64)
+
+
+def resolve_qgemm(n, a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype,
+                  columns=columns_numpy) -> QgemmEpilogue:
+    """Checks qgemm's epilogue arguments and resolves them per column.
+
+    ``columns`` computes the float32 per-column constants (see
+    :func:`columns_numpy`); everything else is shared by both paths, so they
+    accept, reject and describe arguments identically.
+    """
     a_s = v.positive_scale(a_scale, "a_scale")
     # b_scale's values are tested through the product: a finite positive a_scale
     # times an invalid b_scale is never finite and positive.
@@ -32,54 +67,43 @@ def resolve_qgemm(n, a_scale, b_scale, bias, relu, out_scale, out_zero_point, ou
     if not isinstance(relu, (bool, np.bool_)):
         raise TypeError(f"relu must be a bool, got {type(relu).__name__}")
     relu = bool(relu)
-    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
-        s = np.multiply(a_s, b_s, dtype=np.float32)
-        if s.ndim == 0:
-            s = np.full(n, s, np.float32)
-        if not (np.isfinite(s) & (s > 0)).all():
-            v.positive_scale(b_s, "b_scale", (n,))  # names b_scale if it is the culprit
-            raise ValueError("a_scale * b_scale must be finite and > 0 in float32 for every column")
 
-        bias_a = None
-        if bias is not None:
-            bias_a = np.asarray(bias)
-            if bias_a.dtype.kind not in "fi":
-                raise TypeError(f"bias must be a float or int32 array, got dtype {bias_a.dtype}")
-            if bias_a.ndim > 1 or (bias_a.ndim == 1 and bias_a.shape[0] != n):
-                raise ValueError(f"bias must be a scalar or have shape ({n},), got {bias_a.shape}")
-            if bias_a.ndim == 0:
-                bias_a = np.full(n, bias_a, bias_a.dtype)
+    bias_a = None
+    if bias is not None:
+        bias_a = np.asarray(bias)
+        if bias_a.dtype.kind not in "fi":
+            raise TypeError(f"bias must be a float or int32 array, got dtype {bias_a.dtype}")
+        if bias_a.ndim > 1 or (bias_a.ndim == 1 and bias_a.shape[0] != n):
+            raise ValueError(f"bias must be a scalar or have shape ({n},), got {bias_a.shape}")
+        if bias_a.ndim == 0:
+            bias_a = np.full(n, bias_a, bias_a.dtype)
 
-        if out_scale is None:
-            odt = np.dtype(out_dtype)
-            if odt != np.float32:
-                raise ValueError(f"without out_scale the output is float32; got out_dtype={odt} (give out_scale to requantize)")
-            if not (out_zero_point is 0 or out_zero_point == 0):  # noqa: F632
-                raise ValueError("out_zero_point applies only to requantized output (give out_scale)")
-            if bias_a is not None and bias_a.dtype.kind != "f":
-                raise TypeError("an integer bias is a quantized (int32) bias: it applies to requantized output only")
-            b32 = None if bias_a is None else np.ascontiguousarray(bias_a, dtype=np.float32)
-            return QgemmEpilogue(s, b32, None, relu, odt, False, 0, 0, 0)
-
+    if out_scale is None:
         odt = np.dtype(out_dtype)
-        if odt not in (np.dtype(np.int8), np.dtype(np.uint8)):
-            raise ValueError(f"with out_scale the output is requantized: out_dtype must be int8 or uint8, got {odt}")
-        qmin, qmax = v.q_range(odt)
-        o_s = v.positive_scale(out_scale, "out_scale")
-        ozp = v.scalar_int(out_zero_point, "out_zero_point", qmin, qmax)
-        m = np.divide(s, o_s, dtype=np.float32)
-        if not np.isfinite(m).all():
-            raise ValueError("a_scale * b_scale / out_scale must be finite in float32")
-        bias_q = None
-        if bias_a is not None:
-            if bias_a.dtype.kind == "f":
-                bq = np.rint(np.divide(bias_a, s, dtype=np.float32))
-                if not (np.abs(bq) <= v.INT32_MAX).all():
-                    raise ValueError("bias / (a_scale * b_scale) must be finite and fit int32")
-                bias_q = bq.astype(np.int64)
-            else:
-                if bias_a.dtype != np.int32:
-                    raise TypeError(f"an integer bias must be int32, got {bias_a.dtype}")
-                bias_q = bias_a.astype(np.int64)
+        if odt != np.float32:
+            raise ValueError(f"without out_scale the output is float32; got out_dtype={odt} (give out_scale to requantize)")
+        if not (out_zero_point is 0 or out_zero_point == 0):  # noqa: F632
+            raise ValueError("out_zero_point applies only to requantized output (give out_scale)")
+        if bias_a is not None and bias_a.dtype.kind != "f":
+            raise TypeError("an integer bias is a quantized (int32) bias: it applies to requantized output only")
+        with np.errstate(over="ignore"):  # a float64 bias past float32 becomes +-inf, as in C
+            b32 = None if bias_a is None else np.ascontiguousarray(bias_a, dtype=np.float32)
+        s, _ = columns(n, a_s, b_s, None, None)
+        return QgemmEpilogue(s, b32, None, relu, odt, False, 0, 0, 0)
+
+    odt = np.dtype(out_dtype)
+    if odt not in (np.dtype(np.int8), np.dtype(np.uint8)):
+        raise ValueError(f"with out_scale the output is requantized: out_dtype must be int8 or uint8, got {odt}")
+    qmin, qmax = v.q_range(odt)
+    o_s = v.positive_scale(out_scale, "out_scale")
+    ozp = v.scalar_int(out_zero_point, "out_zero_point", qmin, qmax)
+    float_bias = bias_a is not None and bias_a.dtype.kind == "f"
+    if bias_a is not None and not float_bias and bias_a.dtype != np.int32:
+        raise TypeError(f"an integer bias must be int32, got {bias_a.dtype}")
+    with np.errstate(over="ignore"):
+        b32 = np.ascontiguousarray(bias_a, dtype=np.float32) if float_bias else None
+    m, bias_q = columns(n, a_s, b_s, b32, o_s)
+    if bias_a is not None and not float_bias:
+        bias_q = bias_a.astype(np.int64)
     lo = max(qmin, ozp) if relu else qmin
     return QgemmEpilogue(m, None, bias_q, relu, odt, True, ozp, lo, qmax)

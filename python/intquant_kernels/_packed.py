@@ -77,17 +77,22 @@ class PackedWeights:
                     self._packed[isa] = buf
         return buf
 
-    def _column_offsets(self, a_zp_u: int) -> np.ndarray:
-        """int64 ``a_zp_u * colsum[n] - K * a_zp_u * zero_point[n]`` (see csrc/gemm.h), cached."""
-        off = self._offsets.get(a_zp_u)
-        if off is None:
+    def _column_offsets(self, a_zp_u: int, wrapped: bool = False) -> np.ndarray:
+        """``a_zp_u * colsum[n] - K * a_zp_u * zero_point[n]`` (see csrc/gemm.h), cached.
+
+        int64, or with ``wrapped`` the int32 the kernels use (modulo 2**32).
+        """
+        cached = self._offsets.get(a_zp_u)
+        if cached is None:
             off = a_zp_u * self._colsum.astype(np.int64)
             if self._has_zp:
                 off -= self._b.shape[0] * a_zp_u * self._zero_point.astype(np.int64)
-            off.setflags(write=False)
+            cached = (off, off.astype(np.uint32, casting="unsafe").view(np.int32))
+            for arr in cached:
+                arr.setflags(write=False)
             if len(self._offsets) < 16:
-                self._offsets[a_zp_u] = off
-        return off
+                self._offsets[a_zp_u] = cached
+        return cached[1] if wrapped else cached[0]
 
     def __getstate__(self):
         return {"b": self._b, "zero_point": self._zero_point}
