@@ -1,6 +1,8 @@
-// The GEMM epilogue (gemm_epilogue.h) on 8 columns of 256-bit vectors, for the
-// AVX2 and AVX-VNNI tile kernels. Intrinsics: include only from files built
-// with AVX2 enabled.
+// What the AVX2 and AVX-VNNI GEMM tile kernels share: the 4x16 tile of 256-bit
+// accumulators and the epilogue (gemm_epilogue.h) on 8 columns. The two differ
+// only in how one k-group is multiplied into the accumulators. Intrinsics:
+// include only from files built with AVX2 enabled; everything here has
+// internal linkage, so each file gets its own copy built with its own flags.
 #pragma once
 
 #include <immintrin.h>
@@ -8,6 +10,7 @@
 #include <cstring>
 
 #include "gemm.h"
+#include "gemm_rows.h"
 
 namespace iqk {
 
@@ -61,6 +64,51 @@ static inline void gemm_store8_avx2(const GemmEpilogue& ep, size_t m, size_t n, 
       std::memcpy(static_cast<uint8_t*>(ep.c) + m * ep.ldc + n, buf, cols);
       break;
     }
+  }
+}
+
+// Rows x 16 columns (two ymm per row) over `groups` k-groups. A group of 16
+// columns of B is 64 bytes in both layouts (vnni4: 4 x int8, pair16:
+// 2 x int16 per column). dot(acc, a, b) accumulates one group of one row.
+// Accumulators are locals of this function only, so that they stay in
+// registers across the loop.
+template <size_t R, typename Dot>
+static inline void gemm_tile_4x16_ymm(size_t nr, size_t groups, const uint8_t* a, size_t a_stride,
+                                      const uint8_t* b, const int32_t* acc_in, int32_t* acc_out,
+                                      const GemmEpilogue& ep, size_t m0, size_t n0, Dot dot) {
+  constexpr size_t NR = 16;
+  __m256i c0[R], c1[R];
+#pragma GCC unroll 6
+  for (size_t i = 0; i < R; ++i) {
+    if (acc_in) {
+      c0[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc_in + i * NR));
+      c1[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc_in + i * NR + 8));
+    } else {
+      c0[i] = c1[i] = _mm256_setzero_si256();
+    }
+  }
+  for (size_t g = 0; g < groups; ++g, a += 4, b += 64) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32));
+#pragma GCC unroll 6
+    for (size_t i = 0; i < R; ++i) {
+      const __m256i av = _mm256_set1_epi32(gemm_load4(a + i * a_stride));
+      c0[i] = dot(c0[i], av, b0);
+      c1[i] = dot(c1[i], av, b1);
+    }
+  }
+  if (acc_out) {
+#pragma GCC unroll 6
+    for (size_t i = 0; i < R; ++i) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc_out + i * NR), c0[i]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc_out + i * NR + 8), c1[i]);
+    }
+    return;
+  }
+#pragma GCC unroll 6
+  for (size_t i = 0; i < R; ++i) {
+    gemm_store8_avx2(ep, m0 + i, n0, c0[i], nr < 8 ? nr : 8);
+    if (nr > 8) gemm_store8_avx2(ep, m0 + i, n0 + 8, c1[i], nr - 8);
   }
 }
 
