@@ -13,6 +13,8 @@ from ._gemm_common import resolve_qgemm
 from ._packed import PackedWeights, check_no_zero_point
 
 _KIND_I32, _KIND_F32, _KIND_Q8 = 0, 1, 2
+# scale, bias, relu, out_zero_point, lo, hi of the int32 output (unused there)
+_NO_EPILOGUE = (None, None, False, 0, 0, 0)
 
 
 def _packed(b, b_zero_point) -> PackedWeights:
@@ -48,13 +50,9 @@ def _run(a, pw: PackedWeights, a_zero_point, kind, out, out_dtype, ep=None):
     col_off = pw._column_offsets(a_zp_u, wrapped=True) if bias_q is None else \
         _wrap_int32(pw._column_offsets(a_zp_u) - bias_q)
     y = np.empty(shape, out_dtype) if out is None else v.check_out(out, shape, out_dtype)
-    if ep is None:
-        _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
-                   col_off, kind, y.reshape(a2.shape[0], n), None, None, False, 0, 0, 0)
-    else:
-        _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
-                   col_off, kind, y.reshape(a2.shape[0], n), ep.scale, ep.bias, ep.relu,
-                   ep.out_zp, ep.lo, ep.hi)
+    epilogue = _NO_EPILOGUE if ep is None else (ep.scale, ep.bias, ep.relu, ep.out_zp, ep.lo, ep.hi)
+    _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
+               col_off, kind, y.reshape(a2.shape[0], n), *epilogue)
     return y
 
 
