@@ -82,7 +82,7 @@ def resolve_qgemm(n, a_scale, b_scale, bias, relu, out_scale, out_zero_point, ou
         odt = np.dtype(out_dtype)
         if odt != np.float32:
             raise ValueError(f"without out_scale the output is float32; got out_dtype={odt} (give out_scale to requantize)")
-        if not (out_zero_point is 0 or out_zero_point == 0):  # noqa: F632
+        if not (np.ndim(out_zero_point) == 0 and out_zero_point == 0):
             raise ValueError("out_zero_point applies only to requantized output (give out_scale)")
         if bias_a is not None and bias_a.dtype.kind != "f":
             raise TypeError("an integer bias is a quantized (int32) bias: it applies to requantized output only")

@@ -107,7 +107,7 @@ class PackedWeights:
 
 def check_no_zero_point(b_zero_point) -> None:
     """A PackedWeights carries its zero point; a b_zero_point beside it must be the default 0."""
-    if b_zero_point is 0:  # noqa: F632 (the common case, without NumPy calls)
+    if type(b_zero_point) is int and b_zero_point == 0:  # the common case, without NumPy calls
         return
     if not (np.ndim(b_zero_point) == 0 and np.asarray(b_zero_point).dtype.kind in "iu" and b_zero_point == 0):
         raise ValueError("b is PackedWeights: its zero point was fixed by pack_weights(zero_point=...)")
