@@ -7,6 +7,7 @@
 
 #include "gemm.h"
 #include "gemm_rows.h"
+#include "gemm_zmm.h"
 #include "kernel_counter.h"
 
 namespace iqk {
@@ -14,38 +15,6 @@ namespace iqk {
 namespace {
 
 constexpr size_t MR = 5, NR = 64;
-
-// The epilogue of gemm_epilogue.h on 16 columns, same steps, same order.
-inline void store16(const GemmEpilogue& ep, size_t m, size_t n, __m512i acc, __mmask16 mask) {
-  __m512i v = acc;
-  if (ep.b_zp) {
-    const __m512i rs = _mm512_set1_epi32(ep.row_sum[m]);
-    v = _mm512_sub_epi32(v, _mm512_mullo_epi32(rs, _mm512_loadu_si512(ep.b_zp + n)));
-  }
-  v = _mm512_sub_epi32(v, _mm512_loadu_si512(ep.col_off + n));
-  switch (ep.kind) {
-    case GemmOut::i32:
-      _mm512_mask_storeu_epi32(static_cast<int32_t*>(ep.c) + m * ep.ldc + n, mask, v);
-      break;
-    case GemmOut::f32: {
-      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(ep.scale + n));
-      y = _mm512_add_ps(y, _mm512_loadu_ps(ep.bias + n));
-      if (ep.relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);
-      _mm512_mask_storeu_ps(static_cast<float*>(ep.c) + m * ep.ldc + n, mask, y);
-      break;
-    }
-    case GemmOut::q8: {
-      __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(ep.scale + n));
-      t = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      t = _mm512_add_ps(t, _mm512_set1_ps(static_cast<float>(ep.out_zp)));
-      t = _mm512_max_ps(t, _mm512_set1_ps(static_cast<float>(ep.lo)));
-      t = _mm512_min_ps(t, _mm512_set1_ps(static_cast<float>(ep.hi)));
-      _mm_mask_storeu_epi8(static_cast<uint8_t*>(ep.c) + m * ep.ldc + n, mask,
-                           _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(t)));
-      break;
-    }
-  }
-}
 
 template <size_t R>
 void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, const int8_t* b,
@@ -94,10 +63,10 @@ void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, const int
   };
 #pragma GCC unroll 6
   for (size_t i = 0; i < R; ++i) {
-    store16(ep, m0 + i, n0, c0[i], mask_of(0));
-    if (nr > 16) store16(ep, m0 + i, n0 + 16, c1[i], mask_of(1));
-    if (nr > 32) store16(ep, m0 + i, n0 + 32, c2[i], mask_of(2));
-    if (nr > 48) store16(ep, m0 + i, n0 + 48, c3[i], mask_of(3));
+    gemm_store16_avx512(ep, m0 + i, n0, c0[i], mask_of(0));
+    if (nr > 16) gemm_store16_avx512(ep, m0 + i, n0 + 16, c1[i], mask_of(1));
+    if (nr > 32) gemm_store16_avx512(ep, m0 + i, n0 + 32, c2[i], mask_of(2));
+    if (nr > 48) gemm_store16_avx512(ep, m0 + i, n0 + 48, c3[i], mask_of(3));
   }
 }
 

@@ -14,8 +14,10 @@
 
 namespace iqk {
 
-// Stores columns [n, n + cols) of row m, cols in 1..8.
-static inline void gemm_store8_avx2(const GemmEpilogue& ep, size_t m, size_t n, __m256i acc, size_t cols) {
+// Stores columns [n, n + cols) of row m, cols in 1..8, for an epilogue of
+// kind Kind (== ep.kind).
+template <GemmOut Kind>
+static inline void gemm_store8_avx2_as(const GemmEpilogue& ep, size_t m, size_t n, __m256i acc, size_t cols) {
   __m256i v = acc;
   if (ep.b_zp) {
     const __m256i rs = _mm256_set1_epi32(ep.row_sum[m]);
@@ -23,7 +25,7 @@ static inline void gemm_store8_avx2(const GemmEpilogue& ep, size_t m, size_t n, 
         v, _mm256_mullo_epi32(rs, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ep.b_zp + n))));
   }
   v = _mm256_sub_epi32(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ep.col_off + n)));
-  switch (ep.kind) {
+  switch (Kind) {
     case GemmOut::i32: {
       int32_t* c = static_cast<int32_t*>(ep.c) + m * ep.ldc + n;
       if (cols == 8) {
@@ -64,6 +66,18 @@ static inline void gemm_store8_avx2(const GemmEpilogue& ep, size_t m, size_t n, 
       std::memcpy(static_cast<uint8_t*>(ep.c) + m * ep.ldc + n, buf, cols);
       break;
     }
+  }
+}
+
+// The same for any kind of epilogue.
+static inline void gemm_store8_avx2(const GemmEpilogue& ep, size_t m, size_t n, __m256i acc, size_t cols) {
+  switch (ep.kind) {
+    case GemmOut::i32:
+      return gemm_store8_avx2_as<GemmOut::i32>(ep, m, n, acc, cols);
+    case GemmOut::f32:
+      return gemm_store8_avx2_as<GemmOut::f32>(ep, m, n, acc, cols);
+    case GemmOut::q8:
+      return gemm_store8_avx2_as<GemmOut::q8>(ep, m, n, acc, cols);
   }
 }
 

@@ -48,6 +48,7 @@ KernelTable build_table(Isa isa) {
   KernelTable t;
   set_quantize_kernels_scalar(t);
   t.gemm = gemm_kernel__scalar;
+  t.dwconv = dwconv_kernel__scalar;
   switch (isa) {
     case Isa::scalar:
       break;
@@ -55,16 +56,21 @@ KernelTable build_table(Isa isa) {
     case Isa::avx2:
       set_quantize_kernels_avx2(t);
       t.gemm = gemm_kernel__avx2;
+      t.dwconv = dwconv_kernel__avx2;
       break;
     case Isa::avx_vnni:
       // Quantization has no use for VNNI: AVX-VNNI machines run the AVX2 kernels.
       set_quantize_kernels_avx2(t);
       t.gemm = gemm_kernel__avxvnni;
+      // Depthwise is bound by loads and shuffles, not by the multiply: the
+      // AVX2 kernel.
+      t.dwconv = dwconv_kernel__avx2;
       break;
     case Isa::avx512_vnni:
     case Isa::amx:
       set_quantize_kernels_avx512(t);
       t.gemm = gemm_kernel__avx512vnni;
+      t.dwconv = dwconv_kernel__avx512vnni;
       break;
 #endif
     default:

@@ -6,8 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "isa.h"
+#include "conv.h"
 #include "gemm.h"
+#include "isa.h"
 #include "kernels.h"
 
 namespace iqk {
@@ -25,6 +26,7 @@ struct KernelTable {
   Kernel<DequantizeFn> dequantize_s8, dequantize_u8;
   Kernel<DequantizeChannelsFn> dequantize_channels_s8, dequantize_channels_u8;
   GemmKernel gemm;
+  DwconvKernel dwconv;
 };
 
 // Was this path compiled into the module?

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "conv.h"
 #include "cpu_features.h"
 #include "kernel_counter.h"
 #include "kernel_table.h"
@@ -67,6 +68,37 @@ bool is_q8(const py::array& a, bool* is_signed) {
   return false;
 }
 
+// The epilogue arguments shared by gemm and conv2d: the output array `out`
+// of `rows` x `cols` elements (cols: the per-column arrays' length).
+iqk::GemmEpilogue epilogue_of(int kind, const py::array& out, size_t rows, size_t cols,
+                              const py::object& scale, const py::object& bias, bool relu, int32_t out_zp,
+                              int32_t lo, int32_t hi) {
+  iqk::GemmEpilogue ep;
+  if (kind < 0 || kind > 2) throw py::value_error("kind: expected 0 (int32), 1 (float32) or 2 (8-bit)");
+  ep.kind = static_cast<iqk::GemmOut>(kind);
+  const py::dtype out_dt = ep.kind == iqk::GemmOut::i32   ? py::dtype::of<int32_t>()
+                           : ep.kind == iqk::GemmOut::f32 ? py::dtype::of<float>()
+                                                          : out.dtype();
+  if (ep.kind == iqk::GemmOut::q8) {
+    bool o_signed;
+    if (!is_q8(out, &o_signed)) throw py::type_error("out: expected int8 or uint8");
+    const int32_t olo = o_signed ? -128 : 0, ohi = o_signed ? 127 : 255;
+    if (lo < olo || hi > ohi || lo > hi) throw py::value_error("bounds outside the output dtype's range");
+  }
+  ep.c = checked_data<void>(out, out_dt, rows * cols, "out", true);
+  if (ep.kind != iqk::GemmOut::i32) {
+    if (scale.is_none()) throw py::value_error("scale: required for float32 and 8-bit output");
+    ep.scale = checked_data<const float>(scale.cast<py::array>(), py::dtype::of<float>(), cols, "scale", false);
+  }
+  if (!bias.is_none())
+    ep.bias = checked_data<const float>(bias.cast<py::array>(), py::dtype::of<float>(), cols, "bias", false);
+  ep.relu = relu;
+  ep.out_zp = out_zp;
+  ep.lo = lo;
+  ep.hi = hi;
+  return ep;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_core, m) {
@@ -106,6 +138,7 @@ PYBIND11_MODULE(_core, m) {
     d["dequantize_channels_s8"] = t->dequantize_channels_s8.name;
     d["dequantize_channels_u8"] = t->dequantize_channels_u8.name;
     d["gemm"] = t->gemm.name;
+    d["dwconv"] = t->dwconv.name;
     return d;
   });
   m.def("kernel_call_counts", [] {
@@ -194,38 +227,68 @@ PYBIND11_MODULE(_core, m) {
         if (!b_zp.is_none())
           p.b_zp = checked_data<const int32_t>(b_zp.cast<py::array>(), py::dtype::of<int32_t>(), N, "b_zp", false);
         p.col_off = checked_data<const int32_t>(col_off, py::dtype::of<int32_t>(), N, "col_off", false);
-        iqk::GemmEpilogue& ep = p.epilogue;
-        if (kind < 0 || kind > 2) throw py::value_error("kind: expected 0 (int32), 1 (float32) or 2 (8-bit)");
-        ep.kind = static_cast<iqk::GemmOut>(kind);
-        const py::dtype out_dt = ep.kind == iqk::GemmOut::i32   ? py::dtype::of<int32_t>()
-                                 : ep.kind == iqk::GemmOut::f32 ? py::dtype::of<float>()
-                                                                : out.dtype();
-        if (ep.kind == iqk::GemmOut::q8) {
-          bool o_signed;
-          if (!is_q8(out, &o_signed)) throw py::type_error("out: expected int8 or uint8");
-          const int32_t olo = o_signed ? -128 : 0, ohi = o_signed ? 127 : 255;
-          if (lo < olo || hi > ohi || lo > hi) throw py::value_error("bounds outside the output dtype's range");
-        }
+        p.epilogue = epilogue_of(kind, out, p.M, N, scale, bias, relu, out_zp, lo, hi);
         if (out.ndim() != 2 || static_cast<size_t>(out.shape(0)) != p.M || static_cast<size_t>(out.shape(1)) != N)
           throw py::value_error("out: expected shape (M, N)");
-        ep.c = checked_data<void>(out, out_dt, p.M * N, "out", true);
-        ep.ldc = N;
-        if (ep.kind != iqk::GemmOut::i32) {
-          if (scale.is_none()) throw py::value_error("scale: required for float32 and 8-bit output");
-          ep.scale = checked_data<const float>(scale.cast<py::array>(), py::dtype::of<float>(), N, "scale", false);
-        }
-        if (!bias.is_none())
-          ep.bias = checked_data<const float>(bias.cast<py::array>(), py::dtype::of<float>(), N, "bias", false);
-        ep.relu = relu;
-        ep.out_zp = out_zp;
-        ep.lo = lo;
-        ep.hi = hi;
+        p.epilogue.ldc = N;
         py::gil_scoped_release release;
         iqk::gemm(p, t.gemm);
       },
       py::arg("isa"), py::arg("a"), py::arg("packed"), py::arg("K"), py::arg("N"), py::arg("b_zp"),
       py::arg("col_off"), py::arg("kind"), py::arg("out"), py::arg("scale"), py::arg("bias"),
       py::arg("relu"), py::arg("out_zp"), py::arg("lo"), py::arg("hi"));
+
+  m.def(
+      "conv2d",
+      [](const std::string& isa, const py::array& x, bool x_nchw, const std::vector<size_t>& geom,
+         int32_t x_zp, const py::array& packed, bool depthwise, const py::object& w_zp,
+         const py::array& col_off, int kind, const py::array& out, bool y_nchw, const py::object& scale,
+         const py::object& bias, bool relu, int32_t out_zp, int32_t lo, int32_t hi) {
+        const iqk::KernelTable& t = table_of(isa);
+        if (geom.size() != 16) throw py::value_error("geometry: expected 16 values");
+        iqk::ConvProblem p;
+        iqk::ConvGeometry& g = p.g;
+        g.n = geom[0], g.c = geom[1], g.h = geom[2], g.w = geom[3], g.oc = geom[4], g.groups = geom[5];
+        g.kh = geom[6], g.kw = geom[7], g.sh = geom[8], g.sw = geom[9], g.dh = geom[10], g.dw = geom[11];
+        g.pt = geom[12], g.pl = geom[13];
+        g.oh = geom[14], g.ow = geom[15];
+        if (g.groups < 1 || g.c % g.groups || g.oc % g.groups || g.kh < 1 || g.kw < 1 || g.sh < 1 ||
+            g.sw < 1 || g.dh < 1 || g.dw < 1)
+          throw py::value_error("geometry: invalid convolution parameters");
+        if (depthwise && !(g.groups == g.c && g.c == g.oc))
+          throw py::value_error("depthwise: expected groups == C == OC");
+        if (x.ndim() != 4 || !is_q8(x, &p.x_signed)) throw py::type_error("x: expected a 4-D int8 or uint8 array");
+        p.x = checked_data<const uint8_t>(x, x.dtype(), g.n * g.c * g.h * g.w, "x", false);
+        p.x_nchw = x_nchw;
+        p.x_zp = x_zp;
+        if (p.x_signed ? (x_zp < -128 || x_zp > 127) : (x_zp < 0 || x_zp > 255))
+          throw py::value_error("x_zp: outside x's dtype range");
+        if (depthwise) {
+          p.packed_w = checked_data<const uint8_t>(packed, py::dtype::of<int16_t>(),
+                                                   iqk::dwconv_packed_elems(g.c, g.kh * g.kw), "packed", false);
+          if (!w_zp.is_none()) throw py::value_error("w_zp: depthwise weights carry their zero point");
+        } else {
+          p.packed_w = checked_data<const uint8_t>(
+              packed, py::dtype::of<uint8_t>(), g.groups * iqk::packed_b_bytes(t.gemm.shape, g.k(), g.ocg()),
+              "packed", false);
+          if (!w_zp.is_none())
+            p.w_zp = checked_data<const int32_t>(w_zp.cast<py::array>(), py::dtype::of<int32_t>(), g.oc, "w_zp", false);
+        }
+        p.col_off = checked_data<const int32_t>(col_off, py::dtype::of<int32_t>(), g.oc, "col_off", false);
+        p.y_nchw = y_nchw;
+        p.epilogue = epilogue_of(kind, out, g.n * g.oh * g.ow, g.oc, scale, bias, relu, out_zp, lo, hi);
+        py::gil_scoped_release release;
+        if (depthwise)
+          iqk::dwconv2d(p, t.dwconv);
+        else
+          iqk::conv2d(p, t.gemm);
+      },
+      py::arg("isa"), py::arg("x"), py::arg("x_nchw"), py::arg("geometry"), py::arg("x_zp"), py::arg("packed"),
+      py::arg("depthwise"), py::arg("w_zp"), py::arg("col_off"), py::arg("kind"), py::arg("out"),
+      py::arg("y_nchw"), py::arg("scale"), py::arg("bias"), py::arg("relu"), py::arg("out_zp"), py::arg("lo"),
+      py::arg("hi"));
+
+  m.def("dwconv_packed_elems", &iqk::dwconv_packed_elems, py::arg("c"), py::arg("taps"));
 
   m.def(
       "quantize",

@@ -1,0 +1,89 @@
+// int8 2-D convolution: the problem description shared by the drivers
+// (ops_conv.cc) and the depthwise kernel signature. No intrinsics here.
+//
+// Both drivers first copy the input rows a block of output rows needs into a
+// staging buffer: NHWC pixels of the group's channels, as unsigned bytes
+// (int8 activations shifted by 128, as in the GEMM), with the padding filled
+// by the activation zero point. From there:
+//  - the general case builds rows of A (im2col of one block of output pixels,
+//    k = (kh * KW + kw) * Cg + c) and runs the GEMM tile kernel of the ISA on
+//    them against each group's packed weights;
+//  - depthwise (groups == C == OC) runs a depthwise kernel over the staging
+//    rows directly.
+// So NCHW and NHWC input, any padding, stride and dilation reach the kernels
+// in one form, and no full im2col buffer is ever made.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "gemm.h"
+
+namespace iqk {
+
+struct ConvGeometry {
+  size_t n = 0, c = 0, h = 0, w = 0;  // input
+  size_t oc = 0, groups = 1, kh = 1, kw = 1;
+  size_t sh = 1, sw = 1, dh = 1, dw = 1;
+  size_t pt = 0, pl = 0;  // top and left padding (bottom/right follow from oh, ow)
+  size_t oh = 0, ow = 0;
+  size_t cg() const { return c / groups; }
+  size_t ocg() const { return oc / groups; }
+  size_t k() const { return cg() * kh * kw; }
+};
+
+struct ConvProblem {
+  ConvGeometry g;
+  const uint8_t* x = nullptr;
+  bool x_nchw = false, x_signed = false;
+  int32_t x_zp = 0;  // in x's own dtype range
+  bool y_nchw = false;
+  // General case: per group, pack_b() of the (K, OCg) weight matrix, one
+  // after the other. Depthwise: see DwconvRow.
+  const uint8_t* packed_w = nullptr;
+  const int32_t* w_zp = nullptr;    // OC entries, or null when all are zero (general case only)
+  const int32_t* col_off = nullptr;  // OC entries (gemm.h; depthwise: DwconvRow)
+  // kind, c (the output array, in y's layout), relu, out_zp, lo, hi as given;
+  // scale (OC, required for f32 and q8) and bias (OC or null). ldc is set by
+  // the driver.
+  GemmEpilogue epilogue;
+};
+
+// One output row of a depthwise convolution, all channels. The weights are
+// int16 w'[t, c] = w[c, t] - w_zp[c] for taps t = kh * KW + kw, stored as
+// pairs of taps: for pair p and channel c, w[(p * c_pad + c) * 2 + {0, 1}] =
+// {w'[2p, c], w'[2p + 1, c]} (zero past the last tap and past C), so that
+// one vpmaddwd / vpdpwssd multiplies two taps of 16 or 8 channels at once.
+// acc[ow, c] = sum_t x_u[tap t of pixel ow, c] * w'[t, c]; the epilogue
+// (gemm.h, with b_zp null) subtracts col_off[c] = x_zp_u * sum_t w'[t, c] -
+// bias_q[c], which makes it sum_t (x_u - x_zp_u) * w'[t, c]. Exact: |x_u| <=
+// 255 and |w'| <= 255, so each pair sum fits int32.
+struct DwconvRow {
+  const uint8_t* x = nullptr;  // staging pixel of tap (0, 0) for output column 0
+  size_t x_row = 0;            // bytes between staging rows
+  size_t c = 0, c_pad = 0;     // channels (C bytes per staging pixel); c_pad: C rounded up to 32
+  size_t ow = 0, sw = 1, kh = 1, kw = 1, dh = 1, dw = 1;
+  const int16_t* w = nullptr;
+  const GemmEpilogue* ep = nullptr;
+  size_t m0 = 0;  // epilogue row of output column 0 (row m0 + ow)
+};
+
+using DwconvRowFn = void (*)(const DwconvRow& r);
+
+struct DwconvKernel {
+  DwconvRowFn fn = nullptr;
+  const char* name = nullptr;
+};
+
+extern const DwconvKernel dwconv_kernel__scalar;
+#if defined(IQK_BUILD_X86)
+extern const DwconvKernel dwconv_kernel__avx2;
+extern const DwconvKernel dwconv_kernel__avx512vnni;
+#endif
+
+size_t dwconv_packed_elems(size_t c, size_t taps);
+
+void conv2d(const ConvProblem& p, const GemmKernel& kernel);
+void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel);
+
+}  // namespace iqk

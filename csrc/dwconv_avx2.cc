@@ -1,0 +1,95 @@
+// Depthwise convolution, AVX2: 16 channels per step, two taps per vpmaddwd
+// (exact: pairs of int16 products summed into int32). One output row.
+//
+// The bytes of two taps of 16 channels are widened to int16 and interleaved
+// with vpunpcklwd / vpunpckhwd, which pair channels {0-3, 8-11} and
+// {4-7, 12-15}: the weights are permuted the same way once per channel
+// block and the accumulators put back in channel order before the epilogue.
+#include <immintrin.h>
+
+#include <vector>
+
+#include "conv.h"
+#include "gemm_ymm.h"
+#include "kernel_counter.h"
+
+namespace iqk {
+
+namespace {
+
+// P output pixels from column ow, 16 channels from c0 (`left` of them are
+// real): P independent chains, so that their latencies overlap.
+template <size_t P, GemmOut Kind>
+inline void pixels(const DwconvRow& r, const GemmEpilogue& ep, size_t ow, size_t c0, const __m256i* wlo, const __m256i* whi,
+                   size_t pairs, const size_t* off, size_t left) {
+  const uint8_t* px = r.x + ow * r.sw * r.c + c0;
+  const size_t step = r.sw * r.c;
+  __m256i lo[P], hi[P];
+  for (size_t i = 0; i < P; ++i) lo[i] = hi[i] = _mm256_setzero_si256();
+  for (size_t q = 0; q < pairs; ++q) {
+    const __m256i wl = wlo[q], wh = whi[q];
+    const uint8_t* pa = px + off[2 * q];
+    const uint8_t* pb = px + off[2 * q + 1];
+    for (size_t i = 0; i < P; ++i) {
+      // Channels past C read the staging buffer's next bytes (it has
+      // slack); their weights are zero and they are never stored.
+      const __m256i xa = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pa + i * step)));
+      const __m256i xb = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pb + i * step)));
+      lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, xb), wl));
+      hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), wh));
+    }
+  }
+  for (size_t i = 0; i < P; ++i) {
+    gemm_store8_avx2_as<Kind>(ep, r.m0 + ow + i, c0, _mm256_permute2x128_si256(lo[i], hi[i], 0x20), left < 8 ? left : 8);
+    if (left > 8)
+      gemm_store8_avx2_as<Kind>(ep, r.m0 + ow + i, c0 + 8, _mm256_permute2x128_si256(lo[i], hi[i], 0x31),
+                       left < 16 ? left - 8 : 8);
+  }
+}
+
+template <GemmOut Kind>
+void row(const DwconvRow& r) {
+  // A local copy: stores through the output pointer cannot change it, so
+  // its fields stay in registers.
+  const GemmEpilogue ep = *r.ep;
+  const size_t taps = r.kh * r.kw, pairs = (taps + 1) / 2;
+  // Byte offset of each tap from the pixel of tap (0, 0); an odd last tap is
+  // paired with itself (its second weight is zero).
+  std::vector<size_t> off(2 * pairs);
+  for (size_t t = 0; t < 2 * pairs; ++t) {
+    const size_t u = t < taps ? t : taps - 1;
+    off[t] = (u / r.kw) * r.dh * r.x_row + (u % r.kw) * r.dw * r.c;
+  }
+  std::vector<__m256i> wlo(pairs), whi(pairs);
+  for (size_t c0 = 0; c0 < r.c; c0 += 16) {
+    const size_t left = r.c - c0;
+    for (size_t q = 0; q < pairs; ++q) {
+      const int16_t* w = r.w + (q * r.c_pad + c0) * 2;
+      const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+      const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16));
+      wlo[q] = _mm256_permute2x128_si256(w0, w1, 0x20);  // channels 0-3, 8-11
+      whi[q] = _mm256_permute2x128_si256(w0, w1, 0x31);  // channels 4-7, 12-15
+    }
+    size_t ow = 0;
+    for (; ow + 4 <= r.ow; ow += 4) pixels<4, Kind>(r, ep, ow, c0, wlo.data(), whi.data(), pairs, off.data(), left);
+    for (; ow < r.ow; ++ow) pixels<1, Kind>(r, ep, ow, c0, wlo.data(), whi.data(), pairs, off.data(), left);
+  }
+}
+
+}  // namespace
+
+void dwconv_u8s16_c16__avx2(const DwconvRow& r) {
+  IQK_KERNEL_ENTRY("dwconv_u8s16_c16__avx2");
+  switch (r.ep->kind) {
+    case GemmOut::i32:
+      return row<GemmOut::i32>(r);
+    case GemmOut::f32:
+      return row<GemmOut::f32>(r);
+    case GemmOut::q8:
+      return row<GemmOut::q8>(r);
+  }
+}
+
+extern const DwconvKernel dwconv_kernel__avx2{&dwconv_u8s16_c16__avx2, "dwconv_u8s16_c16__avx2"};
+
+}  // namespace iqk

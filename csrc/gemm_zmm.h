@@ -1,0 +1,60 @@
+// The epilogue of gemm_epilogue.h on 16 int32 columns in one zmm, shared by
+// the AVX-512 GEMM and depthwise convolution kernels. Intrinsics: include only
+// from files built with AVX-512 enabled; internal linkage, so each file gets
+// its own copy built with its own flags.
+#pragma once
+
+#include <immintrin.h>
+
+#include "gemm.h"
+
+namespace iqk {
+
+// Stores the columns of row m selected by `mask`, starting at column n: the
+// steps of gemm_epilogue.h, in the same order, for an epilogue of kind Kind
+// (== ep.kind).
+template <GemmOut Kind>
+static inline void gemm_store16_avx512_as(const GemmEpilogue& ep, size_t m, size_t n, __m512i acc, __mmask16 mask) {
+  __m512i v = acc;
+  if (ep.b_zp) {
+    const __m512i rs = _mm512_set1_epi32(ep.row_sum[m]);
+    v = _mm512_sub_epi32(v, _mm512_mullo_epi32(rs, _mm512_loadu_si512(ep.b_zp + n)));
+  }
+  v = _mm512_sub_epi32(v, _mm512_loadu_si512(ep.col_off + n));
+  switch (Kind) {
+    case GemmOut::i32:
+      _mm512_mask_storeu_epi32(static_cast<int32_t*>(ep.c) + m * ep.ldc + n, mask, v);
+      break;
+    case GemmOut::f32: {
+      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(ep.scale + n));
+      y = _mm512_add_ps(y, _mm512_loadu_ps(ep.bias + n));
+      if (ep.relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);
+      _mm512_mask_storeu_ps(static_cast<float*>(ep.c) + m * ep.ldc + n, mask, y);
+      break;
+    }
+    case GemmOut::q8: {
+      __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(ep.scale + n));
+      t = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      t = _mm512_add_ps(t, _mm512_set1_ps(static_cast<float>(ep.out_zp)));
+      t = _mm512_max_ps(t, _mm512_set1_ps(static_cast<float>(ep.lo)));
+      t = _mm512_min_ps(t, _mm512_set1_ps(static_cast<float>(ep.hi)));
+      _mm_mask_storeu_epi8(static_cast<uint8_t*>(ep.c) + m * ep.ldc + n, mask,
+                           _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(t)));
+      break;
+    }
+  }
+}
+
+// The same for any kind of epilogue.
+static inline void gemm_store16_avx512(const GemmEpilogue& ep, size_t m, size_t n, __m512i acc, __mmask16 mask) {
+  switch (ep.kind) {
+    case GemmOut::i32:
+      return gemm_store16_avx512_as<GemmOut::i32>(ep, m, n, acc, mask);
+    case GemmOut::f32:
+      return gemm_store16_avx512_as<GemmOut::f32>(ep, m, n, acc, mask);
+    case GemmOut::q8:
+      return gemm_store16_avx512_as<GemmOut::q8>(ep, m, n, acc, mask);
+  }
+}
+
+}  // namespace iqk

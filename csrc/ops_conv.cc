@@ -1,0 +1,332 @@
+// Convolution drivers: stage the input rows of a block of output rows (any
+// layout, padding filled), then either build im2col rows for the GEMM tile
+// kernels (general case) or run the depthwise kernel (see conv.h).
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "conv.h"
+#include "ops.h"
+#include "thread_pool.h"
+#include "transpose.h"
+
+namespace iqk {
+
+namespace {
+
+size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+
+// The int16 weights of a depthwise kernel: ceil(taps / 2) pairs x c_pad x 2.
+size_t dw_c_pad(size_t c) { return ceil_div(c, 32) * 32; }
+
+// Output bytes per element of an epilogue.
+size_t out_elem_bytes(GemmOut kind) { return kind == GemmOut::q8 ? 1 : 4; }
+
+// A per-channel array padded with `fill` to a whole number of vectors, per
+// group: group g's `len` entries start at g * padded.
+template <typename T>
+std::vector<T> pad_groups(const T* src, size_t groups, size_t len, size_t padded, T fill) {
+  std::vector<T> v(groups * padded, fill);
+  if (src)
+    for (size_t g = 0; g < groups; ++g) std::copy(src + g * len, src + (g + 1) * len, v.begin() + g * padded);
+  return v;
+}
+
+// The padded per-channel epilogue arrays of a problem (see gemm.h).
+struct Columns {
+  std::vector<int32_t> col_off, w_zp;
+  std::vector<float> scale, bias;
+  Columns(const ConvProblem& p, size_t groups, size_t len, size_t padded)
+      : col_off(pad_groups<int32_t>(p.col_off, groups, len, padded, 0)),
+        w_zp(pad_groups<int32_t>(p.w_zp, groups, len, padded, 0)),
+        scale(pad_groups<float>(p.epilogue.scale, groups, len, padded, 1.0f)),
+        bias(pad_groups<float>(p.epilogue.bias, groups, len, padded, -0.0f)) {}
+  // The epilogue of group g; rows are numbered from the start of `c`.
+  GemmEpilogue of_group(const ConvProblem& p, size_t g, size_t padded, void* c, size_t ldc,
+                        const int32_t* row_sum) const {
+    GemmEpilogue ep = p.epilogue;
+    ep.c = c;
+    ep.ldc = ldc;
+    ep.col_off = col_off.data() + g * padded;
+    ep.b_zp = p.w_zp ? w_zp.data() + g * padded : nullptr;
+    ep.row_sum = p.w_zp ? row_sum : nullptr;
+    ep.scale = scale.data() + g * padded;
+    ep.bias = bias.data() + g * padded;
+    return ep;
+  }
+};
+
+// The staging buffer of a block: `rows` input rows starting at input row
+// ih0 (possibly negative or past H: padding), each of `cols` pixels starting
+// at input column -pl, each pixel `cs` bytes: channels [c0, c0 + cs) as
+// unsigned bytes (x ^ 0x80 for int8). Everything outside the input is the
+// activation zero point.
+struct Stage {
+  long ih0 = 0;
+  size_t rows = 0, cols = 0, c0 = 0, cs = 0;
+  size_t row_bytes() const { return cols * cs; }
+};
+
+void stage_rows(const ConvProblem& p, size_t n, const Stage& st, uint8_t* out) {
+  const ConvGeometry& g = p.g;
+  const uint8_t flip = p.x_signed ? 0x80 : 0x00;
+  const uint8_t fill = static_cast<uint8_t>(p.x_zp) ^ flip;
+  const size_t cs = st.cs;
+  // Input columns [iw_lo, iw_hi) land on staging pixels [iw_lo + pl, iw_hi + pl).
+  const long pl = static_cast<long>(g.pl);
+  const size_t iw_lo = 0;
+  const size_t iw_hi = static_cast<size_t>(std::clamp<long>(static_cast<long>(st.cols) - pl, 0, static_cast<long>(g.w)));
+  const size_t j_lo = std::min(st.cols, g.pl);  // first staging pixel inside
+  const size_t j_hi = iw_hi > iw_lo ? iw_hi + g.pl : j_lo;
+  for (size_t r = 0; r < st.rows; ++r) {
+    uint8_t* row = out + r * st.row_bytes();
+    const long ih = st.ih0 + static_cast<long>(r);
+    if (ih < 0 || ih >= static_cast<long>(g.h) || j_hi <= j_lo) {
+      std::memset(row, fill, st.row_bytes());
+      continue;
+    }
+    std::memset(row, fill, j_lo * cs);
+    std::memset(row + j_hi * cs, fill, (st.cols - j_hi) * cs);
+    uint8_t* dst = row + j_lo * cs;
+    const size_t width = j_hi - j_lo;
+    if (!p.x_nchw) {
+      const uint8_t* src = p.x + ((n * g.h + ih) * g.w) * g.c + st.c0;
+      if (cs == g.c) {
+        for (size_t i = 0; i < width * cs; ++i) dst[i] = src[i] ^ flip;
+      } else {
+        for (size_t j = 0; j < width; ++j)
+          for (size_t c = 0; c < cs; ++c) dst[j * cs + c] = src[j * g.c + c] ^ flip;
+      }
+    } else {
+      // NCHW: a transpose of cs plane rows into pixels, in 8 x 8 blocks.
+      const uint8_t* src = p.x + ((n * g.c + st.c0) * g.h + ih) * g.w;
+      const size_t plane = g.h * g.w, c8 = cs / 8 * 8, j8 = width / 8 * 8;
+      for (size_t c = 0; c < c8; c += 8)
+        for (size_t j = 0; j < j8; j += 8) transpose8x8_u8(src + c * plane + j, plane, dst + j * cs + c, cs, flip);
+      for (size_t j = 0; j < width; ++j)
+        for (size_t c = j < j8 ? c8 : 0; c < cs; ++c) dst[j * cs + c] = src[c * plane + j] ^ flip;
+    }
+  }
+}
+
+// The staging rows and columns that output rows [oh0, oh1) read.
+Stage stage_for(const ConvGeometry& g, size_t oh0, size_t oh1, size_t c0, size_t cs) {
+  Stage st;
+  st.ih0 = static_cast<long>(oh0 * g.sh) - static_cast<long>(g.pt);
+  st.rows = (oh1 - 1 - oh0) * g.sh + (g.kh - 1) * g.dh + 1;
+  st.cols = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+  st.c0 = c0;
+  st.cs = cs;
+  return st;
+}
+
+// A buffer aligned to 64 bytes with `slack` readable bytes past `bytes`.
+uint8_t* aligned(std::vector<uint8_t>& buf, size_t bytes, size_t slack = 64) {
+  if (buf.size() < bytes + slack + 64) buf.resize(bytes + slack + 64);
+  uint8_t* p = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+  std::memset(p + bytes, 0, slack);
+  return p;
+}
+
+// Copies columns [j0, j1) of a (rows x ld) NHWC tile of output pixels
+// [p0, p0 + rows) of image n into NCHW output channels ch0 + j.
+void scatter_nchw(const ConvProblem& p, const uint8_t* tile, size_t rows, size_t ld, size_t j0, size_t j1,
+                  size_t n, size_t ch0, size_t p0) {
+  const size_t eb = out_elem_bytes(p.epilogue.kind), plane = p.g.oh * p.g.ow;
+  uint8_t* y = static_cast<uint8_t*>(p.epilogue.c) + ((n * p.g.oc + ch0) * plane + p0) * eb;
+  // Whole B x B blocks through registers, the edges one element at a time.
+  const size_t B = eb == 1 ? 8 : 4;
+  const size_t mb = rows / B * B, jb = j0 + (j1 - j0) / B * B;
+  for (size_t m = 0; m < mb; m += B)
+    for (size_t j = j0; j < jb; j += B) {
+      if (eb == 1)
+        transpose8x8_u8(tile + m * ld + j, ld, y + j * plane + m, plane, 0);
+      else
+        transpose4x4_b32(tile + (m * ld + j) * 4, ld, y + (j * plane + m) * 4, plane);
+    }
+  for (size_t j = j0; j < j1; ++j)
+    for (size_t m = j < jb ? mb : 0; m < rows; ++m) std::memcpy(y + (j * plane + m) * eb, tile + (m * ld + j) * eb, eb);
+}
+
+}  // namespace
+
+size_t dwconv_packed_elems(size_t c, size_t taps) { return ceil_div(taps, 2) * dw_c_pad(c) * 2; }
+
+void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
+  const ConvGeometry& g = p.g;
+  const GemmShape& s = kernel.shape;
+  const size_t G = g.groups, Cg = g.cg(), OCg = g.ocg(), K = g.k();
+  const size_t P = g.oh * g.ow, mr = s.mr, nr = s.nr;
+  if (g.n == 0 || P == 0 || g.oc == 0) return;
+  const size_t kgroups = ceil_div(K, s.k_group());
+  const size_t a_row_bytes = kgroups * 4;
+  const size_t n_panels = ceil_div(OCg, nr), n_pad = n_panels * nr;
+  const size_t b_panel = kgroups * nr * 4, b_group = n_panels * b_panel;
+  const Columns cols(p, G, OCg, n_pad);
+  const size_t eb = out_elem_bytes(p.epilogue.kind);
+
+  // Blocks of output pixels of one image, balanced, each about kABlockBytes
+  // of A rows (as in the GEMM driver), so that they stay in L2 while the
+  // group's B panels stream past.
+  constexpr size_t kABlockBytes = 192 * 1024;
+  // NCHW output goes through a tile of rows x OCg outputs, transposed when
+  // done: keep that in L2 too.
+  constexpr size_t kTileBytes = 128 * 1024;
+  size_t max_rows = kABlockBytes / std::max<size_t>(a_row_bytes, 1);
+  if (p.y_nchw) max_rows = std::min(max_rows, kTileBytes / (OCg * eb));
+  max_rows = std::max(mr, max_rows / mr * mr);
+  const size_t blocks = ceil_div(P, max_rows);
+  const size_t threads = static_cast<size_t>(get_num_threads());
+  const size_t outer = g.n * blocks * G;
+  size_t n_chunks = 1;
+  if (threads > 1 && outer < 4 * threads) n_chunks = std::min(n_panels, ceil_div(4 * threads, outer));
+  const size_t chunk_panels = ceil_div(n_panels, n_chunks);
+  n_chunks = ceil_div(n_panels, chunk_panels);
+
+  constexpr size_t kBSliceBytes = 24 * 1024;
+  const size_t kc = std::max<size_t>(1, kBSliceBytes / (nr * 4));
+  const size_t k_slices = std::max<size_t>(1, ceil_div(kgroups, kc));
+
+  parallel_for(outer * n_chunks, [&](size_t task) {
+    const size_t nc = task % n_chunks, gi = (task / n_chunks) % G, blk = (task / n_chunks / G) % blocks,
+                 n = task / n_chunks / G / blocks;
+    const size_t p0 = blk * P / blocks, p1 = (blk + 1) * P / blocks, rows = p1 - p0;
+    const size_t oh0 = p0 / g.ow, oh1 = (p1 - 1) / g.ow + 1;
+    thread_local std::vector<uint8_t> stage_buf, a_buf, tmp_buf;
+    thread_local std::vector<int32_t> row_sum, partial;
+
+    // Stage the input rows, then one row of A per output pixel.
+    const Stage st = stage_for(g, oh0, oh1, gi * Cg, Cg);
+    uint8_t* stage = aligned(stage_buf, st.rows * st.row_bytes());
+    stage_rows(p, n, st, stage);
+    uint8_t* a = aligned(a_buf, rows * a_row_bytes);
+    if (p.w_zp && row_sum.size() < rows) row_sum.resize(rows);
+    const size_t run = g.dw == 1 ? g.kw * Cg : Cg;  // bytes contiguous in a staging row per copy
+    for (size_t m = 0; m < rows; ++m) {
+      const size_t oh = (p0 + m) / g.ow, ow = (p0 + m) % g.ow;
+      const uint8_t* base = stage + ((oh - oh0) * g.sh) * st.row_bytes() + ow * g.sw * Cg;
+      uint8_t* row = a + m * a_row_bytes;
+      size_t k = 0;
+      for (size_t kh = 0; kh < g.kh && Cg > 0; ++kh) {
+        const uint8_t* src = base + kh * g.dh * st.row_bytes();
+        for (size_t kw = 0; kw < g.kw; kw += run / Cg, k += run)
+          std::memcpy(row + k, src + kw * g.dw * Cg, run);
+      }
+      if (s.layout == GemmLayout::pair16) {
+        // Widen in place, back to front.
+        int16_t* w16 = reinterpret_cast<int16_t*>(row);
+        for (size_t i = K; i-- > 0;) w16[i] = row[i];
+        std::memset(row + 2 * K, 0, a_row_bytes - 2 * K);
+      } else {
+        std::memset(row + K, 0, a_row_bytes - K);
+      }
+      if (p.w_zp) {
+        uint32_t sum = 0;
+        if (s.layout == GemmLayout::pair16) {
+          const int16_t* w16 = reinterpret_cast<const int16_t*>(row);
+          for (size_t i = 0; i < K; ++i) sum += static_cast<uint32_t>(w16[i]);
+        } else {
+          for (size_t i = 0; i < K; ++i) sum += row[i];
+        }
+        row_sum[m] = static_cast<int32_t>(sum);
+      }
+    }
+    // pair16 rows hold 2 bytes per k: the copies above must not overlap the
+    // widening, so rows are a_row_bytes (= 4 * ceil(K / 2) >= 2K) apart.
+
+    // Output: NHWC straight into y; NCHW through a tile, then transposed.
+    void* c;
+    size_t ldc;
+    if (p.y_nchw) {
+      c = aligned(tmp_buf, rows * OCg * eb, 0);
+      ldc = OCg;
+    } else {
+      c = static_cast<uint8_t*>(p.epilogue.c) + ((n * P + p0) * g.oc + gi * OCg) * eb;
+      ldc = g.oc;
+    }
+    const GemmEpilogue ep = cols.of_group(p, gi, n_pad, c, ldc, row_sum.data());
+
+    const size_t np0 = nc * chunk_panels, np1 = std::min(n_panels, np0 + chunk_panels);
+    const size_t m_panels = ceil_div(rows, mr);
+    auto panel_row = [&](size_t mp) { return mp * rows / m_panels; };
+    if (k_slices > 1 && partial.size() < m_panels * mr * nr) partial.resize(m_panels * mr * nr);
+    const uint8_t* wg = p.packed_w + gi * b_group;
+    for (size_t np = np0; np < np1; ++np) {
+      const size_t n0 = np * nr;
+      const uint8_t* bp = wg + np * b_panel;
+      for (size_t ks = 0; ks < k_slices; ++ks) {
+        const size_t g0 = ks * kc, gn = std::min(kc, kgroups - g0);
+        for (size_t mp = 0; mp < m_panels; ++mp) {
+          const size_t m0 = panel_row(mp);
+          int32_t* part = partial.data() + mp * mr * nr;
+          kernel.fn(panel_row(mp + 1) - m0, std::min(nr, OCg - n0), gn, a + m0 * a_row_bytes + 4 * g0,
+                    a_row_bytes, bp + 4 * g0 * nr, ks == 0 ? nullptr : part,
+                    ks + 1 == k_slices ? nullptr : part, ep, m0, n0);
+        }
+      }
+    }
+    if (p.y_nchw)
+      scatter_nchw(p, static_cast<const uint8_t*>(c), rows, OCg, np0 * nr, std::min(OCg, np1 * nr), n,
+                   gi * OCg, p0);
+  });
+}
+
+void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
+  const ConvGeometry& g = p.g;
+  const size_t C = g.c, P = g.oh * g.ow;
+  if (g.n == 0 || P == 0 || C == 0) return;
+  const size_t c_pad = dw_c_pad(C);
+  const Columns cols(p, 1, C, c_pad);
+  const size_t eb = out_elem_bytes(p.epilogue.kind);
+
+  // Tasks: blocks of output rows of one image, enough to share between
+  // threads, and each block's staging rows small enough for L2.
+  const size_t threads = static_cast<size_t>(get_num_threads());
+  const size_t row_bytes = ((g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1) * C;
+  constexpr size_t kStageBytes = 256 * 1024;
+  size_t per_task = std::max<size_t>(1, kStageBytes / std::max<size_t>(row_bytes * g.sh, 1));
+  if (threads > 1) per_task = std::min(per_task, std::max<size_t>(1, ceil_div(g.n * g.oh, 4 * threads)));
+  per_task = std::min(per_task, g.oh);
+  const size_t blocks = ceil_div(g.oh, per_task);
+
+  parallel_for(g.n * blocks, [&](size_t task) {
+    const size_t n = task / blocks, blk = task % blocks;
+    const size_t oh0 = blk * per_task, oh1 = std::min(g.oh, oh0 + per_task);
+    thread_local std::vector<uint8_t> stage_buf, tmp_buf;
+    const Stage st = stage_for(g, oh0, oh1, 0, C);
+    uint8_t* stage = aligned(stage_buf, st.rows * st.row_bytes());
+    stage_rows(p, n, st, stage);
+
+    void* c;
+    size_t m_base;
+    if (p.y_nchw) {
+      c = aligned(tmp_buf, g.ow * C * eb, 0);
+      m_base = 0;
+    } else {
+      c = static_cast<uint8_t*>(p.epilogue.c) + n * P * C * eb;
+      m_base = oh0 * g.ow;
+    }
+    const GemmEpilogue ep = cols.of_group(p, 0, c_pad, c, C, nullptr);
+    DwconvRow r;
+    r.x_row = st.row_bytes();
+    r.c = C;
+    r.c_pad = c_pad;
+    r.ow = g.ow;
+    r.sw = g.sw;
+    r.kh = g.kh;
+    r.kw = g.kw;
+    r.dh = g.dh;
+    r.dw = g.dw;
+    r.w = reinterpret_cast<const int16_t*>(p.packed_w);
+    r.ep = &ep;
+    for (size_t oh = oh0; oh < oh1; ++oh) {
+      r.x = stage + (oh - oh0) * g.sh * st.row_bytes();
+      r.m0 = p.y_nchw ? 0 : m_base + (oh - oh0) * g.ow;
+      kernel.fn(r);
+      if (p.y_nchw)
+        scatter_nchw(p, static_cast<const uint8_t*>(c), g.ow, C, 0, C, n, 0, oh * g.ow);
+    }
+  });
+}
+
+}  // namespace iqk
