@@ -58,6 +58,18 @@ SCRIPT = textwrap.dedent(
             want = iq.reference.gemm(np.array(a), np.array(b))
             assert np.array_equal(iq.gemm(a, b), want)
             assert np.array_equal(iq.gemm(a, iq.pack_weights(b)), want)
+    # Convolutions: general, 1x1 NHWC (the in-place GEMM) and depthwise, in
+    # both layouts; channel counts off the vector widths.
+    for c, oc, k, groups, pad in [(3, 5, 3, 1, 1), (17, 33, 1, 1, 0), (8, 8, 3, 2, 0), (7, 7, 3, 7, 1),
+                                  (33, 33, 5, 33, 2), (1, 1, 3, 1, 1)]:
+        for layout in ("NCHW", "NHWC"):
+            for dt in (np.uint8, np.int8):
+                info = np.iinfo(dt)
+                shape = (2, c, 9, 11) if layout == "NCHW" else (2, 9, 11, c)
+                x = at_page_end(rng.integers(info.min, info.max + 1, shape, dtype=dt))
+                w = rng.integers(-128, 128, (oc, c // groups, k, k), dtype=np.int8)
+                kw = dict(padding=pad, groups=groups, layout=layout, x_zero_point=int(info.min) + 1)
+                assert np.array_equal(iq.conv2d(x, w, **kw), iq.reference.conv2d(np.array(x), w, **kw))
     print("ok")
     """
 )

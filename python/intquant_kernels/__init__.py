@@ -20,24 +20,30 @@ from ._dispatch import (
     set_num_threads,
     use_isa,
 )
+from ._conv import conv2d, qconv2d
 from ._gemm import gemm, qgemm
 from ._packed import PackedWeights, pack_weights
+from ._packed_conv import PackedConvWeights, pack_conv_weights
 from ._quantize import dequantize, quantize
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ISA_NAMES",
+    "PackedConvWeights",
     "PackedWeights",
     "active_isa",
     "available_isas",
+    "conv2d",
     "cpu_features",
     "dequantize",
     "gemm",
     "get_num_threads",
     "kernel_calls",
     "kernel_names",
+    "pack_conv_weights",
     "pack_weights",
+    "qconv2d",
     "qgemm",
     "quantize",
     "reference",

@@ -53,17 +53,20 @@ def columns_numpy(n, a_s, b_s, bias32, o_s):
 
 
 def resolve_qgemm(n, a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype,
-                  columns=columns_numpy) -> QgemmEpilogue:
+                  columns=columns_numpy, scale_names=("a_scale", "b_scale")) -> QgemmEpilogue:
     """Checks qgemm's epilogue arguments and resolves them per column.
 
     ``columns`` computes the float32 per-column constants (see
     :func:`columns_numpy`); everything else is shared by both paths, so they
-    accept, reject and describe arguments identically.
+    accept, reject and describe arguments identically. ``scale_names`` are
+    the names the messages give the two scales (qconv2d: x_scale, w_scale;
+    the messages of ``columns`` are its own).
     """
-    a_s = v.positive_scale(a_scale, "a_scale")
+    a_name, b_name = scale_names
+    a_s = v.positive_scale(a_scale, a_name)
     # b_scale's values are tested through the product: a finite positive a_scale
     # times an invalid b_scale is never finite and positive.
-    b_s = v.positive_scale(b_scale, "b_scale", (n,), check_values=False)
+    b_s = v.positive_scale(b_scale, b_name, (n,), check_values=False)
     if not isinstance(relu, (bool, np.bool_)):
         raise TypeError(f"relu must be a bool, got {type(relu).__name__}")
     relu = bool(relu)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _conv_common as cc
 from . import _validate as v
 
-__all__ = ["quantize", "dequantize", "gemm", "qgemm"]
+__all__ = ["quantize", "dequantize", "gemm", "qgemm", "conv2d", "qconv2d"]
 
 
 def quantize(x, scale, zero_point=0, *, axis=None, dtype=np.int8, narrow_range=False, out=None):
@@ -135,8 +136,21 @@ def qgemm(a, b, a_scale, b_scale, *, a_zero_point=0, b_zero_point=0, bias=None, 
 
     b, b_zp = _weights_and_zp(b, b_zero_point)
     ep = resolve_qgemm(b.shape[1], a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype)
-    bias_bound = int(np.max(np.abs(ep.bias_q))) if ep.bias_q is not None and ep.bias_q.size else 0
-    acc = _gemm_int64(a, b, b_zp, a_zero_point, bias_bound)
+    acc = _gemm_int64(a, b, b_zp, a_zero_point, _bias_bound(ep))
+    res = _epilogue(acc, ep)
+    if out is None:
+        return res
+    v.check_out(out, res.shape, res.dtype)[...] = res
+    return out
+
+
+def _bias_bound(ep) -> int:
+    """max|bias_q|: the room the exactness bound leaves for a quantized bias."""
+    return int(np.max(np.abs(ep.bias_q))) if ep.bias_q is not None and ep.bias_q.size else 0
+
+
+def _epilogue(acc, ep):
+    """qgemm's epilogue (see :func:`qgemm`) on the exact int64 ``acc``, channel n on the last axis."""
     if not ep.requantize:
         with np.errstate(over="ignore", invalid="ignore"):  # IEEE float32, as the kernels
             y = acc.astype(np.float32) * ep.scale
@@ -144,13 +158,122 @@ def qgemm(a, b, a_scale, b_scale, *, a_zero_point=0, b_zero_point=0, bias=None, 
                 y = y + ep.bias
         if ep.relu:
             y = np.maximum(y, np.float32(0))
-        res = y
-    else:
-        total = acc if ep.bias_q is None else acc + ep.bias_q
-        with np.errstate(over="ignore"):
-            t = np.rint(total.astype(np.int32).astype(np.float32) * ep.scale)
-        res = np.clip(t.astype(np.float64) + ep.out_zp, ep.lo, ep.hi).astype(ep.out_dtype)
+        return y
+    total = acc if ep.bias_q is None else acc + ep.bias_q
+    with np.errstate(over="ignore"):
+        t = np.rint(total.astype(np.int32).astype(np.float32) * ep.scale)
+    return np.clip(t.astype(np.float64) + ep.out_zp, ep.lo, ep.hi).astype(ep.out_dtype)
+
+
+# --- convolution ---------------------------------------------------------------
+
+
+def _conv_weights_and_zp(w, w_zero_point, groups):
+    """The (OC, C/groups, KH, KW) int8 weights and their (OC,) int32 zero points.
+
+    ``w`` is an int8 array, or anything shaped like PackedConvWeights (with
+    ``.weights``, ``.zero_point`` and ``.groups``), which carries its own zero
+    point and groups.
+    """
+    if all(hasattr(w, name) for name in ("weights", "zero_point", "groups")):
+        cc.check_packed_args(w.groups, w_zero_point, groups)
+        wa = cc.conv_weights(w.weights)
+        return wa, cc.channel_zero_points(w.zero_point, wa.shape[0], "zero_point")
+    wa = cc.conv_weights(w)
+    return wa, cc.channel_zero_points(w_zero_point, wa.shape[0])
+
+
+def _conv_int64(x, w, w_zp, g, x_zero_point, bias_bound=0):
+    """The exact accumulator in int64, channels last: (N, OH, OW, OC)."""
+    qmin, qmax = v.q_range(x.dtype)
+    x_zp = v.scalar_int(x_zero_point, "x_zero_point", qmin, qmax)
+    cc.accumulator_bound(g.k, x.dtype, x_zp, v.weight_span(w_zp), bias_bound)
+
+    xs = x if g.layout == "NCHW" else x.transpose(0, 3, 1, 2)
+    # Outside the image x is x_zp, so (x - x_zp) is 0 there: padding is real zero.
+    xp = np.pad(xs.astype(np.int64), ((0, 0), (0, 0), (g.pt, g.pb), (g.pl, g.pr)), constant_values=x_zp) - x_zp
+    xp = xp.reshape(g.n, g.groups, g.cg, *xp.shape[2:])  # (N, G, C/G, H + pt + pb, W + pl + pr)
+    ws = (w.astype(np.int64) - w_zp[:, None, None, None]).reshape(g.groups, g.ocg, g.cg, g.kh, g.kw)
+    acc = np.zeros((g.n, g.oh, g.ow, g.groups, g.ocg), np.int64)
+    for i in range(g.kh):
+        for j in range(g.kw):
+            # The input pixel of tap (i, j) for every output pixel: (N, G, C/G, OH, OW).
+            win = xp[..., i * g.dh:i * g.dh + (g.oh - 1) * g.sh + 1:g.sh,
+                     j * g.dw:j * g.dw + (g.ow - 1) * g.sw + 1:g.sw]
+            acc += np.einsum("ngchw,goc->nhwgo", win, ws[..., i, j])
+    return acc.reshape(g.n, g.oh, g.ow, g.oc)
+
+
+def _in_layout(y, layout):
+    """A channels-last (N, OH, OW, OC) result in ``layout``, C-contiguous."""
+    return np.ascontiguousarray(y if layout == "NHWC" else y.transpose(0, 3, 1, 2))
+
+
+def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW", x_zero_point=0, w_zero_point=0,
+           out=None):
+    """int8 2-D convolution with int32 result (ONNX ConvInteger).
+
+    ``y[n, oc, oh, ow] = sum_{c, kh, kw} (x[n, g*C/G + c, oh*sh + kh*dh - pt, ow*sw + kw*dw - pl] - x_zero_point)
+    * (w[oc, c, kh, kw] - w_zero_point[oc])``, exactly, where G = groups,
+    ``g = oc // (OC/G)`` is the group of output channel oc, c runs over its C/G input channels, and
+    x outside the image takes the value ``x_zero_point`` (the padding is real
+    zero). With (pt, pl, pb, pr) the padding,
+    ``OH = (H + pt + pb - dh*(KH - 1) - 1) // sh + 1`` and likewise OW; both
+    must be >= 1.
+
+    ``x`` is int8 or uint8, (N, C, H, W) with ``layout="NCHW"`` or (N, H, W, C)
+    with ``layout="NHWC"``; the result has the same layout, (N, OC, OH, OW) or
+    (N, OH, OW, OC). ``w`` is int8 (OC, C/groups, KH, KW) in both layouts, or
+    PackedConvWeights (which carries its zero point and groups: then
+    ``w_zero_point`` must be 0 and ``groups`` the packed one). ``stride`` and
+    ``dilation`` are an integer or (h, w), each >= 1; ``padding`` an integer,
+    (h, w) or (top, left, bottom, right), each >= 0; ``groups`` divides C and
+    OC. ``x_zero_point`` is a scalar in x's dtype range; ``w_zero_point`` a
+    scalar or (OC,) in [-128, 127]. Where K = (C/groups) * KH * KW is large
+    enough that the result could leave int32, a ValueError gives the largest
+    allowed K (the bound of :func:`gemm`).
+    """
+    x = cc.conv_activations(x)
+    w, w_zp = _conv_weights_and_zp(w, w_zero_point, groups)
+    g = cc.conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, layout)
+    y = _in_layout(_conv_int64(x, w, w_zp, g, x_zero_point).astype(np.int32), g.layout)
     if out is None:
-        return res
-    v.check_out(out, res.shape, res.dtype)[...] = res
+        return y
+    v.check_out(out, y.shape, np.int32)[...] = y
+    return out
+
+
+def qconv2d(x, w, x_scale, w_scale, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW", x_zero_point=0,
+            w_zero_point=0, bias=None, relu=False, out_scale=None, out_zero_point=0, out_dtype=np.float32,
+            out=None):
+    """conv2d with a fused dequantize (float32) or requantize (int8/uint8) epilogue.
+
+    ``acc`` is the exact :func:`conv2d` result; the epilogue is :func:`qgemm`'s,
+    applied per output channel oc with ``s[oc] = float32(x_scale) *
+    float32(w_scale[oc])`` (a float32 product):
+
+    - float32 output (``out_scale is None``):
+      ``y = float32(acc) * s[oc]``, then ``y = y + bias[oc]`` (a separate
+      float32 add: no fused multiply-add), then ``max(y, 0)`` if ``relu``.
+    - requantized output (``out_scale`` given, ``out_dtype`` int8 or uint8;
+      ONNX QLinearConv): ``m[oc] = s[oc] / float32(out_scale)`` in float32;
+      ``q = saturate(round_half_to_even(float32(acc + bias_q[oc]) * m[oc]) + out_zero_point)``,
+      where ``bias_q`` is an int32 bias as given, or a float bias quantized as
+      ``round_half_to_even(bias[oc] / s[oc])`` (float32 division). ``relu``
+      clamps at ``out_zero_point`` (real zero).
+
+    ``w_scale`` is a scalar or (OC,) (per output channel); ``x_scale`` a
+    scalar; ``bias`` a scalar or (OC,). The other arguments are those of
+    :func:`conv2d`; with an int32 bias the exactness bound leaves room for
+    max|bias|.
+    """
+    x = cc.conv_activations(x)
+    w, w_zp = _conv_weights_and_zp(w, w_zero_point, groups)
+    g = cc.conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, layout)
+    ep = cc.resolve_qconv(g.oc, x_scale, w_scale, bias, relu, out_scale, out_zero_point, out_dtype)
+    acc = _conv_int64(x, w, w_zp, g, x_zero_point, _bias_bound(ep))
+    y = _in_layout(_epilogue(acc, ep), g.layout)
+    if out is None:
+        return y
+    v.check_out(out, y.shape, y.dtype)[...] = y
     return out

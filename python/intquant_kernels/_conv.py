@@ -1,0 +1,85 @@
+"""conv2d and qconv2d on the compiled kernels (see reference.py for the contract)."""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from . import _validate as v
+from . import reference as _ref
+from ._conv_common import (accumulator_bound, channel_zero_points, check_packed_args, conv_activations,
+                           conv_geometry, conv_weights, resolve_qconv)
+from ._dispatch import active_isa
+from ._gemm import _KIND_F32, _KIND_I32, _KIND_Q8, _NO_EPILOGUE, _columns, _wrap_int32
+from ._packed_conv import PackedConvWeights
+
+#: Depthwise kernels keep one byte offset per tap; larger kernels take the GEMM path.
+_DW_MAX_TAPS = 1024
+
+
+def _packed(w, groups, w_zero_point) -> PackedConvWeights:
+    if isinstance(w, PackedConvWeights):
+        check_packed_args(w.groups, w_zero_point, groups)
+        return w
+    w = conv_weights(w)
+    return PackedConvWeights(w, groups=groups, zero_point=channel_zero_points(w_zero_point, w.shape[0]))
+
+
+def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_point, kind, out, out_dtype,
+         ep=None):
+    isa = active_isa()
+    x = conv_activations(x)
+    g = conv_geometry(x.shape, pw.shape, stride, padding, dilation, pw.groups, layout)
+    qmin, qmax = v.q_range(x.dtype)
+    x_zp = v.scalar_int(x_zero_point, "x_zero_point", qmin, qmax)
+    bias_q = ep.bias_q if ep is not None else None
+    bias_bound = int(np.max(np.abs(bias_q))) if bias_q is not None and bias_q.size else 0
+    accumulator_bound(g.k, x.dtype, x_zp, pw._span, bias_bound)
+
+    y = np.empty(g.out_shape, out_dtype) if out is None else v.check_out(out, g.out_shape, out_dtype)
+    if y.size == 0:
+        return y
+    x_zp_u = x_zp + (128 if x.dtype == np.int8 else 0)
+    col_off = pw._column_offsets(x_zp_u, wrapped=True) if bias_q is None else \
+        _wrap_int32(pw._column_offsets(x_zp_u) - bias_q)
+    epilogue = _NO_EPILOGUE if ep is None else (ep.scale, ep.bias, ep.relu, ep.out_zp, ep.lo, ep.hi)
+    w_zp = pw.zero_point if pw._has_zp else None
+    nhwc = g.layout == "NHWC"
+
+    # A 1x1, stride-1, unpadded NHWC convolution of one group is a GEMM of the
+    # pixels by the channels: no copy at all.
+    if (nhwc and pw.groups == 1 and g.kh == g.kw == 1 and g.sh == g.sw == 1
+            and g.pt == g.pl == g.pb == g.pr == 0):
+        a2 = np.ascontiguousarray(x).reshape(-1, g.c)
+        _core.gemm(isa, a2, pw._for_isa(isa), g.c, g.oc, w_zp, col_off, kind, y.reshape(-1, g.oc),
+                   *epilogue)
+        return y
+
+    depthwise = pw.depthwise and g.kh * g.kw <= _DW_MAX_TAPS
+    geometry = [g.n, g.c, g.h, g.w, g.oc, g.groups, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, g.oh, g.ow]
+    _core.conv2d(isa, np.ascontiguousarray(x), not nhwc, geometry, x_zp, pw._for_isa(isa, depthwise), depthwise, None if depthwise else w_zp, col_off, kind, y, not nhwc, *epilogue)
+    return y
+
+
+def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW", x_zero_point=0, w_zero_point=0,
+           out=None):
+    pw = _packed(w, groups, w_zero_point)
+    return _run(x, pw, stride, padding, dilation, layout, x_zero_point, _KIND_I32, out, np.int32)
+
+
+def qconv2d(x, w, x_scale, w_scale, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW",
+            x_zero_point=0, w_zero_point=0, bias=None, relu=False, out_scale=None, out_zero_point=0,
+            out_dtype=np.float32, out=None):
+    pw = _packed(w, groups, w_zero_point)
+    ep = resolve_qconv(pw.shape[0], x_scale, w_scale, bias, relu, out_scale, out_zero_point, out_dtype,
+                       columns=_columns)
+    kind = _KIND_Q8 if ep.requantize else _KIND_F32
+    return _run(x, pw, stride, padding, dilation, layout, x_zero_point, kind, out, ep.out_dtype, ep)
+
+
+_NOTE = """
+    Fast path: ``w`` given as an array is packed on every call; pack it once
+    with :func:`pack_conv_weights` for repeated use. ``out``, if given, is a
+    C-contiguous array of the result's shape and dtype.
+    """
+conv2d.__doc__ = (_ref.conv2d.__doc__ or "") + _NOTE
+qconv2d.__doc__ = (_ref.qconv2d.__doc__ or "") + _NOTE

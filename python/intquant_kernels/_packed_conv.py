@@ -1,0 +1,152 @@
+"""PackedConvWeights: int8 convolution weights packed once for the kernels."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from . import _core
+from . import _validate as v
+from ._conv_common import channel_zero_points, check_output_channels, conv_groups, conv_weights
+from ._dispatch import active_isa
+
+
+class PackedConvWeights:
+    """int8 convolution weights ``w`` of shape (OC, C/groups, KH, KW), packed.
+
+    The promises of :class:`PackedWeights`: holds its own copy of the weights
+    and per-output-channel zero points, packs for the active ISA path at
+    creation and again on first use under another path (never misread), is
+    immutable, safe to share between threads, and pickles as the weights,
+    zero points and groups.
+
+    Depthwise weights (one input and one output channel per group) are kept
+    as int16 ``w - zero_point`` in tap pairs, the layout of the depthwise
+    kernels of every path; other weights as one (K, OC/groups) GEMM matrix per
+    group, k = (kh * KW + kw) * C/groups + c, packed per path.
+    """
+
+    __slots__ = ("_w", "_zero_point", "_groups", "_colsum", "_span", "_has_zp", "_offsets", "_packed",
+                 "_lock", "__weakref__")
+
+    def __init__(self, w, *, groups=1, zero_point=0):
+        w = conv_weights(w)
+        groups = conv_groups(groups)
+        oc = w.shape[0]
+        check_output_channels(oc, groups)
+        self._w = np.array(w, dtype=np.int8, order="C", copy=True)
+        self._w.setflags(write=False)
+        self._groups = groups
+        self._zero_point = channel_zero_points(zero_point, oc, "zero_point")
+        self._zero_point.setflags(write=False)
+        self._colsum = self._w.reshape(oc, int(np.prod(self._w.shape[1:]))).sum(axis=1, dtype=np.int64).astype(np.int32)
+        self._colsum.setflags(write=False)
+        self._span = v.weight_span(self._zero_point)
+        self._has_zp = bool(np.any(self._zero_point))
+        self._offsets = {}
+        self._packed = {}
+        self._lock = threading.Lock()
+        self._for_isa(active_isa(), self.depthwise)
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The (OC, C/groups, KH, KW) int8 weights (read-only)."""
+        return self._w
+
+    @property
+    def shape(self):
+        return self._w.shape
+
+    @property
+    def groups(self) -> int:
+        return self._groups
+
+    @property
+    def zero_point(self) -> np.ndarray:
+        """(OC,) int32 per-output-channel zero points (read-only)."""
+        return self._zero_point
+
+    @property
+    def depthwise(self) -> bool:
+        """One input and one output channel per group (groups == C == OC)."""
+        return self._w.shape[1] == 1 and self._w.shape[0] == self._groups
+
+    @property
+    def k(self) -> int:
+        """Products summed per output: C/groups * KH * KW."""
+        _, cg, kh, kw = self._w.shape
+        return cg * kh * kw
+
+    def packed_isas(self) -> list:
+        return sorted(self._packed)
+
+    def _for_isa(self, isa: str, depthwise: bool = False) -> np.ndarray:
+        """The packed weights for ``isa``'s GEMM kernel, or with ``depthwise``
+        for the depthwise kernels (one layout for every path), packed on first use."""
+        key = "depthwise" if depthwise else isa
+        buf = self._packed.get(key)
+        if buf is None:
+            with self._lock:
+                buf = self._packed.get(key)
+                if buf is None:
+                    buf = self._pack_depthwise() if depthwise else self._pack_gemm(isa)
+                    buf.setflags(write=False)
+                    self._packed[key] = buf
+        return buf
+
+    def _pack_gemm(self, isa):
+        layout, mr, nr, _ = _core.gemm_shape(isa)
+        oc, cg, kh, kw = self._w.shape
+        g = self._groups
+        # b[g][(kh * KW + kw) * Cg + c, j] = w[g * OCg + j, c, kh, kw]
+        b = self._w.reshape(g, oc // g, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(g, kh * kw * cg, oc // g)
+        return np.concatenate([_core.pack_b(np.ascontiguousarray(b[i]), layout, mr, nr) for i in range(g)])
+
+    def _pack_depthwise(self):
+        c, _, kh, kw = self._w.shape
+        taps = kh * kw
+        pairs = (taps + 1) // 2
+        c_pad = -(-c // 32) * 32
+        wd = self._w.reshape(c, taps).astype(np.int16) - self._zero_point[:, None].astype(np.int16)
+        t = np.zeros((2 * pairs, c_pad), np.int16)
+        t[:taps, :c] = wd.T
+        # [pair][channel][2]: both taps of a pair side by side per channel.
+        packed = np.ascontiguousarray(t.reshape(pairs, 2, c_pad).transpose(0, 2, 1)).reshape(-1)
+        assert packed.size == _core.dwconv_packed_elems(c, taps)
+        return packed
+
+    def _column_offsets(self, x_zp_u: int, wrapped: bool = False) -> np.ndarray:
+        """``x_zp_u * colsum[oc] - K * x_zp_u * zero_point[oc]`` (see csrc/gemm.h), cached.
+
+        For depthwise weights this is ``x_zp_u * sum_t (w - zero_point)``, the
+        same number (csrc/conv.h).
+        """
+        cached = self._offsets.get(x_zp_u)
+        if cached is None:
+            off = x_zp_u * self._colsum.astype(np.int64)
+            if self._has_zp:
+                off -= self.k * x_zp_u * self._zero_point.astype(np.int64)
+            cached = (off, off.astype(np.uint32, casting="unsafe").view(np.int32))
+            for arr in cached:
+                arr.setflags(write=False)
+            if len(self._offsets) < 16:
+                self._offsets[x_zp_u] = cached
+        return cached[1] if wrapped else cached[0]
+
+    def __getstate__(self):
+        return {"w": self._w, "zero_point": self._zero_point, "groups": self._groups}
+
+    def __setstate__(self, state):
+        self.__init__(state["w"], groups=state["groups"], zero_point=state["zero_point"])
+
+    def __repr__(self):
+        oc, cg, kh, kw = self.shape
+        kind = "depthwise" if self.depthwise else f"packed for {', '.join(self.packed_isas())}"
+        return f"PackedConvWeights(OC={oc}, C/groups={cg}, KH={kh}, KW={kw}, groups={self._groups}, {kind})"
+
+
+def pack_conv_weights(w, *, groups=1, zero_point=0) -> PackedConvWeights:
+    """Pack int8 convolution weights ``w`` (OC, C/groups, KH, KW) once for
+    repeated conv2d/qconv2d calls. ``zero_point`` is a scalar or one per
+    output channel (OC,), within [-128, 127]."""
+    return PackedConvWeights(w, groups=groups, zero_point=zero_point)

@@ -1,0 +1,529 @@
+"""int8 convolution (conv2d, qconv2d, PackedConvWeights): exact equality with the NumPy reference
+on every ISA path.
+
+Every comparison is exact: int results by value, float results by bit pattern. Random
+configurations come from ``random_case`` of tests/test_conv_reference.py (which checks that the
+reference itself computes a convolution), seeded by the test's purpose and index, so a failure
+reproduces from its id alone. ISA paths come from the ``isa`` fixture of conftest.py; every test
+that forces a path also checks, through ``iq.kernel_calls()``, that the path's conv kernel ran:
+the GEMM tile kernel (``kernel_names(isa)["gemm"]``) for a general convolution, the depthwise
+kernel (``kernel_names(isa)["dwconv"]``) when groups == C == OC > 1.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import pickle
+
+import numpy as np
+import pytest
+
+import intquant_kernels as iq
+from intquant_kernels import reference as ref
+
+# The random configurations, helpers and error table of the reference's own tests.
+from test_conv_reference import (
+    BOUND_CASES,
+    EMPTY,
+    EPILOGUES,
+    ERRORS,
+    OUT_SHAPE,
+    Q_RANGE,
+    X,
+    W,
+    assert_same,
+    epilogue_args,
+    rand_q,
+    random_case,
+    rng_for,
+    to_nchw,
+)
+
+AVAILABLE_ISAS = tuple(iq.available_isas())
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
+def channels(x, layout) -> int:
+    return x.shape[1] if layout == "NCHW" else x.shape[3]
+
+
+@contextlib.contextmanager
+def conv_kernel_runs(isa, x, w, groups, layout, what):
+    """Checks that the block ran ``isa``'s conv kernel, and no other kernel.
+
+    Depthwise (groups == C == OC > 1): the depthwise kernel; otherwise the GEMM tile kernel.
+    With C == OC == groups == 1 either may run. An empty output runs nothing.
+    """
+    names = iq.kernel_names(isa)
+    c, oc = channels(x, layout), w.shape[0]
+    if groups == c == oc == 1:
+        allowed = {names["gemm"], names["dwconv"]}
+    else:
+        allowed = {names["dwconv"] if groups == c == oc else names["gemm"]}
+    before = iq.kernel_calls()
+    yield
+    after = iq.kernel_calls()
+    ran = {name: count - before.get(name, 0) for name, count in after.items() if count != before.get(name, 0)}
+    if x.shape[0] == 0 or oc == 0:
+        return
+    assert ran and set(ran) <= allowed, f"{what}: expected {' or '.join(sorted(allowed))} on {isa}, ran {ran}"
+
+
+def read_only(a):
+    a = np.array(a)
+    a.setflags(write=False)
+    return a
+
+
+@functools.lru_cache(maxsize=None)
+def cached_case(*key, groups=None):
+    """``random_case(*key)`` and its reference conv2d, computed once for all ISA paths. The arrays
+    are read-only (so the fast path is also checked to accept read-only inputs)."""
+    case = random_case(*key, groups=groups)
+    case.x, case.w = read_only(case.x), read_only(case.w)
+    want = read_only(ref.conv2d(case.x, case.w, **case.kw))
+    return case, want
+
+
+def check_conv(isa, case, want, where=""):
+    what = f"isa={isa} {case} {where}".rstrip()
+    with conv_kernel_runs(isa, case.x, case.w, case.kw["groups"], case.kw["layout"], what):
+        got = iq.conv2d(case.x, case.w, **case.kw)
+    assert_same(got, want, what)
+    assert got.flags.c_contiguous, what
+
+
+# --- random configurations -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", range(150))
+def test_random_configs(isa, seed):
+    """Kernels 1-7 and non-square, strides 1-3, dilation 1-2, any padding, groups 1/2/4/depthwise,
+    odd channel counts, tiny, square, wide and tall images, both layouts, int8/uint8, zero points."""
+    case, want = cached_case("fast", seed)
+    check_conv(isa, case, want)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 4, "depthwise"])
+@pytest.mark.parametrize("seed", range(10))
+def test_group_kinds(isa, groups, seed):
+    case, want = cached_case("fast_groups", groups, seed, groups=groups)
+    check_conv(isa, case, want)
+
+
+@pytest.mark.parametrize("epilogue", list(EPILOGUES))
+@pytest.mark.parametrize("seed", range(8))
+def test_qconv2d_epilogues(isa, epilogue, seed):
+    """Float32 and requantized epilogues, bias float/int32, relu, w_scale per channel or scalar:
+    bit for bit the reference, with raw and packed weights and into ``out=``."""
+    case, _ = cached_case("fast_q", seed, groups=[1, 2, "depthwise", 4][seed % 4])
+    rng = rng_for("fast_q_scales", seed, epilogue)
+    x_scale, w_scale, kw = epilogue_args(rng, case.w.shape[0], epilogue)
+    want = ref.qconv2d(case.x, case.w, x_scale, w_scale, **case.kw, **kw)
+    what = f"isa={isa} epilogue={epilogue} {case}"
+    with conv_kernel_runs(isa, case.x, case.w, case.kw["groups"], case.kw["layout"], what):
+        got = iq.qconv2d(case.x, case.w, x_scale, w_scale, **case.kw, **kw)
+    assert_same(got, want, what)
+
+    args = dict(case.kw)
+    pw = iq.pack_conv_weights(case.w, groups=args["groups"], zero_point=args.pop("w_zero_point"))
+    assert_same(iq.qconv2d(case.x, pw, x_scale, w_scale, **args, **kw), want, f"{what} packed")
+    out = np.full(want.shape, 99, want.dtype)
+    assert iq.qconv2d(case.x, pw, x_scale, w_scale, out=out, **args, **kw) is out
+    assert_same(out, want, f"{what} out=")
+
+
+# --- depthwise, pointwise, layouts -----------------------------------------------------------
+
+DEPTHWISE_C = (1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 144)
+
+
+@pytest.mark.parametrize("c", DEPTHWISE_C, ids=lambda c: f"C={c}")
+def test_depthwise(isa, c):
+    """groups == C == OC with C around the vector widths, 3x3 and 5x5 kernels, strides 1 and 2,
+    padding k // 2, batch 2: conv2d, and qconv2d with a requantizing epilogue."""
+    rng = rng_for("depthwise", c)
+    for k in (3, 5):
+        for stride in (1, 2):
+            layout = ("NCHW", "NHWC")[rng.integers(2)]
+            dtype = (np.int8, np.uint8)[rng.integers(2)]
+            lo, hi = Q_RANGE[np.dtype(dtype)]
+            h, w = (int(v) for v in rng.integers(3, 12, 2))
+            x = rand_q(rng, (2, c, h, w) if layout == "NCHW" else (2, h, w, c), dtype)
+            wt = rand_q(rng, (c, 1, k, k), np.int8)
+            kw = dict(stride=stride, padding=k // 2, groups=c, layout=layout,
+                      x_zero_point=int(rng.integers(lo, hi + 1)),
+                      w_zero_point=rng.integers(-128, 128, c).astype(np.int32) if rng.random() < 0.5 else 3)
+            what = f"isa={isa} C={c} k={k} stride={stride} {layout} x={np.dtype(dtype)} {h}x{w}"
+            with conv_kernel_runs(isa, x, wt, c, layout, what):
+                got = iq.conv2d(x, wt, **kw)
+            assert_same(got, ref.conv2d(x, wt, **kw), what)
+            qkw = dict(kw, bias=rng.integers(-500, 500, c).astype(np.int32), out_scale=0.02,
+                       out_zero_point=5, out_dtype=np.int8, relu=bool(stride == 2))
+            assert_same(iq.qconv2d(x, wt, 0.05, 0.01, **qkw), ref.qconv2d(x, wt, 0.05, 0.01, **qkw),
+                        f"{what} qconv2d")
+
+
+POINTWISE = [(1, 1), (3, 17), (16, 16), (33, 130), (64, 64), (144, 24)]
+
+
+@pytest.mark.parametrize("c,oc", POINTWISE, ids=[f"C={c}-OC={oc}" for c, oc in POINTWISE])
+def test_pointwise_nhwc_is_a_gemm(isa, c, oc):
+    """A 1x1 stride-1 NHWC convolution is the GEMM of the pixels by the (C, OC) weights."""
+    rng = rng_for("pointwise", c, oc)
+    for dtype, x_zp in ((np.uint8, 128), (np.int8, -3)):
+        x = rand_q(rng, (2, 5, 9, c), dtype)
+        w = rand_q(rng, (oc, c, 1, 1), np.int8)
+        w_zp = rng.integers(-128, 128, oc).astype(np.int32)
+        want = ref.gemm(x.reshape(-1, c), w[:, :, 0, 0].T, a_zero_point=x_zp, b_zero_point=w_zp).reshape(2, 5, 9, oc)
+        what = f"isa={isa} 1x1 NHWC C={c} OC={oc} x={np.dtype(dtype)}"
+        with conv_kernel_runs(isa, x, w, 1, "NHWC", what):
+            got = iq.conv2d(x, w, layout="NHWC", x_zero_point=x_zp, w_zero_point=w_zp)
+        assert_same(got, want, what)
+        assert_same(ref.conv2d(x, w, layout="NHWC", x_zero_point=x_zp, w_zero_point=w_zp), want, f"{what} reference")
+
+
+TILE_OC = (1, 15, 16, 17, 63, 64, 65, 127, 130)
+
+
+@pytest.mark.parametrize("oc", TILE_OC, ids=lambda oc: f"OC={oc}")
+def test_tile_remainders(isa, oc):
+    """Output channels around the GEMM tiles' 16 and 64 columns, output pixels per image around
+    their 4 and 5 rows (OH * OW in 1..13), and K past the kernels' L1 slice (C=200, 3x3: K=1800),
+    through the im2col path (NCHW, padded)."""
+    rng = rng_for("tiles", oc)
+    for c, ow in ((5, 1), (5, 2), (3, 3), (4, 4), (6, 5), (200, 3)):
+        for oh in (1, 2):
+            layout = ("NCHW", "NHWC")[(ow + oh) % 2]
+            x = rand_q(rng, (2, c, oh, ow) if layout == "NCHW" else (2, oh, ow, c), np.uint8)
+            w = rand_q(rng, (oc, c, 3, 3), np.int8)
+            kw = dict(padding=1, layout=layout, x_zero_point=7, w_zero_point=rng.integers(-5, 5, oc))
+            what = f"isa={isa} OC={oc} C={c} OH={oh} OW={ow} {layout}"
+            with conv_kernel_runs(isa, x, w, 1, layout, what):
+                got = iq.conv2d(x, w, **kw)
+            assert_same(got, ref.conv2d(x, w, **kw), what)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_layouts_agree(isa, seed):
+    """The same data in NCHW and NHWC (contiguous, or a transposed view of the other) gives the same
+    result after transposition."""
+    case, _ = cached_case("fast_layouts", seed, groups=[1, 2, "depthwise"][seed % 3])
+    kw = dict(case.kw)
+    x_nchw = np.ascontiguousarray(to_nchw(case.x, kw.pop("layout")))
+    x_nhwc = np.ascontiguousarray(x_nchw.transpose(0, 2, 3, 1))
+    what = f"isa={isa} {case}"
+    want = ref.conv2d(x_nchw, case.w, layout="NCHW", **kw)
+    for x, layout, view in ((x_nchw, "NCHW", "contiguous"), (x_nhwc, "NHWC", "contiguous"),
+                            (x_nhwc.transpose(0, 3, 1, 2), "NCHW", "view of NHWC"),
+                            (x_nchw.transpose(0, 2, 3, 1), "NHWC", "view of NCHW")):
+        with conv_kernel_runs(isa, x, case.w, kw["groups"], layout, what):
+            got = iq.conv2d(x, case.w, layout=layout, **kw)
+        assert_same(np.ascontiguousarray(to_nchw(got, layout)), want, f"{what} {layout} ({view})")
+
+
+def test_strided_views(isa):
+    """x and w as non-contiguous views (every other element, Fortran order, negative strides) are
+    read correctly and left unchanged."""
+    case, want = cached_case("fast_views", 0, groups=2)
+    x_view = np.repeat(case.x, 2, axis=-1)[..., ::2]
+    w_view = np.asfortranarray(case.w)
+    assert_same(iq.conv2d(x_view, w_view, **case.kw), want, f"isa={isa} every other element, Fortran w {case}")
+    x_rev = np.ascontiguousarray(case.x[:, ::-1])[:, ::-1]
+    w_rev = np.ascontiguousarray(case.w[:, :, ::-1])[:, :, ::-1]
+    assert_same(iq.conv2d(x_rev, w_rev, **case.kw), want, f"isa={isa} negative strides {case}")
+    assert_same(x_rev, case.x, "x was modified")
+
+
+def test_zero_points_as_other_integer_types(isa):
+    case, want = cached_case("fast_zp_types", 0, groups=1)
+    kw = dict(case.kw)
+    kw["x_zero_point"] = np.int64(kw["x_zero_point"])
+    kw["w_zero_point"] = np.asarray(kw["w_zero_point"], np.int64)
+    assert_same(iq.conv2d(case.x, case.w, **kw), want, f"isa={isa} int64 zero points {case}")
+    kw["w_zero_point"] = np.asarray(kw["w_zero_point"]).tolist()
+    assert_same(iq.conv2d(case.x, case.w, **kw), want, f"isa={isa} zero points as Python ints {case}")
+
+
+# --- PackedConvWeights ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("groups", [1, 3, "depthwise"])
+def test_packed_conv_weights(isa, groups):
+    """Packed once, reused: across calls with other inputs, strides, paddings, layouts and dtypes;
+    across ISA paths (it packs again for a path on first use); after pickling; unaffected by later
+    writes to the caller's array."""
+    rng = rng_for("packed", groups)
+    c = 12 if groups == "depthwise" else 3 * 5
+    g = c if groups == "depthwise" else groups
+    oc = c if groups == "depthwise" else 3 * 7
+    base = rand_q(rng, (oc, c // g, 3, 3), np.int8)
+    w = base.copy()
+    w_zp = rng.integers(-128, 128, oc).astype(np.int32)
+    pw = iq.pack_conv_weights(base, groups=g, zero_point=w_zp)
+    assert isinstance(pw, iq.PackedConvWeights)
+    assert pw.groups == g
+    assert_same(pw.weights, w, "weights")
+    assert_same(pw.zero_point, w_zp, "zero_point")
+    assert not pw.weights.flags.writeable and not pw.zero_point.flags.writeable
+    assert base.flags.writeable, "pack_conv_weights made the caller's array read-only"
+    base[...] = -base  # the caller reuses its buffer: the packed weights must not follow
+    assert_same(pw.weights, w, "weights after the caller's array changed")
+    assert_same(iq.pack_conv_weights(w, groups=g, zero_point=-4).zero_point, np.full(oc, -4, np.int32),
+                "scalar zero_point")
+
+    calls = []
+    for i, (layout, dtype, stride, padding) in enumerate([("NCHW", np.uint8, 1, 1), ("NHWC", np.int8, 2, (0, 1, 2, 0)),
+                                                          ("NHWC", np.uint8, (1, 2), 0), ("NCHW", np.int8, 3, 2)]):
+        lo, hi = Q_RANGE[np.dtype(dtype)]
+        x = rand_q(rng, (2, c, 9, 8) if layout == "NCHW" else (2, 9, 8, c), dtype)
+        kw = dict(stride=stride, padding=padding, groups=g, layout=layout, x_zero_point=int(rng.integers(lo, hi + 1)))
+        calls.append((x, kw, ref.conv2d(x, w, w_zero_point=w_zp, **kw)))
+
+    for x, kw, want in calls:
+        what = f"isa={isa} groups={g} {kw}"
+        with conv_kernel_runs(isa, x, w, g, kw["layout"], what):
+            assert_same(iq.conv2d(x, pw, **kw), want, f"{what} packed")
+        assert_same(ref.conv2d(x, pw, **kw), want, f"{what} reference with PackedConvWeights")
+        assert_same(iq.conv2d(x, w, w_zero_point=w_zp, **kw), want, f"{what} raw w")
+        assert_same(iq.qconv2d(x, pw, 0.1, 0.2, **kw), ref.qconv2d(x, w, 0.1, 0.2, w_zero_point=w_zp, **kw),
+                    f"{what} qconv2d packed")
+
+    for other in AVAILABLE_ISAS:  # including paths this object has not packed for yet
+        with iq.use_isa(other):
+            for x, kw, want in calls:
+                what = f"packed under {isa}, run under {other}, {kw}"
+                with conv_kernel_runs(other, x, w, g, kw["layout"], what):
+                    assert_same(iq.conv2d(x, pw, **kw), want, what)
+
+    pw2 = pickle.loads(pickle.dumps(pw))
+    assert isinstance(pw2, iq.PackedConvWeights) and pw2.groups == g
+    assert_same(pw2.weights, w, "unpickled weights")
+    assert_same(pw2.zero_point, w_zp, "unpickled zero_point")
+    for x, kw, want in calls:
+        assert_same(iq.conv2d(x, pw2, **kw), want, f"isa={isa} unpickled {kw}")
+
+
+# --- batch, threads, extreme values, the exactness bound ------------------------------------
+
+THREADED = {
+    "general": dict(x=(4, 16, 19, 23), w=(40, 16, 3, 3), kw=dict(padding=1)),
+    "grouped": dict(x=(3, 24, 17, 15), w=(36, 6, 3, 2), kw=dict(groups=4, stride=(2, 1), padding=(1, 0, 0, 1))),
+    "depthwise": dict(x=(4, 48, 21, 18), w=(48, 1, 3, 3), kw=dict(groups=48, stride=2, padding=1)),
+    "pointwise": dict(x=(5, 32, 11, 13), w=(64, 32, 1, 1), kw=dict()),
+    "dilated_5x5": dict(x=(2, 8, 23, 29), w=(24, 8, 5, 5), kw=dict(dilation=2, padding=(4, 3))),
+    "wide_oc_deep_k": dict(x=(2, 200, 9, 11), w=(130, 200, 3, 3), kw=dict(padding=(1, 0, 1, 0))),
+}
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("case", list(THREADED))
+def test_batch_and_two_threads(isa, case, layout):
+    """Batch > 1 on 2 threads gives exactly the single-thread result and the reference."""
+    spec = THREADED[case]
+    rng = rng_for("threads", case, layout)
+    n, c, h, w = spec["x"]
+    x = rand_q(rng, (n, c, h, w) if layout == "NCHW" else (n, h, w, c), np.uint8)
+    wt = rand_q(rng, spec["w"], np.int8)
+    kw = dict(spec["kw"], layout=layout, x_zero_point=113, w_zero_point=rng.integers(-9, 9, spec["w"][0]))
+    want = ref.conv2d(x, wt, **kw)
+    what = f"isa={isa} {case} {layout}"
+    iq.set_num_threads(2)
+    with conv_kernel_runs(isa, x, wt, kw.get("groups", 1), layout, what):
+        assert_same(iq.conv2d(x, wt, **kw), want, f"{what} 2 threads")
+    qkw = dict(kw, bias=rng.standard_normal(spec["w"][0]).astype(np.float32), relu=True)
+    assert_same(iq.qconv2d(x, wt, 0.02, 0.003, **qkw), ref.qconv2d(x, wt, 0.02, 0.003, **qkw),
+                f"{what} qconv2d 2 threads")
+    iq.set_num_threads(1)
+    assert_same(iq.conv2d(x, wt, **kw), want, f"{what} 1 thread")
+
+
+# (x dtype, x fill, x_zp, w fill, w_zp): every value and zero point at an end of its range.
+EXTREMES = [
+    (np.int8, -128, 0, -128, 0),
+    (np.int8, 127, 0, 127, 0),
+    (np.int8, -128, 0, 127, 0),
+    (np.int8, 127, -128, 127, -128),
+    (np.int8, -128, 127, -128, 127),
+    (np.int8, -128, 127, 127, -128),
+    (np.uint8, 255, 0, -128, 0),
+    (np.uint8, 255, 0, 127, 0),
+    (np.uint8, 0, 255, -128, 127),
+    (np.uint8, 0, 255, 127, -128),
+    (np.uint8, 255, 0, 127, -128),
+    (np.uint8, 0, 0, -128, 0),
+    (np.uint8, 255, 255, -128, 0),
+]
+
+
+@pytest.mark.parametrize("x_dtype,x_fill,x_zp,w_fill,w_zp", EXTREMES,
+                         ids=[f"{np.dtype(d).name}{xf}-xzp={xz}-w{wf}-wzp={wz}" for d, xf, xz, wf, wz in EXTREMES])
+def test_all_extreme_values(isa, x_dtype, x_fill, x_zp, w_fill, w_zp):
+    """Without padding every output is K * (x - x_zp) * (w - w_zp); with padding, the reference."""
+    for name, c, oc, groups, layout in (("general", 33, 20, 1, "NCHW"), ("depthwise", 33, 33, 33, "NHWC")):
+        x = np.full((2, c, 6, 7) if layout == "NCHW" else (2, 6, 7, c), x_fill, x_dtype)
+        w = np.full((oc, c // groups, 3, 3), w_fill, np.int8)
+        kw = dict(groups=groups, layout=layout, x_zero_point=x_zp, w_zero_point=w_zp)
+        k = c // groups * 9
+        shape = (2, oc, 4, 5) if layout == "NCHW" else (2, 4, 5, oc)
+        want = np.full(shape, k * (x_fill - x_zp) * (w_fill - w_zp), np.int32)
+        what = f"isa={isa} {name} x={x_fill} x_zp={x_zp} w={w_fill} w_zp={w_zp}"
+        assert_same(ref.conv2d(x, w, **kw), want, f"{what} reference")
+        with conv_kernel_runs(isa, x, w, groups, layout, what):
+            assert_same(iq.conv2d(x, w, **kw), want, what)
+        assert_same(iq.conv2d(x, w, padding=(2, 1, 0, 3), **kw), ref.conv2d(x, w, padding=(2, 1, 0, 3), **kw),
+                    f"{what} padded")
+
+
+@pytest.mark.parametrize("case", list(BOUND_CASES))
+def test_deep_k_bound(isa, case):
+    """K = (C/groups) * KH * KW at the exactness bound with the values farthest from the zero points
+    gives the exact extreme value; one more is refused with ValueError on both paths."""
+    dt, xv, x_zp, wv, w_zp, at, past = BOUND_CASES[case]
+    k = int(np.prod(at))
+    x = np.full((1, *at), xv, dt)
+    w = np.full((2, *at), wv, np.int8)
+    want = np.full((1, 2, 1, 1), k * (xv - x_zp) * (wv - w_zp), np.int32)
+    what = f"isa={isa} {case} K={k}"
+    with conv_kernel_runs(isa, x, w, 1, "NCHW", what):
+        assert_same(iq.conv2d(x, w, x_zero_point=x_zp, w_zero_point=w_zp), want, what)
+    assert_same(iq.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), iq.pack_conv_weights(w, zero_point=w_zp),
+                          x_zero_point=x_zp, layout="NHWC"), want.transpose(0, 2, 3, 1), f"{what} NHWC packed")
+
+    kp = int(np.prod(past))
+    xp = np.full((1, *past), xv, dt)
+    wp = np.full((2, *past), wv, np.int8)
+    msg = rf"K={kp} \(C/groups \* KH \* KW\) could overflow.*K must be <= {k}$"
+    for impl in (iq, ref):
+        with pytest.raises(ValueError, match=msg):
+            impl.conv2d(xp, wp, x_zero_point=x_zp, w_zero_point=w_zp)
+        with pytest.raises(ValueError, match=msg):
+            impl.conv2d(xp, iq.pack_conv_weights(wp, zero_point=w_zp), x_zero_point=x_zp)
+        with pytest.raises(ValueError, match=msg):
+            impl.qconv2d(xp, wp, 1.0, 1.0, x_zero_point=x_zp, w_zero_point=w_zp)
+
+
+def test_deep_k_bound_includes_int32_bias(isa):
+    """With an int32 bias the bound leaves room for it: K = (INT32_MAX - |bias|) // (255 * 128)."""
+    bias = np.array([-10**6, 10**6 - 1], np.int32)
+    k = (2**31 - 1 - 10**6) // (255 * 128)
+    kw = dict(bias=bias, out_scale=2.0**25, out_dtype=np.int8)
+    x, w = np.full((1, k, 1, 1), 255, np.uint8), np.full((2, k, 1, 1), -128, np.int8)
+    assert_same(iq.qconv2d(x, w, 1.0, 1.0, **kw), ref.qconv2d(x, w, 1.0, 1.0, **kw), f"isa={isa} K={k}")
+    x1, w1 = np.full((1, k + 1, 1, 1), 255, np.uint8), np.full((2, k + 1, 1, 1), -128, np.int8)
+    for impl in (iq, ref):
+        with pytest.raises(ValueError, match=rf"\|bias\| <= 1000000\): K must be <= {k}$"):
+            impl.qconv2d(x1, w1, 1.0, 1.0, **kw)
+
+
+# --- out=, empty ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+def test_out(isa, layout):
+    rng = rng_for("out", layout)
+    x = rand_q(rng, (2, 6, 9, 10) if layout == "NCHW" else (2, 9, 10, 6), np.int8)
+    w = rand_q(rng, (10, 3, 3, 3), np.int8)
+    kw = dict(groups=2, stride=(1, 2), padding=1, layout=layout, x_zero_point=-5, w_zero_point=2)
+    want = ref.conv2d(x, w, **kw)
+    out = np.full(want.shape, 77, np.int32)
+    assert iq.conv2d(x, w, out=out, **kw) is out
+    assert_same(out, want, f"isa={isa} {layout} conv2d out=")
+    for qkw in (dict(), dict(out_scale=0.5, out_dtype=np.uint8, out_zero_point=128, relu=True)):
+        qwant = ref.qconv2d(x, w, 0.1, 0.01, **kw, **qkw)
+        qout = np.zeros(qwant.shape, qwant.dtype)
+        assert iq.qconv2d(x, w, 0.1, 0.01, out=qout, **kw, **qkw) is qout
+        assert_same(qout, qwant, f"isa={isa} {layout} qconv2d out= {qkw}")
+
+
+def test_out_untouched_on_error(isa):
+    out = np.full(OUT_SHAPE, 77, np.int32)
+    with pytest.raises(ValueError):
+        iq.conv2d(X, W, groups=2, x_zero_point=300, out=out)
+    with pytest.raises(ValueError):
+        iq.conv2d(X, W, groups=2, stride=0, out=out)
+    assert (out == 77).all()
+
+
+@pytest.mark.parametrize("case", list(EMPTY))
+def test_empty(isa, case):
+    x_shape, w_shape, kw = EMPTY[case]
+    x = np.full(x_shape, 3, np.uint8)
+    w = np.ones(w_shape, np.int8)
+    assert_same(iq.conv2d(x, w, x_zero_point=1, **kw), ref.conv2d(x, w, x_zero_point=1, **kw), f"isa={isa} {case}")
+    assert_same(iq.qconv2d(x, w, 0.5, 0.5, x_zero_point=1, **kw), ref.qconv2d(x, w, 0.5, 0.5, x_zero_point=1, **kw),
+                f"isa={isa} {case} qconv2d")
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+PACKED_ERRORS = {
+    "packed_w_zero_point_given": (ValueError, r"zero point was fixed by pack_conv_weights",
+                                  lambda f: f.conv2d(X, iq.pack_conv_weights(W, groups=2), groups=2, w_zero_point=3)),
+    "packed_w_zero_point_array_given": (ValueError, r"zero point was fixed by pack_conv_weights",
+                                        lambda f: f.conv2d(X, iq.pack_conv_weights(W, groups=2), groups=2,
+                                                           w_zero_point=np.zeros(6, np.int32))),
+    "packed_groups_differ": (ValueError, r"packed with groups=2, but groups=3",
+                             lambda f: f.conv2d(X, iq.pack_conv_weights(W, groups=2), groups=3)),
+    "packed_groups_default": (ValueError, r"packed with groups=2, but groups=1",
+                              lambda f: f.conv2d(X, iq.pack_conv_weights(W, groups=2))),
+    "packed_channels_mismatch": (ValueError, r"w.shape\[1\] must be C/groups = 2",
+                                 lambda f: f.conv2d(X, iq.pack_conv_weights(W[:, :1], groups=2), groups=2)),
+    "packed_qconv_w_zero_point_given": (ValueError, r"zero point was fixed by pack_conv_weights",
+                                        lambda f: f.qconv2d(X, iq.pack_conv_weights(W, groups=2), 1.0, 1.0,
+                                                            groups=2, w_zero_point=-1)),
+    "packed_k_past_bound": (ValueError, r"K must be <= 65793$",
+                            lambda f: f.conv2d(np.zeros((1, 65794, 1, 1), np.uint8),
+                                               iq.pack_conv_weights(np.zeros((1, 65794, 1, 1), np.int8)))),
+}
+ALL_ERRORS = {**ERRORS, **PACKED_ERRORS}
+
+
+@pytest.mark.parametrize("impl", [f"fast-{i}" for i in AVAILABLE_ISAS] + ["reference"])
+@pytest.mark.parametrize("case", list(ALL_ERRORS))
+def test_errors(impl, case):
+    """The fast path (under each ISA) rejects what the reference rejects (tests/test_conv_reference.py
+    checks the reference alone, without PackedConvWeights), with the same exception type."""
+    exc, pattern, call = ALL_ERRORS[case]
+    if impl == "reference":
+        with pytest.raises(exc, match=pattern):
+            call(ref)
+    else:
+        with iq.use_isa(impl[len("fast-"):]):
+            with pytest.raises(exc, match=pattern):
+                call(iq)
+
+
+def test_error_messages_agree():
+    """The fast path and the reference raise the same exception type with the same message."""
+    differ = []
+    for case, (_, _, call) in ALL_ERRORS.items():
+        got = []
+        for impl in (iq, ref):
+            with pytest.raises(Exception) as info:
+                call(impl)
+            got.append((type(info.value).__name__, str(info.value)))
+        if got[0] != got[1]:
+            differ.append(f"{case}: fast {got[0]} != reference {got[1]}")
+    assert not differ, "\n".join(differ)
+
+
+@pytest.mark.parametrize("case,exc,pattern,args", [
+    ("uint8", TypeError, r"w must be an int8 array", dict(w=W.view(np.uint8))),
+    ("float", TypeError, r"w must be an int8 array", dict(w=W.astype(np.float32))),
+    ("3d", ValueError, r"w must be 4-D", dict(w=W[0])),
+    ("oc_not_divisible", ValueError, r"OC=6 .*groups=4", dict(groups=4)),
+    ("groups_zero", ValueError, r"groups must be >= 1", dict(groups=0)),
+    ("groups_float", TypeError, r"groups must be an integer", dict(groups=2.0)),
+    ("groups_bool", TypeError, r"groups must be an integer", dict(groups=True)),
+    ("zp_200", ValueError, r"zero_point must lie in \[-128, 127\]", dict(zero_point=200)),
+    ("zp_wrong_length", ValueError, r"zero_point must be a scalar or have shape \(6,\)", dict(zero_point=[1, 2])),
+    ("zp_float", TypeError, r"zero_point must be an integer", dict(zero_point=1.5)),
+])
+def test_pack_conv_weights_errors(isa, case, exc, pattern, args):
+    args = dict(args)
+    w = args.pop("w", W)
+    with pytest.raises(exc, match=pattern):
+        iq.pack_conv_weights(w, **args)
