@@ -130,3 +130,194 @@ def torch_quantized_linear(a_u8: np.ndarray, b_s8: np.ndarray, w_scale: np.ndarr
             return lin(x)
 
     return run
+
+
+# --- 2-D convolution peers ------------------------------------------------
+# Weights are (OC, C/groups, KH, KW) and activations NCHW, as in ONNX and torch.
+
+
+def _conv_out_hw(h, w, k, stride, padding):
+    return (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
+
+
+def _torch(threads):
+    try:
+        import torch
+    except ImportError:
+        raise PeerUnavailable("torch not installed; pip install '.[bench]'") from None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def torch_conv2d_f32(x_f32_nchw: np.ndarray, w_f32: np.ndarray, stride, padding, groups, threads: int = 1,
+                     channels_last: bool = False):
+    """torch.nn.functional.conv2d in float32 (no grad): the float baseline of the conv benchmarks.
+
+    ``channels_last=False`` runs on the NCHW-contiguous input; ``True`` converts
+    input and weights to torch.channels_last once, here, so that the timed call
+    runs torch's NHWC path (the output is channels_last too). Neither is the
+    faster everywhere. Measured with one thread (torch 2.13.0+cpu, oneDNN 3.12,
+    AVX-512 Zen 5 CPU) on CONV_LAYERS: channels_last is about 10% faster on the
+    batch-1 3x3 ResNet-50 layers, 1.8x on the depthwise ones and 2x on the
+    batch-8 layer (NCHW takes a slower oneDNN path there); on the 1x1 layer
+    they are within noise (NCHW slightly ahead). benchmarks/bench_conv.py
+    therefore times both and takes the faster of the two, per layer, as the
+    float32 baseline.
+    """
+    torch = _torch(threads)
+    x = torch.from_numpy(np.ascontiguousarray(x_f32_nchw, dtype=np.float32))
+    w = torch.from_numpy(np.ascontiguousarray(w_f32, dtype=np.float32))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+        w = w.contiguous(memory_format=torch.channels_last)
+    conv = torch.nn.functional.conv2d
+
+    def run():
+        with torch.no_grad():
+            return conv(x, w, None, stride, padding, 1, groups)
+
+    return run
+
+
+def numpy_conv2d_f32(x_f32_nchw: np.ndarray, w_f32: np.ndarray, stride, padding, groups):
+    """Float32 convolution in NumPy, the baseline when torch is not installed:
+    zero padding, im2col (a sliding_window_view of the padded input, copied to
+    (N*OH*OW, C/groups*KH*KW) rows) and one float32 matmul (OpenBLAS) per group,
+    written to an NCHW float32 output. Padding and im2col are part of the timed call."""
+    x = np.ascontiguousarray(x_f32_nchw, dtype=np.float32)
+    n, c, h, wd = x.shape
+    oc, cg, kh, kw = w_f32.shape
+    if kh != kw:
+        raise PeerUnavailable("numpy_conv2d_f32: square kernels only")
+    if c != cg * groups or oc % groups:
+        raise ValueError(f"numpy_conv2d_f32: C={c}, OC={oc} and weights {w_f32.shape} do not match groups={groups}")
+    ocg = oc // groups
+    oh, ow = _conv_out_hw(h, wd, kh, stride, padding)
+    # (G, C/G*KH*KW, OC/G): each group's weights as the right-hand matrix.
+    wmat = np.ascontiguousarray(
+        np.asarray(w_f32, np.float32).reshape(groups, ocg, cg * kh * kw).transpose(0, 2, 1))
+    out = np.empty((n, oc, oh, ow), np.float32)
+    s = stride
+
+    def run():
+        xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding))) if padding else x
+        # (N, C, OH, OW, KH, KW) view of the windows.
+        win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::s, ::s][:, :, :oh, :ow]
+        for g in range(groups):
+            cols = win[:, g * cg:(g + 1) * cg].transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, cg * kh * kw)
+            res = cols @ wmat[g]
+            out[:, g * ocg:(g + 1) * ocg] = res.reshape(n, oh, ow, ocg).transpose(0, 3, 1, 2)
+        return out
+
+    return run
+
+
+def conv_out_scale(k: int, x_scale: float, w_scale: np.ndarray) -> float:
+    """An output scale covering about +-4 standard deviations of the float result
+    of a convolution over k taps of uniform uint8 (zero point 128) by uniform int8."""
+    std = np.sqrt(k) * 74.0 * x_scale * 73.0 * float(np.mean(w_scale))
+    return float(8.0 * std / 255.0)
+
+
+def torch_quantized_conv2d(x_u8_nchw: np.ndarray, w_s8: np.ndarray, w_scale: np.ndarray, stride, padding, groups,
+                           threads: int = 1, x_scale: float = 0.02, x_zero_point: int = 128,
+                           out_scale=None, out_zero_point: int = 128, channels_last: bool = True):
+    """torch's quantized Conv2d (x86 engine, i.e. fbgemm): per-tensor quint8
+    activations, per-channel qint8 weights (axis 0), quint8 output.
+
+    The input is converted once, here, to a quantized tensor in
+    torch.channels_last (``channels_last=False`` keeps it NCHW-contiguous).
+    fbgemm computes in NHWC: an NCHW input costs a transposition of the input
+    and of the output on each call. channels_last is the faster on every layer
+    of CONV_LAYERS (one thread, torch 2.13.0+cpu): by 5-45% on the dense layers,
+    2x and 3x on the depthwise ones; so it is the default.
+
+    Beware: fbgemm's depthwise kernels add pairs of uint8*int8 products in
+    int16 with saturation (vpmaddubsw), so with full-range uint8 activations
+    (as the benchmarks use) about 11% of the depthwise outputs are wrong, by up
+    to 129 steps; torch avoids this by quantizing activations to 7 bits
+    (reduce_range). The dense layers are exact to +-1 rounding step. The
+    timing does not depend on the values.
+    """
+    torch = _torch(threads)
+    import warnings
+
+    if "x86" not in torch.backends.quantized.supported_engines:
+        raise PeerUnavailable("torch has no x86 quantized engine")
+    torch.backends.quantized.engine = "x86"
+    oc, cg, kh, kw = w_s8.shape
+    c = x_u8_nchw.shape[1]
+    w_scale = np.broadcast_to(np.asarray(w_scale, np.float32), (oc,))
+    if out_scale is None:
+        out_scale = conv_out_scale(cg * kh * kw, x_scale, w_scale)
+    w = torch.from_numpy(np.asarray(w_s8).astype(np.float32) * w_scale[:, None, None, None])
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    with warnings.catch_warnings():
+        # torch marks its quantized tensors deprecated; they are what its
+        # quantized Conv2d runs on, which is what we compare against.
+        warnings.simplefilter("ignore")
+        wq = torch.quantize_per_channel(w, torch.from_numpy(w_scale.astype(np.float64)),
+                                        torch.zeros(oc, dtype=torch.int64), 0, torch.qint8)
+        conv = torch.ao.nn.quantized.Conv2d(c, oc, (kh, kw), stride=stride, padding=padding, groups=groups,
+                                            bias=False)
+        conv.set_weight_bias(wq, None)
+        conv.scale, conv.zero_point = float(out_scale), int(out_zero_point)
+        x = torch._make_per_tensor_quantized_tensor(
+            torch.from_numpy(np.ascontiguousarray(x_u8_nchw, dtype=np.uint8)), float(x_scale), int(x_zero_point))
+        x = x.contiguous(memory_format=fmt)
+
+    def run():
+        with torch.no_grad():
+            return conv(x)
+
+    return run
+
+
+def onnxruntime_qlinearconv(x_u8_nchw: np.ndarray, w_s8: np.ndarray, w_scale: np.ndarray, stride, padding, groups,
+                            threads: int = 1, x_scale: float = 0.02, x_zero_point: int = 128,
+                            out_scale=None, out_zero_point: int = 128):
+    """onnxruntime QLinearConv (one node; CPU provider): uint8 activations (the
+    graph's input, NCHW), int8 weights with per-channel w_scale and zero points 0,
+    uint8 output; weights, scales and zero points are initializers."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime as ort
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError as e:
+        raise PeerUnavailable(f"onnxruntime/onnx not installed ({e.name}); pip install '.[bench]'") from None
+    oc, cg, kh, kw = w_s8.shape
+    n, c, h, wd = x_u8_nchw.shape
+    oh, ow = _conv_out_hw(h, wd, kh, stride, padding)
+    w_scale = np.ascontiguousarray(np.broadcast_to(np.asarray(w_scale, np.float32), (oc,)))
+    if out_scale is None:
+        out_scale = conv_out_scale(cg * kh * kw, x_scale, w_scale)
+    inits = [
+        numpy_helper.from_array(np.array(x_scale, np.float32), "x_scale"),
+        numpy_helper.from_array(np.array(x_zero_point, np.uint8), "x_zp"),
+        numpy_helper.from_array(np.ascontiguousarray(w_s8, dtype=np.int8), "w"),
+        numpy_helper.from_array(w_scale, "w_scale"),
+        numpy_helper.from_array(np.zeros(oc, np.int8), "w_zp"),
+        numpy_helper.from_array(np.array(out_scale, np.float32), "y_scale"),
+        numpy_helper.from_array(np.array(out_zero_point, np.uint8), "y_zp"),
+    ]
+    node = helper.make_node("QLinearConv", ["x", "x_scale", "x_zp", "w", "w_scale", "w_zp", "y_scale", "y_zp"],
+                            ["y"], kernel_shape=[kh, kw], strides=[stride, stride], pads=[padding] * 4,
+                            dilations=[1, 1], group=groups)
+    graph = helper.make_graph(
+        [node], "qlinearconv",
+        [helper.make_tensor_value_info("x", TensorProto.UINT8, [n, c, h, wd])],
+        [helper.make_tensor_value_info("y", TensorProto.UINT8, [n, oc, oh, ow])],
+        initializer=inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = min(model.ir_version, 9)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    try:
+        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        feed = {"x": np.ascontiguousarray(x_u8_nchw, dtype=np.uint8)}
+        sess.run(None, feed)
+    except Exception as e:  # onnxruntime raises its own exception types
+        raise PeerUnavailable(f"onnxruntime refuses this QLinearConv: {e}") from None
+    return lambda: sess.run(None, feed)
