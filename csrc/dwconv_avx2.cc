@@ -25,12 +25,14 @@ inline void pixels(const DwconvRow& r, const GemmEpilogue& ep, size_t ow, size_t
   const uint8_t* px = r.x + ow * r.sw * r.c + c0;
   const size_t step = r.sw * r.c;
   __m256i lo[P], hi[P];
+#pragma GCC unroll 4
   for (size_t i = 0; i < P; ++i) lo[i] = hi[i] = _mm256_setzero_si256();
   for (size_t q = 0; q < pairs; ++q) {
     const __m256i wl = wlo[q], wh = whi[q];
     const uint8_t* pa = px + off[2 * q];
     const uint8_t* pb = px + off[2 * q + 1];
-    for (size_t i = 0; i < P; ++i) {
+  #pragma GCC unroll 4
+  for (size_t i = 0; i < P; ++i) {
       // Channels past C read the staging buffer's next bytes (it has
       // slack); their weights are zero and they are never stored.
       const __m256i xa = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(pa + i * step)));
@@ -39,6 +41,7 @@ inline void pixels(const DwconvRow& r, const GemmEpilogue& ep, size_t ow, size_t
       hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), wh));
     }
   }
+#pragma GCC unroll 4
   for (size_t i = 0; i < P; ++i) {
     gemm_store8_avx2_as<Kind>(ep, r.m0 + ow + i, c0, _mm256_permute2x128_si256(lo[i], hi[i], 0x20), left < 8 ? left : 8);
     if (left > 8)

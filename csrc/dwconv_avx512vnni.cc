@@ -30,12 +30,14 @@ inline void pixels(const DwconvRow& r, const GemmEpilogue& ep, size_t ow, size_t
   const uint8_t* px = r.x + ow * r.sw * r.c + c0;
   const size_t step = r.sw * r.c;
   __m512i lo[P], hi[P];
+#pragma GCC unroll 4
   for (size_t i = 0; i < P; ++i) lo[i] = hi[i] = _mm512_setzero_si512();
   for (size_t q = 0; q < pairs; ++q) {
     const __m512i wl = wlo[q], wh = whi[q];
     const uint8_t* pa = px + off[2 * q];
     const uint8_t* pb = px + off[2 * q + 1];
-    for (size_t i = 0; i < P; ++i) {
+  #pragma GCC unroll 4
+  for (size_t i = 0; i < P; ++i) {
       // Channels past C read the staging buffer's next bytes (it has
       // slack); their weights are zero and they are never stored.
       const __m512i xa = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pa + i * step)));
@@ -44,6 +46,7 @@ inline void pixels(const DwconvRow& r, const GemmEpilogue& ep, size_t ow, size_t
       hi[i] = _mm512_dpwssd_epi32(hi[i], _mm512_unpackhi_epi16(xa, xb), wh);
     }
   }
+#pragma GCC unroll 4
   for (size_t i = 0; i < P; ++i) {
     gemm_store16_avx512_as<Kind>(ep, r.m0 + ow + i, c0, _mm512_permutex2var_epi32(lo[i], out0_idx, hi[i]), mask0);
     if (mask1)

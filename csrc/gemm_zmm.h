@@ -38,8 +38,12 @@ static inline void gemm_store16_avx512_as(const GemmEpilogue& ep, size_t m, size
       t = _mm512_add_ps(t, _mm512_set1_ps(static_cast<float>(ep.out_zp)));
       t = _mm512_max_ps(t, _mm512_set1_ps(static_cast<float>(ep.lo)));
       t = _mm512_min_ps(t, _mm512_set1_ps(static_cast<float>(ep.hi)));
-      _mm_mask_storeu_epi8(static_cast<uint8_t*>(ep.c) + m * ep.ldc + n, mask,
-                           _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(t)));
+      __m128i b = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(t));
+      // Keep vpmovdb in its register form: the compiler would otherwise fuse
+      // it with the store into vpmovdb-to-memory, which is far slower on
+      // some CPUs (AMD Zen 4/5) than a register vpmovdb and a masked store.
+      __asm__("" : "+x"(b));
+      _mm_mask_storeu_epi8(static_cast<uint8_t*>(ep.c) + m * ep.ldc + n, mask, b);
       break;
     }
   }
