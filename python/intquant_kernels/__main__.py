@@ -1,9 +1,11 @@
-"""python -m intquant_kernels [info|validate]: what this CPU gets, and a check
-of every available kernel against the NumPy reference."""
+"""python -m intquant_kernels [info|validate|bench]: what this CPU gets, a check
+of every available kernel against the NumPy reference, and int8 throughput
+against float32 and the peers.
+
+With no command: info, validate, then bench --quick."""
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import sys
 
@@ -28,6 +30,14 @@ def cmd_info(args) -> int:
     print(f"active ISA: {iq.active_isa()}   (override: INTQUANT_ISA=<name>, or set_isa()/use_isa())")
     print(f"threads: {iq.get_num_threads()}   (override: INTQUANT_NUM_THREADS=<n>, or set_num_threads())")
     return 0
+
+
+# ---------------------------------------------------------------------------
+# validate
+# ---------------------------------------------------------------------------
+
+#: One output line per (op, ISA). 'depthwise' is conv2d and qconv2d with groups == C == OC.
+VALIDATE_OPS = ("quantize", "dequantize", "gemm", "qgemm", "conv2d", "qconv2d", "depthwise")
 
 
 def _quantize_cases(rng):
@@ -63,8 +73,77 @@ def _gemm_cases(rng):
                 out_dtype=np.int8)
 
 
+#: (N, C, H, W, OC, (KH, KW), stride, padding, dilation, groups): odd channel
+#: counts, rectangular kernels and images, every padding form, strides and
+#: dilations, 1x1 (the NHWC GEMM path), grouped and depthwise.
+_CONV_SHAPES = (
+    (1, 3, 7, 9, 5, (3, 3), 1, 1, 1, 1),
+    (2, 5, 11, 6, 7, (3, 2), (2, 1), (1, 0), 1, 1),
+    (1, 17, 8, 5, 33, (1, 1), 1, 0, 1, 1),
+    (1, 19, 6, 7, 13, (1, 1), 2, (0, 1, 1, 0), 1, 1),
+    (1, 6, 10, 9, 9, (3, 3), 1, 2, 2, 3),
+    (1, 67, 5, 13, 3, (5, 5), 3, (2, 1, 0, 2), (1, 2), 1),
+    (3, 16, 9, 9, 16, (3, 3), 1, 1, 1, 1),
+    (1, 70, 20, 23, 130, (3, 3), 1, 1, 1, 1),  # several row and column tiles, their tails
+    (1, 300, 6, 6, 20, (3, 3), 1, 1, 1, 1),  # K = 2700: more than one K slice
+    (1, 13, 9, 11, 13, (3, 3), 1, 1, 1, 13),
+    (2, 33, 8, 8, 33, (5, 5), 2, 2, 1, 33),
+    (1, 64, 7, 7, 64, (3, 3), 1, 2, 2, 64),
+    (1, 17, 6, 5, 17, (1, 1), 1, 0, 1, 17),
+    (1, 40, 12, 7, 40, (3, 5), (2, 1), (1, 2, 0, 1), (2, 1), 40),
+    (2, 100, 15, 17, 100, (3, 3), 2, 1, 1, 100),  # channel tails of the 16- and 32-wide depthwise kernels
+)
+
+
+def _conv_cases(rng):
+    """conv2d and qconv2d (float32 and requantize epilogues) in both layouts,
+    int8 and uint8 activations with zero points; the depthwise shapes go to
+    the 'depthwise' line."""
+    for n, c, h, w, oc, (kh, kw), stride, padding, dilation, groups in _CONV_SHAPES:
+        line = "depthwise" if groups == c == oc else None
+        wt = rng.integers(-128, 128, (oc, c // groups, kh, kw), dtype=np.int8)
+        w_zp = rng.integers(-4, 5, oc)
+        w_scale = rng.uniform(0.001, 0.02, oc).astype(np.float32)
+        bias = rng.standard_normal(oc).astype(np.float32)
+        geo = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+        for layout, dtype, x_zp in (("NCHW", np.uint8, 128), ("NHWC", np.int8, -3), ("NHWC", np.uint8, 7),
+                                    ("NCHW", np.int8, 0)):
+            info = np.iinfo(dtype)
+            shape = (n, c, h, w) if layout == "NCHW" else (n, h, w, c)
+            x = rng.integers(info.min, info.max + 1, shape, dtype=dtype)
+            name = (f"x{shape} {np.dtype(dtype)} {layout} w{wt.shape} stride={stride} padding={padding} "
+                    f"dilation={dilation} groups={groups}")
+            kw_ = dict(geo, layout=layout, x_zero_point=x_zp)
+            yield name, line or "conv2d", "conv2d", (x, wt), dict(kw_, w_zero_point=w_zp)
+            yield f"{name} f32+bias+relu", line or "qconv2d", "qconv2d", (x, wt, 0.05, w_scale), dict(
+                kw_, bias=bias, relu=True)
+            out_dtype = np.uint8 if dtype == np.uint8 else np.int8
+            yield f"{name} requant", line or "qconv2d", "qconv2d", (x, wt, 0.05, w_scale), dict(
+                kw_, w_zero_point=w_zp, bias=bias, out_scale=2.0, out_zero_point=5, out_dtype=out_dtype)
+
+
+def _all_cases(seed):
+    """(line, name, function name, args, kwargs) of every check; the same on every ISA."""
+    rng = np.random.default_rng(seed)
+    for op in ("quantize", "dequantize"):
+        for name, args, kwargs in _quantize_cases(np.random.default_rng(seed)):
+            if op == "dequantize":
+                q = iq.reference.quantize(*args, **kwargs)
+                kwargs = {k: v for k, v in kwargs.items() if k == "axis"}
+                args = (q,) + args[1:]
+            yield op, name, op, args, kwargs
+    for name, op, args, kwargs in _gemm_cases(rng):
+        yield op, name, op, args, kwargs
+    for name, line, op, args, kwargs in _conv_cases(rng):
+        yield line, name, op, args, kwargs
+
+
 def _check(name, fast, ref, args, kwargs):
-    got, want = fast(*args, **kwargs), ref(*args, **kwargs)
+    try:
+        got = fast(*args, **kwargs)
+    except Exception as e:
+        return f"{name}: raised {type(e).__name__}: {e}"
+    want = ref(*args, **kwargs)
     if got.dtype != want.dtype or got.shape != want.shape:
         return f"{name}: got {got.dtype}{got.shape}, expected {want.dtype}{want.shape}"
     g = got.view(np.uint32) if got.dtype == np.float32 else got
@@ -72,65 +151,168 @@ def _check(name, fast, ref, args, kwargs):
     bad = np.flatnonzero(g.reshape(-1) != w.reshape(-1))
     if bad.size:
         i = bad[0]
-        return f"{name}: {bad.size} mismatches, first at flat index {i}: got {got.reshape(-1)[i]!r}, expected {want.reshape(-1)[i]!r}"
+        where = np.unravel_index(i, got.shape) if got.ndim > 1 else i
+        return (f"{name}: {bad.size} mismatches, first at index {where}: got {got.reshape(-1)[i]!r}, "
+                f"expected {want.reshape(-1)[i]!r}")
     return None
 
 
 def validate(isas, seed=0, out=None) -> bool:
+    """One line per (op, ISA): PASS, or FAIL and the first mismatch. True if all pass."""
     out = sys.stdout if out is None else out
     ok = True
+    checks = list(_all_cases(seed))
+    ref_cache = {}
     for isa in isas:
-        for op in ("quantize", "dequantize"):
-            rng = np.random.default_rng(seed)
+        for line in VALIDATE_OPS:
             failure = None
             with iq.use_isa(isa):
-                for name, args, kwargs in _quantize_cases(rng):
-                    if op == "dequantize":
-                        q = iq.reference.quantize(*args, **kwargs)
-                        kwargs = {k: v for k, v in kwargs.items() if k == "axis"}
-                        args = (q,) + args[1:]
-                    failure = _check(name, getattr(iq, op), getattr(iq.reference, op), args, kwargs)
+                for i, (case_line, name, op, args, kwargs) in enumerate(checks):
+                    if case_line != line:
+                        continue
+                    fast = getattr(iq, op, None)
+                    ref = getattr(iq.reference, op, None)
+                    if fast is None or ref is None:
+                        failure = f"intquant_kernels{'' if fast is None else '.reference'} has no {op}()"
+                        break
+                    if i not in ref_cache:  # the reference does not depend on the ISA
+                        try:
+                            ref_cache[i] = ref(*args, **kwargs)
+                        except Exception as e:
+                            failure = f"{name}: the reference raised {type(e).__name__}: {e}"
+                            break
+                    want = ref_cache[i]
+                    failure = _check(name, fast, lambda *a, **k: want, args, kwargs)
                     if failure:
                         break
             ok &= failure is None
-            print(f"{op:<12} {isa:<13} {'PASS' if failure is None else 'FAIL  ' + failure}", file=out)
-        for op in ("gemm", "qgemm"):
-            rng = np.random.default_rng(seed)
-            failure = None
-            with iq.use_isa(isa):
-                for name, case_op, args, kwargs in _gemm_cases(rng):
-                    if case_op == op:
-                        failure = _check(name, getattr(iq, op), getattr(iq.reference, op), args, kwargs)
-                        if failure:
-                            break
-            ok &= failure is None
-            print(f"{op:<12} {isa:<13} {'PASS' if failure is None else 'FAIL  ' + failure}", file=out)
+            print(f"{line:<12} {isa:<13} {'PASS' if failure is None else 'FAIL  ' + failure}", file=out, flush=True)
     return ok
 
 
+def _isas_arg(value, parser_name) -> list | None:
+    """The ISA list of --isa, or None after printing the error (exit status 2)."""
+    available = iq.available_isas()
+    if value == "all":
+        return available
+    if value not in available:
+        print(f"{parser_name}: ISA {value!r} is not available here; available: {', '.join(available)}",
+              file=sys.stderr)
+        return None
+    return [value]
+
+
 def cmd_validate(args) -> int:
-    isas = iq.available_isas() if args.isa == "all" else [args.isa]
-    for isa in isas:
-        if isa not in iq.available_isas():
-            print(f"ISA {isa!r} is not available here; available: {', '.join(iq.available_isas())}", file=sys.stderr)
-            return 2
+    isas = _isas_arg(args.isa, "validate")
+    if isas is None:
+        return 2
     return 0 if validate(isas, args.seed) else 1
 
 
+# ---------------------------------------------------------------------------
+# bench
+# ---------------------------------------------------------------------------
+
+def _ops_arg(value: str) -> list:
+    from ._bench import OPS
+
+    ops = [o.strip() for o in value.split(",") if o.strip()]
+    bad = [o for o in ops if o not in OPS]
+    if bad or not ops:
+        raise argparse.ArgumentTypeError(f"unknown op(s) {', '.join(bad) or '(none)'}; choose from {','.join(OPS)}")
+    return [o for o in OPS if o in ops]
+
+
+def _threads_arg(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value!r}")
+    return n
+
+
+def cmd_bench(args) -> int:
+    from . import _bench
+
+    isas = _isas_arg(args.isa, "bench")
+    if isas is None:
+        return 2
+    doc = _bench.run(ops=args.ops, isas=isas, quick=args.quick, threads=args.threads)
+    sys.stdout.write(_bench.report(doc))
+    sys.stdout.flush()
+    if args.json:
+        _bench.write_json(doc, args.json)
+        print(f"bench: wrote {args.json}", file=sys.stderr)
+    if args.plot:
+        try:
+            _bench.plot(doc, args.plot)
+        except ImportError:
+            print("bench: plot skipped: matplotlib is not installed "
+                  "(pip install 'intquant_kernels[bench]')", file=sys.stderr)
+        else:
+            print(f"bench: wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+BENCH_EPILOG = """\
+Cases: the GEMM shapes and conv layers of intquant_kernels/_bench_cases.py
+(their quick subsets with --quick) and quantize/dequantize of 16M elements.
+Per case: the int8 throughput of each ISA path (GOPS; weights packed once,
+preallocated out=, so the kernel is what is timed), the float32 baseline
+measured in the same run (numpy.matmul; torch.conv2d or a NumPy conv; np.copyto
+for quantize), their ratio, the peers (onnxruntime, torch) when installed, and
+ops per cycle against the path's peak (both estimates). Figures are medians of
+repeated calls after a warm-up. The scalar path runs only the small cases
+unless it is asked for alone. Progress goes to stderr, the table to stdout.
+
+  python -m intquant_kernels bench --json benchmarks/results.json --plot benchmarks/results.png
+  python benchmarks/results.py benchmarks/results.json      # -> benchmarks/RESULTS.md
+"""
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m intquant_kernels", description=__doc__)
-    sub = parser.add_subparsers(dest="command")
-    p = sub.add_parser("info", help="version, CPU features, ISAs and threads")
+    parser = argparse.ArgumentParser(prog="python -m intquant_kernels", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="{info,validate,bench}")
+    p = sub.add_parser("info", help="version, CPU features, ISAs and threads",
+                       description="Version, CPU model and feature flags, the ISA paths (available and active) "
+                                   "and the thread count, with how to override each.")
     p.set_defaults(func=cmd_info)
-    p = sub.add_parser("validate", help="check every kernel against the NumPy reference")
+    p = sub.add_parser("validate", help="check every kernel against the NumPy reference",
+                       description="Run every op (quantize, dequantize, gemm, qgemm, conv2d, qconv2d, depthwise "
+                                   "convolution) on every selected ISA path against intquant_kernels.reference on "
+                                   "random inputs with awkward shapes; one line per (op, ISA), PASS or FAIL with "
+                                   "the first mismatch. Exit status 1 if anything fails, 2 for an unavailable ISA.")
     p.add_argument("--isa", default="all", help="an ISA name, or 'all' (default)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("bench", help="int8 throughput against float32 and peers: table, JSON, plot",
+                       description="Time int8 against float32 (and onnxruntime/torch when installed) on every "
+                                   "ISA path.", epilog=BENCH_EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true", help="the quick subsets and shorter timing (under a minute)")
+    p.add_argument("--ops", type=_ops_arg, default=["gemm", "conv", "quantize"], metavar="LIST",
+                   help="comma-separated subset of gemm,conv,quantize (default: all three)")
+    p.add_argument("--isa", default="all", help="an ISA name, or 'all' (default: every available path)")
+    p.add_argument("--threads", type=_threads_arg, default=1, metavar="N",
+                   help="threads for the kernels, NumPy's OpenBLAS and the peers (default 1)")
+    p.add_argument("--json", metavar="PATH", help="write every figure and the machine description as JSON")
+    p.add_argument("--plot", metavar="PATH.png",
+                   help="draw int8 against float32 and the peers (needs matplotlib; skipped with a note if missing)")
+    p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     if args.command is None:
         rc = cmd_info(args)
         print()
-        return rc or cmd_validate(argparse.Namespace(isa="all", seed=0))
+        rc = rc or cmd_validate(argparse.Namespace(isa="all", seed=0))
+        if rc:
+            print("validation failed: not benchmarking kernels that are wrong", file=sys.stderr)
+            return rc
+        print()
+        return cmd_bench(argparse.Namespace(isa="all", ops=["gemm", "conv", "quantize"], quick=True, threads=1,
+                                            json=None, plot=None))
     return args.func(args)
 
 
