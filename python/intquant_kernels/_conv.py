@@ -16,9 +16,33 @@ from ._packed_conv import PackedConvWeights
 _DW_MAX_TAPS = 1024
 
 
+_GEOMETRIES: dict = {}
+
+
+def _plain(value) -> bool:
+    """A Python int or a tuple of them (nothing that compares equal to an int
+    without being one, such as True or 1.0)."""
+    return type(value) is int or (type(value) is tuple and all(type(e) is int for e in value))
+
+
+def _geometry(x_shape, w_shape, stride, padding, dilation, groups, layout):
+    """conv_geometry, remembered for plain-int arguments (a model calls the
+    same layer again and again)."""
+    if not (_plain(stride) and _plain(padding) and _plain(dilation) and type(layout) is str):
+        return conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, layout)
+    key = (x_shape, w_shape, stride, padding, dilation, groups, layout)
+    g = _GEOMETRIES.get(key)
+    if g is None:
+        g = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, layout)
+        if len(_GEOMETRIES) < 256:
+            _GEOMETRIES[key] = g
+    return g
+
+
 def _packed(w, groups, w_zero_point) -> PackedConvWeights:
     if isinstance(w, PackedConvWeights):
-        check_packed_args(w.groups, w_zero_point, groups)
+        if not (type(w_zero_point) is int and w_zero_point == 0 and type(groups) is int and groups == w.groups):
+            check_packed_args(w.groups, w_zero_point, groups)
         return w
     w = conv_weights(w)
     return PackedConvWeights(w, groups=groups, zero_point=channel_zero_points(w_zero_point, w.shape[0]))
@@ -28,7 +52,7 @@ def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_poi
          ep=None):
     isa = active_isa()
     x = conv_activations(x)
-    g = conv_geometry(x.shape, pw.shape, stride, padding, dilation, pw.groups, layout)
+    g = _geometry(x.shape, pw.shape, stride, padding, dilation, pw.groups, layout)
     qmin, qmax = v.q_range(x.dtype)
     x_zp = v.scalar_int(x_zero_point, "x_zero_point", qmin, qmax)
     bias_q = ep.bias_q if ep is not None else None
