@@ -175,7 +175,20 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
   size_t max_rows = kABlockBytes / std::max<size_t>(a_row_bytes, 1);
   if (p.y_nchw) max_rows = std::min(max_rows, kTileBytes / (OCg * eb));
   max_rows = std::max(mr, max_rows / mr * mr);
-  const size_t blocks = ceil_div(P, max_rows);
+
+  // Implicit GEMM: when the KW taps of one kernel row are one contiguous run
+  // of staging bytes (no horizontal dilation) that fills whole k-groups, the
+  // tile kernel reads its rows of A straight from the staging rows, one
+  // kernel row (kh) per slice of K: consecutive output pixels of one output
+  // row are sw * Cg bytes apart there. No im2col copy. Tiles then stay within
+  // one output row, so rows much narrower than the tile height use im2col.
+  const bool implicit = s.layout == GemmLayout::vnni4 && g.dw == 1 && Cg > 0 && (g.kw * Cg) % 4 == 0 &&
+                        g.ow >= 2 * mr;
+  // Blocks: im2col, any run of output pixels of one image; implicit, whole
+  // output rows. Balanced either way.
+  const size_t units = implicit ? g.oh : P;
+  const size_t per_block = implicit ? std::max<size_t>(1, max_rows / g.ow) : max_rows;
+  const size_t blocks = ceil_div(units, per_block);
   const size_t threads = static_cast<size_t>(get_num_threads());
   const size_t outer = g.n * blocks * G;
   size_t n_chunks = 1;
@@ -183,56 +196,96 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
   const size_t chunk_panels = ceil_div(n_panels, n_chunks);
   n_chunks = ceil_div(n_panels, chunk_panels);
 
+  // Slices of K whose B part (kc groups x NR columns) stays in L1 while the
+  // block's tiles stream past it; partial sums wait in a per-thread buffer.
+  // Implicit: slices never cross a kernel row (segment of seg groups).
   constexpr size_t kBSliceBytes = 24 * 1024;
   const size_t kc = std::max<size_t>(1, kBSliceBytes / (nr * 4));
-  const size_t k_slices = std::max<size_t>(1, ceil_div(kgroups, kc));
+  struct Slice {
+    size_t g0, gn, kh;
+  };
+  std::vector<Slice> slices;
+  const size_t seg = implicit ? g.kw * Cg / 4 : kgroups, n_segs = implicit ? g.kh : 1;
+  for (size_t sg = 0; sg < n_segs; ++sg)
+    for (size_t off = 0; off < seg; off += kc) slices.push_back({sg * seg + off, std::min(kc, seg - off), sg});
+  if (slices.empty()) slices.push_back({0, 0, 0});  // K == 0: the epilogue alone
+  const size_t k_slices = slices.size();
+
+  struct Tile {
+    size_t m0, rows, oh, ow;  // first row of C (from the block's first pixel), its output row and column
+  };
 
   parallel_for(outer * n_chunks, [&](size_t task) {
     const size_t nc = task % n_chunks, gi = (task / n_chunks) % G, blk = (task / n_chunks / G) % blocks,
                  n = task / n_chunks / G / blocks;
-    const size_t p0 = blk * P / blocks, p1 = (blk + 1) * P / blocks, rows = p1 - p0;
+    const size_t u0 = blk * units / blocks, u1 = (blk + 1) * units / blocks;
+    const size_t p0 = implicit ? u0 * g.ow : u0, p1 = implicit ? u1 * g.ow : u1, rows = p1 - p0;
     const size_t oh0 = p0 / g.ow, oh1 = (p1 - 1) / g.ow + 1;
     thread_local std::vector<uint8_t> stage_buf, a_buf, tmp_buf;
     thread_local std::vector<int32_t> row_sum, partial;
+    thread_local std::vector<Tile> tiles;
 
-    // Stage the input rows, then one row of A per output pixel.
     const Stage st = stage_for(g, oh0, oh1, gi * Cg, Cg);
-    uint8_t* stage = aligned(stage_buf, st.rows * st.row_bytes());
+    const size_t srow = st.row_bytes();
+    uint8_t* stage = aligned(stage_buf, st.rows * srow);
     stage_rows(p, n, st, stage);
-    uint8_t* a = aligned(a_buf, rows * a_row_bytes);
     if (p.w_zp && row_sum.size() < rows) row_sum.resize(rows);
-    const size_t run = g.dw == 1 ? g.kw * Cg : Cg;  // bytes contiguous in a staging row per copy
-    for (size_t m = 0; m < rows; ++m) {
-      const size_t oh = (p0 + m) / g.ow, ow = (p0 + m) % g.ow;
-      const uint8_t* base = stage + ((oh - oh0) * g.sh) * st.row_bytes() + ow * g.sw * Cg;
-      uint8_t* row = a + m * a_row_bytes;
-      size_t k = 0;
-      for (size_t kh = 0; kh < g.kh && Cg > 0; ++kh) {
-        const uint8_t* src = base + kh * g.dh * st.row_bytes();
-        for (size_t kw = 0; kw < g.kw; kw += run / Cg, k += run)
-          std::memcpy(row + k, src + kw * g.dw * Cg, run);
-      }
-      if (s.layout == GemmLayout::pair16) {
-        // Widen in place, back to front.
-        int16_t* w16 = reinterpret_cast<int16_t*>(row);
-        for (size_t i = K; i-- > 0;) w16[i] = row[i];
-        std::memset(row + 2 * K, 0, a_row_bytes - 2 * K);
-      } else {
-        std::memset(row + K, 0, a_row_bytes - K);
+    tiles.clear();
+
+    uint8_t* a = nullptr;
+    if (implicit) {
+      for (size_t oh = oh0; oh < oh1; ++oh) {
+        const size_t nt = ceil_div(g.ow, mr);
+        for (size_t t = 0; t < nt; ++t) {
+          const size_t ow0 = t * g.ow / nt, ow1 = (t + 1) * g.ow / nt;
+          tiles.push_back({(oh - oh0) * g.ow + ow0, ow1 - ow0, oh - oh0, ow0});
+        }
       }
       if (p.w_zp) {
-        uint32_t sum = 0;
-        if (s.layout == GemmLayout::pair16) {
-          const int16_t* w16 = reinterpret_cast<const int16_t*>(row);
-          for (size_t i = 0; i < K; ++i) sum += static_cast<uint32_t>(w16[i]);
-        } else {
-          for (size_t i = 0; i < K; ++i) sum += row[i];
+        for (size_t m = 0; m < rows; ++m) {
+          const uint8_t* base = stage + ((m / g.ow) * g.sh) * srow + (m % g.ow) * g.sw * Cg;
+          uint32_t sum = 0;
+          for (size_t kh = 0; kh < g.kh; ++kh)
+            for (size_t i = 0; i < g.kw * Cg; ++i) sum += base[kh * g.dh * srow + i];
+          row_sum[m] = static_cast<int32_t>(sum);
         }
-        row_sum[m] = static_cast<int32_t>(sum);
       }
+    } else {
+      // One row of A per output pixel.
+      a = aligned(a_buf, rows * a_row_bytes);
+      const size_t run = g.dw == 1 ? g.kw * Cg : Cg;  // bytes contiguous in a staging row per copy
+      for (size_t m = 0; m < rows; ++m) {
+        const size_t oh = (p0 + m) / g.ow, ow = (p0 + m) % g.ow;
+        const uint8_t* base = stage + ((oh - oh0) * g.sh) * srow + ow * g.sw * Cg;
+        uint8_t* row = a + m * a_row_bytes;
+        size_t k = 0;
+        for (size_t kh = 0; kh < g.kh && Cg > 0; ++kh) {
+          const uint8_t* src = base + kh * g.dh * srow;
+          for (size_t kw = 0; kw < g.kw; kw += run / Cg, k += run) std::memcpy(row + k, src + kw * g.dw * Cg, run);
+        }
+        if (s.layout == GemmLayout::pair16) {
+          // Widen in place, back to front: rows are a_row_bytes (= 4 *
+          // ceil(K / 2) >= 2K) apart, so this never overlaps the next row.
+          int16_t* w16 = reinterpret_cast<int16_t*>(row);
+          for (size_t i = K; i-- > 0;) w16[i] = row[i];
+          std::memset(row + 2 * K, 0, a_row_bytes - 2 * K);
+        } else {
+          std::memset(row + K, 0, a_row_bytes - K);
+        }
+        if (p.w_zp) {
+          uint32_t sum = 0;
+          if (s.layout == GemmLayout::pair16) {
+            const int16_t* w16 = reinterpret_cast<const int16_t*>(row);
+            for (size_t i = 0; i < K; ++i) sum += static_cast<uint32_t>(w16[i]);
+          } else {
+            for (size_t i = 0; i < K; ++i) sum += row[i];
+          }
+          row_sum[m] = static_cast<int32_t>(sum);
+        }
+      }
+      const size_t nt = ceil_div(rows, mr);
+      for (size_t t = 0; t < nt; ++t) tiles.push_back({t * rows / nt, (t + 1) * rows / nt - t * rows / nt, 0, 0});
     }
-    // pair16 rows hold 2 bytes per k: the copies above must not overlap the
-    // widening, so rows are a_row_bytes (= 4 * ceil(K / 2) >= 2K) apart.
 
     // Output: NHWC straight into y; NCHW through a tile, then transposed.
     void* c;
@@ -247,21 +300,30 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
     const GemmEpilogue ep = cols.of_group(p, gi, n_pad, c, ldc, row_sum.data());
 
     const size_t np0 = nc * chunk_panels, np1 = std::min(n_panels, np0 + chunk_panels);
-    const size_t m_panels = ceil_div(rows, mr);
-    auto panel_row = [&](size_t mp) { return mp * rows / m_panels; };
-    if (k_slices > 1 && partial.size() < m_panels * mr * nr) partial.resize(m_panels * mr * nr);
+    if (k_slices > 1 && partial.size() < tiles.size() * mr * nr) partial.resize(tiles.size() * mr * nr);
     const uint8_t* wg = p.packed_w + gi * b_group;
     for (size_t np = np0; np < np1; ++np) {
       const size_t n0 = np * nr;
       const uint8_t* bp = wg + np * b_panel;
       for (size_t ks = 0; ks < k_slices; ++ks) {
-        const size_t g0 = ks * kc, gn = std::min(kc, kgroups - g0);
-        for (size_t mp = 0; mp < m_panels; ++mp) {
-          const size_t m0 = panel_row(mp);
-          int32_t* part = partial.data() + mp * mr * nr;
-          kernel.fn(panel_row(mp + 1) - m0, std::min(nr, OCg - n0), gn, a + m0 * a_row_bytes + 4 * g0,
-                    a_row_bytes, bp + 4 * g0 * nr, ks == 0 ? nullptr : part,
-                    ks + 1 == k_slices ? nullptr : part, ep, m0, n0);
+        const Slice& sl = slices[ks];
+        for (size_t t = 0; t < tiles.size(); ++t) {
+          const Tile& tl = tiles[t];
+          // A group is 4 bytes per row or column in both layouts, so a slice
+          // starts 4 * g0 bytes into a row of A and 4 * g0 * NR bytes into a
+          // B panel.
+          const uint8_t* arows;
+          size_t a_stride;
+          if (implicit) {
+            arows = stage + (tl.oh * g.sh + sl.kh * g.dh) * srow + tl.ow * g.sw * Cg + 4 * (sl.g0 - sl.kh * seg);
+            a_stride = g.sw * Cg;
+          } else {
+            arows = a + tl.m0 * a_row_bytes + 4 * sl.g0;
+            a_stride = a_row_bytes;
+          }
+          int32_t* part = partial.data() + t * mr * nr;
+          kernel.fn(tl.rows, std::min(nr, OCg - n0), sl.gn, arows, a_stride, bp + 4 * sl.g0 * nr,
+                    ks == 0 ? nullptr : part, ks + 1 == k_slices ? nullptr : part, ep, tl.m0, n0);
         }
       }
     }

@@ -206,6 +206,41 @@ def test_tile_remainders(isa, oc):
             assert_same(got, ref.conv2d(x, w, **kw), what)
 
 
+IMPLICIT = [  # (C/groups, groups, KH, KW, stride, dilation, padding, W)
+    (4, 1, 3, 3, 1, 1, 1, 40),
+    (8, 2, 3, 1, (1, 2), (2, 1), (0, 1, 2, 0), 33),
+    (12, 1, 5, 5, 2, 1, 2, 64),
+    (64, 1, 3, 3, 1, 1, 1, 21),
+    (1, 1, 2, 4, 1, 1, 0, 17),
+    (3, 1, 3, 3, 1, 1, 1, 30),  # KW * C/groups = 9: not whole k-groups, im2col
+    (4, 1, 3, 3, 1, (1, 2), 1, 30),  # horizontal dilation: im2col
+]
+
+
+@pytest.mark.parametrize("case", IMPLICIT, ids=[f"case{i}" for i in range(len(IMPLICIT))])
+def test_wide_rows(isa, case):
+    """Output rows at least twice the tile height, where the tile kernels read kernel rows straight
+    from the staged input (when KW * C/groups fills whole k-groups and there is no horizontal
+    dilation): every layout, activation dtype and zero-point form, one and two threads."""
+    cg, groups, kh, kw, stride, dilation, padding, width = case
+    rng = rng_for("wide", cg, kw, width)
+    oc = groups * (67 if groups == 1 else 33)  # column tails past the 16- and 64-wide tiles
+    w = rand_q(rng, (oc, cg, kh, kw), np.int8)
+    for layout in ("NCHW", "NHWC"):
+        for dt, xzp, wzp in ((np.uint8, 200, 0), (np.int8, -3, rng.integers(-128, 128, oc))):
+            shape = (2, cg * groups, 9, width) if layout == "NCHW" else (2, 9, width, cg * groups)
+            x = rand_q(rng, shape, dt)
+            kwargs = dict(stride=stride, dilation=dilation, padding=padding, groups=groups, layout=layout,
+                          x_zero_point=xzp, w_zero_point=wzp)
+            want = ref.conv2d(x, w, **kwargs)
+            for threads in (1, 2):
+                iq.set_num_threads(threads)
+                what = f"isa={isa} {case} {layout} {np.dtype(dt)} threads={threads}"
+                with conv_kernel_runs(isa, x, w, groups, layout, what):
+                    got = iq.conv2d(x, w, **kwargs)
+                assert_same(got, want, what)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_layouts_agree(isa, seed):
     """The same data in NCHW and NHWC (contiguous, or a transposed view of the other) gives the same
