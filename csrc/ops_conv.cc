@@ -135,15 +135,20 @@ void scatter_nchw(const ConvProblem& p, const uint8_t* tile, size_t rows, size_t
   const size_t eb = out_elem_bytes(p.epilogue.kind), plane = p.g.oh * p.g.ow;
   uint8_t* y = static_cast<uint8_t*>(p.epilogue.c) + ((n * p.g.oc + ch0) * plane + p0) * eb;
   // Whole B x B blocks through registers, the edges one element at a time.
+  // Channels go 16 at a time down all rows, so that only 16 output planes
+  // take writes at once: planes are a multiple of 64 bytes apart at common
+  // sizes, and more of them would map to too few L1 sets and evict each
+  // other's lines before they are full.
   const size_t B = eb == 1 ? 8 : 4;
   const size_t mb = rows / B * B, jb = j0 + (j1 - j0) / B * B;
-  for (size_t m = 0; m < mb; m += B)
-    for (size_t j = j0; j < jb; j += B) {
-      if (eb == 1)
-        transpose8x8_u8(tile + m * ld + j, ld, y + j * plane + m, plane, 0);
-      else
-        transpose4x4_b32(tile + (m * ld + j) * 4, ld, y + (j * plane + m) * 4, plane);
-    }
+  for (size_t j16 = j0; j16 < jb; j16 += 16)
+    for (size_t m = 0; m < mb; m += B)
+      for (size_t j = j16; j < std::min(jb, j16 + 16); j += B) {
+        if (eb == 1)
+          transpose8x8_u8(tile + m * ld + j, ld, y + j * plane + m, plane, 0);
+        else
+          transpose4x4_b32(tile + (m * ld + j) * 4, ld, y + (j * plane + m) * 4, plane);
+      }
   for (size_t j = j0; j < j1; ++j)
     for (size_t m = j < jb ? mb : 0; m < rows; ++m) std::memcpy(y + (j * plane + m) * eb, tile + (m * ld + j) * eb, eb);
 }
