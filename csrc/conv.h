@@ -70,9 +70,38 @@ struct DwconvRow {
 
 using DwconvRowFn = void (*)(const DwconvRow& r);
 
+// Depthwise kernels keep their per-tap offsets and weights on the stack:
+// kernels of more taps run as a grouped GEMM instead (module.cc, _conv.py).
+constexpr size_t kDwconvMaxTaps = 64;
+constexpr size_t kDwconvMaxPairs = kDwconvMaxTaps / 2;
+
+// NCHW depthwise: output rows [0, rows) of one channel plane, from a staging
+// copy of that channel's input plane (padding filled, unsigned bytes) in
+// which output pixel (oh, ow), tap (kh, kw) reads byte
+// x[(oh * sh + kh * dh) * x_row + ow * sw + kw * dw]. Horizontal stride 1 or 2
+// (the kernels vectorize along the output row). The channel's weight pairs
+// are the int32 w_pairs[q * c_pad] (the DwconvRow layout read as int32 from
+// the channel's first pair), its column offset, scale and bias are scalars.
+// The staging plane has at least 128 readable bytes past its end.
+struct DwconvPlane {
+  const uint8_t* x = nullptr;
+  size_t x_row = 0;
+  size_t rows = 0, ow = 0, sh = 1, sw = 1, kh = 1, kw = 1, dh = 1, dw = 1;
+  const int32_t* w_pairs = nullptr;
+  size_t c_pad = 0;
+  int32_t col_off = 0;
+  float scale = 1.0f, bias = -0.0f;
+  const GemmEpilogue* ep = nullptr;  // kind, relu, out_zp, lo, hi
+  uint8_t* y = nullptr;              // output row 0; rows are ow elements apart
+};
+
+using DwconvPlaneFn = void (*)(const DwconvPlane& p);
+
 struct DwconvKernel {
   DwconvRowFn fn = nullptr;
   const char* name = nullptr;
+  DwconvPlaneFn plane = nullptr;
+  const char* plane_name = nullptr;
 };
 
 extern const DwconvKernel dwconv_kernel__scalar;

@@ -7,8 +7,6 @@
 // block and the accumulators put back in channel order before the epilogue.
 #include <immintrin.h>
 
-#include <vector>
-
 #include "conv.h"
 #include "gemm_ymm.h"
 #include "kernel_counter.h"
@@ -58,12 +56,12 @@ void row(const DwconvRow& r) {
   const size_t taps = r.kh * r.kw, pairs = (taps + 1) / 2;
   // Byte offset of each tap from the pixel of tap (0, 0); an odd last tap is
   // paired with itself (its second weight is zero).
-  std::vector<size_t> off(2 * pairs);
+  size_t off[2 * kDwconvMaxPairs];
   for (size_t t = 0; t < 2 * pairs; ++t) {
     const size_t u = t < taps ? t : taps - 1;
     off[t] = (u / r.kw) * r.dh * r.x_row + (u % r.kw) * r.dw * r.c;
   }
-  std::vector<__m256i> wlo(pairs), whi(pairs);
+  __m256i wlo[kDwconvMaxPairs], whi[kDwconvMaxPairs];
   for (size_t c0 = 0; c0 < r.c; c0 += 16) {
     const size_t left = r.c - c0;
     for (size_t q = 0; q < pairs; ++q) {
@@ -74,8 +72,8 @@ void row(const DwconvRow& r) {
       whi[q] = _mm256_permute2x128_si256(w0, w1, 0x31);  // channels 4-7, 12-15
     }
     size_t ow = 0;
-    for (; ow + 4 <= r.ow; ow += 4) pixels<4, Kind>(r, ep, ow, c0, wlo.data(), whi.data(), pairs, off.data(), left);
-    for (; ow < r.ow; ++ow) pixels<1, Kind>(r, ep, ow, c0, wlo.data(), whi.data(), pairs, off.data(), left);
+    for (; ow + 4 <= r.ow; ow += 4) pixels<4, Kind>(r, ep, ow, c0, wlo, whi, pairs, off, left);
+    for (; ow < r.ow; ++ow) pixels<1, Kind>(r, ep, ow, c0, wlo, whi, pairs, off, left);
   }
 }
 
@@ -93,6 +91,96 @@ void dwconv_u8s16_c16__avx2(const DwconvRow& r) {
   }
 }
 
-extern const DwconvKernel dwconv_kernel__avx2{&dwconv_u8s16_c16__avx2, "dwconv_u8s16_c16__avx2"};
+namespace {
+
+// ---- NCHW: one channel plane, 16 output pixels of R rows at a time ----
+
+// 16 pixels of one tap, widened to int16: bytes p[0..15] (stride 1) or the
+// even bytes p[0], p[2], ..., p[30] (stride 2).
+template <size_t S>
+inline __m256i plane_pixels(const uint8_t* p) {
+  if (S == 1) return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_set1_epi16(0x00FF));
+}
+
+template <size_t R, size_t S, GemmOut Kind>
+inline void plane_block(const DwconvPlane& p, const GemmEpilogue& ep, size_t oh0, size_t ow0, const size_t* off,
+                        const __m256i* w, size_t pairs) {
+  const size_t step = p.sh * p.x_row;
+  const uint8_t* base = p.x + oh0 * step + ow0 * S;
+  __m256i lo[R], hi[R];
+#pragma GCC unroll 4
+  for (size_t i = 0; i < R; ++i) lo[i] = hi[i] = _mm256_setzero_si256();
+  for (size_t q = 0; q < pairs; ++q) {
+    const __m256i wq = w[q];
+    const uint8_t* pa = base + off[2 * q];
+    const uint8_t* pb = base + off[2 * q + 1];
+#pragma GCC unroll 4
+    for (size_t i = 0; i < R; ++i) {
+      // Pixels past the row read the staging plane's next bytes (it has
+      // slack); they are never stored.
+      const __m256i xa = plane_pixels<S>(pa + i * step), xb = plane_pixels<S>(pb + i * step);
+      lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, xb), wq));
+      hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), wq));
+    }
+  }
+  const size_t left = p.ow - ow0, bytes = Kind == GemmOut::q8 ? 1 : 4;
+  const __m256i off_v = _mm256_set1_epi32(p.col_off);
+  const __m256 scale = _mm256_set1_ps(p.scale), bias = _mm256_set1_ps(p.bias);
+#pragma GCC unroll 4
+  for (size_t i = 0; i < R; ++i) {
+    uint8_t* y = p.y + ((oh0 + i) * p.ow + ow0) * bytes;
+    // lo holds pixels 0-3 and 8-11, hi 4-7 and 12-15.
+    const __m256i v0 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[i], hi[i], 0x20), off_v);
+    gemm_finish8_avx2<Kind>(ep, v0, scale, bias, y, left < 8 ? left : 8);
+    if (left > 8) {
+      const __m256i v1 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[i], hi[i], 0x31), off_v);
+      gemm_finish8_avx2<Kind>(ep, v1, scale, bias, y + 8 * bytes, left < 16 ? left - 8 : 8);
+    }
+  }
+}
+
+template <size_t S, GemmOut Kind>
+void plane(const DwconvPlane& p) {
+  const GemmEpilogue ep = *p.ep;
+  const size_t taps = p.kh * p.kw, pairs = (taps + 1) / 2;
+  size_t off[2 * kDwconvMaxPairs];
+  for (size_t t = 0; t < 2 * pairs; ++t) {
+    const size_t u = t < taps ? t : taps - 1;
+    off[t] = (u / p.kw) * p.dh * p.x_row + (u % p.kw) * p.dw;
+  }
+  __m256i w[kDwconvMaxPairs];
+  for (size_t q = 0; q < pairs; ++q) w[q] = _mm256_set1_epi32(p.w_pairs[q * p.c_pad]);
+  size_t oh = 0;
+  for (; oh + 4 <= p.rows; oh += 4)
+    for (size_t ow0 = 0; ow0 < p.ow; ow0 += 16) plane_block<4, S, Kind>(p, ep, oh, ow0, off, w, pairs);
+  for (; oh < p.rows; ++oh)
+    for (size_t ow0 = 0; ow0 < p.ow; ow0 += 16) plane_block<1, S, Kind>(p, ep, oh, ow0, off, w, pairs);
+}
+
+template <size_t S>
+void plane_of_stride(const DwconvPlane& p) {
+  switch (p.ep->kind) {
+    case GemmOut::i32:
+      return plane<S, GemmOut::i32>(p);
+    case GemmOut::f32:
+      return plane<S, GemmOut::f32>(p);
+    case GemmOut::q8:
+      return plane<S, GemmOut::q8>(p);
+  }
+}
+
+}  // namespace
+
+void dwconv_nchw_u8s16_p16__avx2(const DwconvPlane& p) {
+  IQK_KERNEL_ENTRY("dwconv_nchw_u8s16_p16__avx2");
+  if (p.sw == 1)
+    plane_of_stride<1>(p);
+  else
+    plane_of_stride<2>(p);
+}
+
+extern const DwconvKernel dwconv_kernel__avx2{&dwconv_u8s16_c16__avx2, "dwconv_u8s16_c16__avx2",
+                                             &dwconv_nchw_u8s16_p16__avx2, "dwconv_nchw_u8s16_p16__avx2"};
 
 }  // namespace iqk

@@ -10,8 +10,6 @@
 // 64 multiply-adds, against ten with 32-bit widening.
 #include <immintrin.h>
 
-#include <vector>
-
 #include "conv.h"
 #include "gemm_zmm.h"
 #include "kernel_counter.h"
@@ -62,14 +60,14 @@ void row(const DwconvRow& r) {
   const size_t taps = r.kh * r.kw, pairs = (taps + 1) / 2;
   // Byte offset of each tap from the pixel of tap (0, 0); an odd last tap is
   // paired with itself (its second weight is zero).
-  std::vector<size_t> off(2 * pairs);
+  size_t off[2 * kDwconvMaxPairs];
   for (size_t t = 0; t < 2 * pairs; ++t) {
     const size_t u = t < taps ? t : taps - 1;
     off[t] = (u / r.kw) * r.dh * r.x_row + (u % r.kw) * r.dw * r.c;
   }
   const __m512i w_lo_idx = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
   const __m512i w_hi_idx = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-  std::vector<__m512i> wlo(pairs), whi(pairs);
+  __m512i wlo[kDwconvMaxPairs], whi[kDwconvMaxPairs];
   for (size_t c0 = 0; c0 < r.c; c0 += 32) {
     const size_t left = r.c - c0;
     const __mmask16 mask0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
@@ -81,8 +79,8 @@ void row(const DwconvRow& r) {
       whi[q] = _mm512_permutex2var_epi32(w0, w_hi_idx, w1);
     }
     size_t ow = 0;
-    for (; ow + 4 <= r.ow; ow += 4) pixels<4, Kind>(r, ep, ow, c0, wlo.data(), whi.data(), pairs, off.data(), mask0, mask1);
-    for (; ow < r.ow; ++ow) pixels<1, Kind>(r, ep, ow, c0, wlo.data(), whi.data(), pairs, off.data(), mask0, mask1);
+    for (; ow + 4 <= r.ow; ow += 4) pixels<4, Kind>(r, ep, ow, c0, wlo, whi, pairs, off, mask0, mask1);
+    for (; ow < r.ow; ++ow) pixels<1, Kind>(r, ep, ow, c0, wlo, whi, pairs, off, mask0, mask1);
   }
 }
 
@@ -100,6 +98,99 @@ void dwconv_u8s16_c32__avx512vnni(const DwconvRow& r) {
   }
 }
 
-extern const DwconvKernel dwconv_kernel__avx512vnni{&dwconv_u8s16_c32__avx512vnni, "dwconv_u8s16_c32__avx512vnni"};
+namespace {
+// ---- NCHW: one channel plane, 32 output pixels of R rows at a time ----
+
+// 32 pixels of one tap, widened to int16: bytes p[0..31] (stride 1) or the
+// even bytes p[0], p[2], ..., p[62] (stride 2).
+template <size_t S>
+inline __m512i plane_pixels(const uint8_t* p) {
+  if (S == 1) return _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_and_si512(_mm512_loadu_si512(p), _mm512_set1_epi16(0x00FF));
+}
+
+template <size_t R, size_t S, GemmOut Kind>
+inline void plane_block(const DwconvPlane& p, const GemmEpilogue& ep, size_t oh0, size_t ow0, const size_t* off,
+                        const __m512i* w, size_t pairs) {
+  const __m512i out0_idx = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i out1_idx = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  const size_t step = p.sh * p.x_row;
+  const uint8_t* base = p.x + oh0 * step + ow0 * S;
+  __m512i lo[R], hi[R];
+#pragma GCC unroll 4
+  for (size_t i = 0; i < R; ++i) lo[i] = hi[i] = _mm512_setzero_si512();
+  for (size_t q = 0; q < pairs; ++q) {
+    const __m512i wq = w[q];
+    const uint8_t* pa = base + off[2 * q];
+    const uint8_t* pb = base + off[2 * q + 1];
+#pragma GCC unroll 4
+    for (size_t i = 0; i < R; ++i) {
+      // Pixels past the row read the staging plane's next bytes (it has
+      // slack); they are never stored.
+      const __m512i xa = plane_pixels<S>(pa + i * step), xb = plane_pixels<S>(pb + i * step);
+      lo[i] = _mm512_dpwssd_epi32(lo[i], _mm512_unpacklo_epi16(xa, xb), wq);
+      hi[i] = _mm512_dpwssd_epi32(hi[i], _mm512_unpackhi_epi16(xa, xb), wq);
+    }
+  }
+  const size_t left = p.ow - ow0, bytes = Kind == GemmOut::q8 ? 1 : 4;
+  const __mmask16 mask0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
+  const __mmask16 mask1 = left >= 32 ? __mmask16(0xFFFF) : left > 16 ? __mmask16((1u << (left - 16)) - 1u) : 0;
+  const __m512i off_v = _mm512_set1_epi32(p.col_off);
+  const __m512 scale = _mm512_set1_ps(p.scale), bias = _mm512_set1_ps(p.bias);
+#pragma GCC unroll 4
+  for (size_t i = 0; i < R; ++i) {
+    uint8_t* y = p.y + ((oh0 + i) * p.ow + ow0) * bytes;
+    const __m512i v0 = _mm512_sub_epi32(_mm512_permutex2var_epi32(lo[i], out0_idx, hi[i]), off_v);
+    gemm_finish16_avx512<Kind>(ep, v0, scale, bias, y, mask0);
+    if (mask1) {
+      const __m512i v1 = _mm512_sub_epi32(_mm512_permutex2var_epi32(lo[i], out1_idx, hi[i]), off_v);
+      gemm_finish16_avx512<Kind>(ep, v1, scale, bias, y + 16 * bytes, mask1);
+    }
+  }
+}
+
+template <size_t S, GemmOut Kind>
+void plane(const DwconvPlane& p) {
+  const GemmEpilogue ep = *p.ep;
+  const size_t taps = p.kh * p.kw, pairs = (taps + 1) / 2;
+  size_t off[2 * kDwconvMaxPairs];
+  for (size_t t = 0; t < 2 * pairs; ++t) {
+    const size_t u = t < taps ? t : taps - 1;
+    off[t] = (u / p.kw) * p.dh * p.x_row + (u % p.kw) * p.dw;
+  }
+  __m512i w[kDwconvMaxPairs];
+  for (size_t q = 0; q < pairs; ++q) w[q] = _mm512_set1_epi32(p.w_pairs[q * p.c_pad]);
+  size_t oh = 0;
+  for (; oh + 4 <= p.rows; oh += 4)
+    for (size_t ow0 = 0; ow0 < p.ow; ow0 += 32) plane_block<4, S, Kind>(p, ep, oh, ow0, off, w, pairs);
+  for (; oh < p.rows; ++oh)
+    for (size_t ow0 = 0; ow0 < p.ow; ow0 += 32) plane_block<1, S, Kind>(p, ep, oh, ow0, off, w, pairs);
+}
+
+template <size_t S>
+void plane_of_stride(const DwconvPlane& p) {
+  switch (p.ep->kind) {
+    case GemmOut::i32:
+      return plane<S, GemmOut::i32>(p);
+    case GemmOut::f32:
+      return plane<S, GemmOut::f32>(p);
+    case GemmOut::q8:
+      return plane<S, GemmOut::q8>(p);
+  }
+}
+
+}  // namespace
+
+void dwconv_nchw_u8s16_p32__avx512vnni(const DwconvPlane& p) {
+  IQK_KERNEL_ENTRY("dwconv_nchw_u8s16_p32__avx512vnni");
+  if (p.sw == 1)
+    plane_of_stride<1>(p);
+  else
+    plane_of_stride<2>(p);
+}
+
+extern const DwconvKernel dwconv_kernel__avx512vnni{&dwconv_u8s16_c32__avx512vnni, "dwconv_u8s16_c32__avx512vnni",
+                                                   &dwconv_nchw_u8s16_p32__avx512vnni,
+                                                   "dwconv_nchw_u8s16_p32__avx512vnni"};
 
 }  // namespace iqk

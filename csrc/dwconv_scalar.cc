@@ -24,6 +24,33 @@ void dwconv_u8s16__scalar(const DwconvRow& r) {
   }
 }
 
-extern const DwconvKernel dwconv_kernel__scalar{&dwconv_u8s16__scalar, "dwconv_u8s16__scalar"};
+void dwconv_nchw_u8s16__scalar(const DwconvPlane& p) {
+  IQK_KERNEL_ENTRY("dwconv_nchw_u8s16__scalar");
+  const size_t taps = p.kh * p.kw;
+  // The channel's constants as one-column epilogue arrays.
+  GemmEpilogue ep = *p.ep;
+  ep.b_zp = nullptr;
+  ep.col_off = &p.col_off;
+  ep.scale = &p.scale;
+  ep.bias = &p.bias;
+  ep.ldc = 1;
+  const size_t bytes = ep.kind == GemmOut::q8 ? 1 : 4;
+  for (size_t oh = 0; oh < p.rows; ++oh) {
+    ep.c = p.y + oh * p.ow * bytes;
+    for (size_t ow = 0; ow < p.ow; ++ow) {
+      int32_t acc = 0;
+      for (size_t t = 0; t < taps; ++t) {
+        const size_t kh = t / p.kw, kw = t % p.kw;
+        const int32_t x = p.x[(oh * p.sh + kh * p.dh) * p.x_row + ow * p.sw + kw * p.dw];
+        const int32_t pair = p.w_pairs[(t / 2) * p.c_pad];  // {w'[2q], w'[2q + 1]} as int16, low first
+        acc += x * static_cast<int16_t>(t % 2 ? static_cast<uint32_t>(pair) >> 16 : static_cast<uint32_t>(pair) & 0xFFFFu);
+      }
+      gemm_store_one(ep, ow, 0, acc);
+    }
+  }
+}
+
+extern const DwconvKernel dwconv_kernel__scalar{&dwconv_u8s16__scalar, "dwconv_u8s16__scalar",
+                                               &dwconv_nchw_u8s16__scalar, "dwconv_nchw_u8s16__scalar"};
 
 }  // namespace iqk

@@ -14,6 +14,56 @@
 
 namespace iqk {
 
+// The steps of gemm_epilogue.h after the corrections, on 8 values `v` with
+// their per-column scale and bias as vectors: the first `cols` (1..8) go to
+// `out` (the element of the first value). Kind == ep.kind.
+template <GemmOut Kind>
+static inline void gemm_finish8_avx2(const GemmEpilogue& ep, __m256i v, __m256 scale, __m256 bias, void* out,
+                                     size_t cols) {
+  switch (Kind) {
+    case GemmOut::i32: {
+      int32_t* c = static_cast<int32_t*>(out);
+      if (cols == 8) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), v);
+      } else {
+        alignas(32) int32_t buf[8];
+        _mm256_store_si256(reinterpret_cast<__m256i*>(buf), v);
+        std::memcpy(c, buf, cols * sizeof(int32_t));
+      }
+      break;
+    }
+    case GemmOut::f32: {
+      __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(v), scale);
+      y = _mm256_add_ps(y, bias);
+      if (ep.relu) y = _mm256_max_ps(_mm256_setzero_ps(), y);
+      float* c = static_cast<float*>(out);
+      if (cols == 8) {
+        _mm256_storeu_ps(c, y);
+      } else {
+        alignas(32) float buf[8];
+        _mm256_store_ps(buf, y);
+        std::memcpy(c, buf, cols * sizeof(float));
+      }
+      break;
+    }
+    case GemmOut::q8: {
+      __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(v), scale);
+      t = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      t = _mm256_add_ps(t, _mm256_set1_ps(static_cast<float>(ep.out_zp)));
+      t = _mm256_max_ps(t, _mm256_set1_ps(static_cast<float>(ep.lo)));
+      t = _mm256_min_ps(t, _mm256_set1_ps(static_cast<float>(ep.hi)));
+      // int32 in [-128, 255] -> low bytes (exact, as in quantize_avx2.cc).
+      const __m256i q = _mm256_cvtps_epi32(t);
+      const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+      const __m128i bytes = _mm_packus_epi16(_mm_and_si128(w, _mm_set1_epi16(0x00FF)), _mm_setzero_si128());
+      alignas(16) uint8_t buf[16];
+      _mm_store_si128(reinterpret_cast<__m128i*>(buf), bytes);
+      std::memcpy(static_cast<uint8_t*>(out), buf, cols);
+      break;
+    }
+  }
+}
+
 // Stores columns [n, n + cols) of row m, cols in 1..8, for an epilogue of
 // kind Kind (== ep.kind).
 template <GemmOut Kind>
@@ -25,48 +75,13 @@ static inline void gemm_store8_avx2_as(const GemmEpilogue& ep, size_t m, size_t 
         v, _mm256_mullo_epi32(rs, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ep.b_zp + n))));
   }
   v = _mm256_sub_epi32(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ep.col_off + n)));
-  switch (Kind) {
-    case GemmOut::i32: {
-      int32_t* c = static_cast<int32_t*>(ep.c) + m * ep.ldc + n;
-      if (cols == 8) {
-        _mm256_storeu_si256(reinterpret_cast<__m256i*>(c), v);
-      } else {
-        alignas(32) int32_t buf[8];
-        _mm256_store_si256(reinterpret_cast<__m256i*>(buf), v);
-        std::memcpy(c, buf, cols * sizeof(int32_t));
-      }
-      break;
-    }
-    case GemmOut::f32: {
-      __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(ep.scale + n));
-      y = _mm256_add_ps(y, _mm256_loadu_ps(ep.bias + n));
-      if (ep.relu) y = _mm256_max_ps(_mm256_setzero_ps(), y);
-      float* c = static_cast<float*>(ep.c) + m * ep.ldc + n;
-      if (cols == 8) {
-        _mm256_storeu_ps(c, y);
-      } else {
-        alignas(32) float buf[8];
-        _mm256_store_ps(buf, y);
-        std::memcpy(c, buf, cols * sizeof(float));
-      }
-      break;
-    }
-    case GemmOut::q8: {
-      __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(v), _mm256_loadu_ps(ep.scale + n));
-      t = _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      t = _mm256_add_ps(t, _mm256_set1_ps(static_cast<float>(ep.out_zp)));
-      t = _mm256_max_ps(t, _mm256_set1_ps(static_cast<float>(ep.lo)));
-      t = _mm256_min_ps(t, _mm256_set1_ps(static_cast<float>(ep.hi)));
-      // int32 in [-128, 255] -> low bytes (exact, as in quantize_avx2.cc).
-      const __m256i q = _mm256_cvtps_epi32(t);
-      const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-      const __m128i bytes = _mm_packus_epi16(_mm_and_si128(w, _mm_set1_epi16(0x00FF)), _mm_setzero_si128());
-      alignas(16) uint8_t buf[16];
-      _mm_store_si128(reinterpret_cast<__m128i*>(buf), bytes);
-      std::memcpy(static_cast<uint8_t*>(ep.c) + m * ep.ldc + n, buf, cols);
-      break;
-    }
-  }
+  const size_t bytes = Kind == GemmOut::q8 ? 1 : 4;
+  void* out = static_cast<uint8_t*>(ep.c) + (m * ep.ldc + n) * bytes;
+  if (Kind == GemmOut::i32)
+    gemm_finish8_avx2<Kind>(ep, v, _mm256_setzero_ps(), _mm256_setzero_ps(), out, cols);
+  else
+    gemm_finish8_avx2<Kind>(ep, v, _mm256_loadu_ps(ep.scale + n),
+                            Kind == GemmOut::f32 ? _mm256_loadu_ps(ep.bias + n) : _mm256_setzero_ps(), out, cols);
 }
 
 // The same for any kind of epilogue.

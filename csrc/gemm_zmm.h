@@ -10,6 +10,40 @@
 
 namespace iqk {
 
+// The steps of gemm_epilogue.h after the corrections, on 16 values `v` with
+// their per-column scale and bias as vectors: the result goes to `out` (the
+// element of the first value) where `mask` is set. Kind == ep.kind.
+template <GemmOut Kind>
+static inline void gemm_finish16_avx512(const GemmEpilogue& ep, __m512i v, __m512 scale, __m512 bias, void* out,
+                                        __mmask16 mask) {
+  switch (Kind) {
+    case GemmOut::i32:
+      _mm512_mask_storeu_epi32(out, mask, v);
+      break;
+    case GemmOut::f32: {
+      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
+      y = _mm512_add_ps(y, bias);
+      if (ep.relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);
+      _mm512_mask_storeu_ps(out, mask, y);
+      break;
+    }
+    case GemmOut::q8: {
+      __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
+      t = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+      t = _mm512_add_ps(t, _mm512_set1_ps(static_cast<float>(ep.out_zp)));
+      t = _mm512_max_ps(t, _mm512_set1_ps(static_cast<float>(ep.lo)));
+      t = _mm512_min_ps(t, _mm512_set1_ps(static_cast<float>(ep.hi)));
+      __m128i b = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(t));
+      // Keep vpmovdb in its register form: the compiler would otherwise fuse
+      // it with the store into vpmovdb-to-memory, which is far slower on
+      // some CPUs (AMD Zen 4/5) than a register vpmovdb and a masked store.
+      __asm__("" : "+x"(b));
+      _mm_mask_storeu_epi8(out, mask, b);
+      break;
+    }
+  }
+}
+
 // Stores the columns of row m selected by `mask`, starting at column n: the
 // steps of gemm_epilogue.h, in the same order, for an epilogue of kind Kind
 // (== ep.kind).
@@ -21,32 +55,13 @@ static inline void gemm_store16_avx512_as(const GemmEpilogue& ep, size_t m, size
     v = _mm512_sub_epi32(v, _mm512_mullo_epi32(rs, _mm512_loadu_si512(ep.b_zp + n)));
   }
   v = _mm512_sub_epi32(v, _mm512_loadu_si512(ep.col_off + n));
-  switch (Kind) {
-    case GemmOut::i32:
-      _mm512_mask_storeu_epi32(static_cast<int32_t*>(ep.c) + m * ep.ldc + n, mask, v);
-      break;
-    case GemmOut::f32: {
-      __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(ep.scale + n));
-      y = _mm512_add_ps(y, _mm512_loadu_ps(ep.bias + n));
-      if (ep.relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);
-      _mm512_mask_storeu_ps(static_cast<float*>(ep.c) + m * ep.ldc + n, mask, y);
-      break;
-    }
-    case GemmOut::q8: {
-      __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(v), _mm512_loadu_ps(ep.scale + n));
-      t = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      t = _mm512_add_ps(t, _mm512_set1_ps(static_cast<float>(ep.out_zp)));
-      t = _mm512_max_ps(t, _mm512_set1_ps(static_cast<float>(ep.lo)));
-      t = _mm512_min_ps(t, _mm512_set1_ps(static_cast<float>(ep.hi)));
-      __m128i b = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(t));
-      // Keep vpmovdb in its register form: the compiler would otherwise fuse
-      // it with the store into vpmovdb-to-memory, which is far slower on
-      // some CPUs (AMD Zen 4/5) than a register vpmovdb and a masked store.
-      __asm__("" : "+x"(b));
-      _mm_mask_storeu_epi8(static_cast<uint8_t*>(ep.c) + m * ep.ldc + n, mask, b);
-      break;
-    }
-  }
+  const size_t bytes = Kind == GemmOut::q8 ? 1 : 4;
+  void* out = static_cast<uint8_t*>(ep.c) + (m * ep.ldc + n) * bytes;
+  if (Kind == GemmOut::i32)
+    gemm_finish16_avx512<Kind>(ep, v, _mm512_setzero_ps(), _mm512_setzero_ps(), out, mask);
+  else
+    gemm_finish16_avx512<Kind>(ep, v, _mm512_loadu_ps(ep.scale + n),
+                               Kind == GemmOut::f32 ? _mm512_loadu_ps(ep.bias + n) : _mm512_setzero_ps(), out, mask);
 }
 
 // The same for any kind of epilogue.

@@ -139,6 +139,7 @@ PYBIND11_MODULE(_core, m) {
     d["dequantize_channels_u8"] = t->dequantize_channels_u8.name;
     d["gemm"] = t->gemm.name;
     d["dwconv"] = t->dwconv.name;
+    d["dwconv_nchw"] = t->dwconv.plane_name;
     return d;
   });
   m.def("kernel_call_counts", [] {
@@ -257,6 +258,8 @@ PYBIND11_MODULE(_core, m) {
           throw py::value_error("geometry: invalid convolution parameters");
         if (depthwise && !(g.groups == g.c && g.c == g.oc))
           throw py::value_error("depthwise: expected groups == C == OC");
+        if (depthwise && g.kh * g.kw > iqk::kDwconvMaxTaps)
+          throw py::value_error("depthwise: at most " + std::to_string(iqk::kDwconvMaxTaps) + " taps");
         if (x.ndim() != 4 || !is_q8(x, &p.x_signed)) throw py::type_error("x: expected a 4-D int8 or uint8 array");
         p.x = checked_data<const uint8_t>(x, x.dtype(), g.n * g.c * g.h * g.w, "x", false);
         p.x_nchw = x_nchw;
@@ -289,6 +292,7 @@ PYBIND11_MODULE(_core, m) {
       py::arg("hi"));
 
   m.def("dwconv_packed_elems", &iqk::dwconv_packed_elems, py::arg("c"), py::arg("taps"));
+  m.attr("DWCONV_MAX_TAPS") = iqk::kDwconvMaxTaps;
 
   m.def(
       "quantize",

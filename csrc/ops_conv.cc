@@ -346,6 +346,66 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   const Columns cols(p, 1, C, c_pad);
   const size_t eb = out_elem_bytes(p.epilogue.kind);
 
+  // NCHW with a horizontal stride of 1 or 2: each channel plane on its own,
+  // vectorized along the output rows, read from and written to its planes
+  // directly (no transposes). Narrow planes go through NHWC staging instead:
+  // there the per-row cost of staging a plane outweighs the transposes
+  // (measured: 192 x 28 x 28 stride 2, OW = 14: 44 us planar, 34 us staged).
+  constexpr size_t kPlaneMinWidth = 24;
+  if (p.x_nchw && p.y_nchw && g.sw <= 2 && g.ow >= kPlaneMinWidth && kernel.plane) {
+    const size_t srows = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
+    const size_t scols = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+    const uint8_t flip = p.x_signed ? 0x80 : 0x00;
+    const uint8_t fill = static_cast<uint8_t>(p.x_zp) ^ flip;
+    parallel_for(g.n * C, [&](size_t task) {
+      const size_t n = task / C, ch = task % C;
+      thread_local std::vector<uint8_t> plane_buf;
+      uint8_t* stage = aligned(plane_buf, srows * scols, 128);
+      const uint8_t* src = p.x + (n * C + ch) * g.h * g.w;
+      // Input columns [0, W) land on staging columns [pl, pl + W), clipped.
+      const size_t j_lo = std::min(scols, g.pl), j_hi = std::min(scols, g.pl + g.w);
+      for (size_t r = 0; r < srows; ++r) {
+        uint8_t* row = stage + r * scols;
+        const long ih = static_cast<long>(r) - static_cast<long>(g.pt);
+        if (ih < 0 || ih >= static_cast<long>(g.h) || j_hi <= j_lo) {
+          std::memset(row, fill, scols);
+          continue;
+        }
+        // Locals, not the lambda's captures: the byte stores below could
+        // alias those, which would reload them on every byte.
+        const uint8_t f = flip, z = fill;
+        const size_t lo = j_lo, hi = j_hi, end = scols;
+        const uint8_t* s = src + ih * g.w - g.pl;
+        for (size_t j = 0; j < lo; ++j) row[j] = z;
+        if (f)
+          for (size_t j = lo; j < hi; ++j) row[j] = s[j] ^ f;
+        else
+          std::memcpy(row + lo, s + lo, hi - lo);
+        for (size_t j = hi; j < end; ++j) row[j] = z;
+      }
+      DwconvPlane pl;
+      pl.x = stage;
+      pl.x_row = scols;
+      pl.rows = g.oh;
+      pl.ow = g.ow;
+      pl.sh = g.sh;
+      pl.sw = g.sw;
+      pl.kh = g.kh;
+      pl.kw = g.kw;
+      pl.dh = g.dh;
+      pl.dw = g.dw;
+      pl.w_pairs = reinterpret_cast<const int32_t*>(p.packed_w) + ch;
+      pl.c_pad = c_pad;
+      pl.col_off = cols.col_off[ch];
+      pl.scale = cols.scale[ch];
+      pl.bias = cols.bias[ch];
+      pl.ep = &p.epilogue;
+      pl.y = static_cast<uint8_t*>(p.epilogue.c) + (n * C + ch) * P * eb;
+      kernel.plane(pl);
+    });
+    return;
+  }
+
   // Tasks: blocks of output rows of one image, enough to share between
   // threads, and each block's staging rows small enough for L2.
   const size_t threads = static_cast<size_t>(get_num_threads());

@@ -20,6 +20,7 @@ import pytest
 
 import intquant_kernels as iq
 from intquant_kernels import reference as ref
+from intquant_kernels._conv_common import conv_geometry
 
 # The random configurations, helpers and error table of the reference's own tests.
 from test_conv_reference import (
@@ -50,18 +51,30 @@ def channels(x, layout) -> int:
 
 
 @contextlib.contextmanager
-def conv_kernel_runs(isa, x, w, groups, layout, what):
+def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
     """Checks that the block ran ``isa``'s conv kernel, and no other kernel.
 
-    Depthwise (groups == C == OC > 1): the depthwise kernel; otherwise the GEMM tile kernel.
-    With C == OC == groups == 1 either may run. An empty output runs nothing.
+    Depthwise (groups == C == OC > 1): the depthwise kernel, which for NCHW input with a
+    horizontal stride of 1 or 2 and output rows of at least 24 pixels is the planar one
+    (``kernel_names(isa)["dwconv_nchw"]``; either may run when ``conv_kwargs``, the call's
+    keyword arguments, are not given); otherwise the GEMM tile kernel. With C == OC == groups == 1
+    any of them may run. An empty output runs nothing.
     """
     names = iq.kernel_names(isa)
     c, oc = channels(x, layout), w.shape[0]
     if groups == c == oc == 1:
-        allowed = {names["gemm"], names["dwconv"]}
+        allowed = {names["gemm"], names["dwconv"], names["dwconv_nchw"]}
+    elif groups == c == oc:
+        if layout == "NHWC":
+            allowed = {names["dwconv"]}
+        elif conv_kwargs is None:
+            allowed = {names["dwconv"], names["dwconv_nchw"]}
+        else:
+            kw = {k: conv_kwargs.get(k, d) for k, d in (("stride", 1), ("padding", 0), ("dilation", 1))}
+            g = conv_geometry(x.shape, w.shape, groups=groups, layout=layout, **kw)
+            allowed = {names["dwconv_nchw"] if g.sw <= 2 and g.ow >= 24 else names["dwconv"]}
     else:
-        allowed = {names["dwconv"] if groups == c == oc else names["gemm"]}
+        allowed = {names["gemm"]}
     before = iq.kernel_calls()
     yield
     after = iq.kernel_calls()
@@ -89,7 +102,7 @@ def cached_case(*key, groups=None):
 
 def check_conv(isa, case, want, where=""):
     what = f"isa={isa} {case} {where}".rstrip()
-    with conv_kernel_runs(isa, case.x, case.w, case.kw["groups"], case.kw["layout"], what):
+    with conv_kernel_runs(isa, case.x, case.w, case.kw["groups"], case.kw["layout"], what, case.kw):
         got = iq.conv2d(case.x, case.w, **case.kw)
     assert_same(got, want, what)
     assert got.flags.c_contiguous, what
@@ -123,7 +136,7 @@ def test_qconv2d_epilogues(isa, epilogue, seed):
     x_scale, w_scale, kw = epilogue_args(rng, case.w.shape[0], epilogue)
     want = ref.qconv2d(case.x, case.w, x_scale, w_scale, **case.kw, **kw)
     what = f"isa={isa} epilogue={epilogue} {case}"
-    with conv_kernel_runs(isa, case.x, case.w, case.kw["groups"], case.kw["layout"], what):
+    with conv_kernel_runs(isa, case.x, case.w, case.kw["groups"], case.kw["layout"], what, case.kw):
         got = iq.qconv2d(case.x, case.w, x_scale, w_scale, **case.kw, **kw)
     assert_same(got, want, what)
 
@@ -142,28 +155,34 @@ DEPTHWISE_C = (1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 144)
 
 @pytest.mark.parametrize("c", DEPTHWISE_C, ids=lambda c: f"C={c}")
 def test_depthwise(isa, c):
-    """groups == C == OC with C around the vector widths, 3x3 and 5x5 kernels, strides 1 and 2,
-    padding k // 2, batch 2: conv2d, and qconv2d with a requantizing epilogue."""
+    """groups == C == OC with C around the vector widths, 3x3 and 5x5 kernels, strides 1, 2 and 3,
+    padding k // 2, batch 2, both layouts (NCHW runs the planar kernel for horizontal strides 1
+    and 2), rows 3 to 74 pixels wide (several 16- and 32-pixel blocks and their tails): conv2d,
+    and qconv2d with requantizing and float epilogues."""
     rng = rng_for("depthwise", c)
     for k in (3, 5):
-        for stride in (1, 2):
-            layout = ("NCHW", "NHWC")[rng.integers(2)]
-            dtype = (np.int8, np.uint8)[rng.integers(2)]
-            lo, hi = Q_RANGE[np.dtype(dtype)]
-            h, w = (int(v) for v in rng.integers(3, 12, 2))
-            x = rand_q(rng, (2, c, h, w) if layout == "NCHW" else (2, h, w, c), dtype)
-            wt = rand_q(rng, (c, 1, k, k), np.int8)
-            kw = dict(stride=stride, padding=k // 2, groups=c, layout=layout,
-                      x_zero_point=int(rng.integers(lo, hi + 1)),
-                      w_zero_point=rng.integers(-128, 128, c).astype(np.int32) if rng.random() < 0.5 else 3)
-            what = f"isa={isa} C={c} k={k} stride={stride} {layout} x={np.dtype(dtype)} {h}x{w}"
-            with conv_kernel_runs(isa, x, wt, c, layout, what):
-                got = iq.conv2d(x, wt, **kw)
-            assert_same(got, ref.conv2d(x, wt, **kw), what)
-            qkw = dict(kw, bias=rng.integers(-500, 500, c).astype(np.int32), out_scale=0.02,
-                       out_zero_point=5, out_dtype=np.int8, relu=bool(stride == 2))
-            assert_same(iq.qconv2d(x, wt, 0.05, 0.01, **qkw), ref.qconv2d(x, wt, 0.05, 0.01, **qkw),
-                        f"{what} qconv2d")
+        for stride in (1, 2, 3):
+            for layout in ("NCHW", "NHWC"):
+                dtype = (np.int8, np.uint8)[rng.integers(2)]
+                lo, hi = Q_RANGE[np.dtype(dtype)]
+                h, w = int(rng.integers(3, 12)), int(rng.integers(3, 75))
+                x = rand_q(rng, (2, c, h, w) if layout == "NCHW" else (2, h, w, c), dtype)
+                wt = rand_q(rng, (c, 1, k, k), np.int8)
+                kw = dict(stride=stride, padding=k // 2, groups=c, layout=layout,
+                          x_zero_point=int(rng.integers(lo, hi + 1)),
+                          w_zero_point=rng.integers(-128, 128, c).astype(np.int32) if rng.random() < 0.5 else 3)
+                what = f"isa={isa} C={c} k={k} stride={stride} {layout} x={np.dtype(dtype)} {h}x{w}"
+                with conv_kernel_runs(isa, x, wt, c, layout, what, kw):
+                    got = iq.conv2d(x, wt, **kw)
+                assert_same(got, ref.conv2d(x, wt, **kw), what)
+                qkw = dict(kw, bias=rng.integers(-500, 500, c).astype(np.int32), out_scale=0.02,
+                           out_zero_point=5, out_dtype=np.int8, relu=bool(stride == 2))
+                assert_same(iq.qconv2d(x, wt, 0.05, 0.01, **qkw), ref.qconv2d(x, wt, 0.05, 0.01, **qkw),
+                            f"{what} qconv2d")
+                fkw = dict(kw, bias=rng.standard_normal(c).astype(np.float32), relu=bool(stride != 2))
+                ws = (rng.random(c) * 0.02 + 0.001).astype(np.float32)
+                assert_same(iq.qconv2d(x, wt, 0.05, ws, **fkw), ref.qconv2d(x, wt, 0.05, ws, **fkw),
+                            f"{what} qconv2d float")
 
 
 POINTWISE = [(1, 1), (3, 17), (16, 16), (33, 130), (64, 64), (144, 24)]

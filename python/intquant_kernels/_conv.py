@@ -12,8 +12,8 @@ from ._dispatch import active_isa
 from ._gemm import _KIND_F32, _KIND_I32, _KIND_Q8, _NO_EPILOGUE, _columns, _wrap_int32
 from ._packed_conv import PackedConvWeights
 
-#: Depthwise kernels keep one byte offset per tap; larger kernels take the GEMM path.
-_DW_MAX_TAPS = 1024
+#: Depthwise kernels keep their taps on the stack; larger kernels take the GEMM path.
+_DW_MAX_TAPS = _core.DWCONV_MAX_TAPS
 
 
 _GEOMETRIES: dict = {}
