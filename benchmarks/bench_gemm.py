@@ -17,19 +17,9 @@ import pytest
 
 import intquant_kernels as iq
 from intquant_kernels import _peers
+from intquant_kernels._bench_cases import GEMM_SHAPES
 
-SHAPES = [
-    (1, 4096, 4096),
-    (16, 4096, 4096),
-    (128, 768, 3072),
-    (128, 3072, 768),
-    (256, 256, 256),
-    (512, 512, 512),
-    (1024, 1024, 1024),
-    (2048, 2048, 2048),
-    (100, 1000, 300),
-    (333, 777, 555),
-]
+SHAPES = GEMM_SHAPES
 # The scalar path is the portable fallback, not a performance path: only the
 # small shapes, so that a --benchmark-disable run stays quick.
 ISAS = [isa for isa in iq.available_isas()]

@@ -75,6 +75,19 @@ using DwconvRowFn = void (*)(const DwconvRow& r);
 constexpr size_t kDwconvMaxTaps = 64;
 constexpr size_t kDwconvMaxPairs = kDwconvMaxTaps / 2;
 
+// The offset of each tap t = kh * KW + kw of a depthwise kernel from tap
+// (0, 0), kh * row_step + kw * col_step, for t < 2 * pairs: an odd last tap
+// is paired with itself (its second weight is zero). Returns the number of
+// pairs; `off` holds 2 * kDwconvMaxPairs entries.
+inline size_t dwconv_tap_offsets(size_t kh, size_t kw, size_t row_step, size_t col_step, size_t* off) {
+  const size_t taps = kh * kw, pairs = (taps + 1) / 2;
+  for (size_t t = 0; t < 2 * pairs; ++t) {
+    const size_t u = t < taps ? t : taps - 1;
+    off[t] = (u / kw) * row_step + (u % kw) * col_step;
+  }
+  return pairs;
+}
+
 // NCHW depthwise: output rows [0, rows) of one channel plane, from a staging
 // copy of that channel's input plane (padding filled, unsigned bytes) in
 // which output pixel (oh, ow), tap (kh, kw) reads byte

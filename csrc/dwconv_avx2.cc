@@ -8,6 +8,7 @@
 #include <immintrin.h>
 
 #include "conv.h"
+#include "gemm_rows.h"
 #include "gemm_ymm.h"
 #include "kernel_counter.h"
 
@@ -53,14 +54,8 @@ void row(const DwconvRow& r) {
   // A local copy: stores through the output pointer cannot change it, so
   // its fields stay in registers.
   const GemmEpilogue ep = *r.ep;
-  const size_t taps = r.kh * r.kw, pairs = (taps + 1) / 2;
-  // Byte offset of each tap from the pixel of tap (0, 0); an odd last tap is
-  // paired with itself (its second weight is zero).
   size_t off[2 * kDwconvMaxPairs];
-  for (size_t t = 0; t < 2 * pairs; ++t) {
-    const size_t u = t < taps ? t : taps - 1;
-    off[t] = (u / r.kw) * r.dh * r.x_row + (u % r.kw) * r.dw * r.c;
-  }
+  const size_t pairs = dwconv_tap_offsets(r.kh, r.kw, r.dh * r.x_row, r.dw * r.c, off);
   __m256i wlo[kDwconvMaxPairs], whi[kDwconvMaxPairs];
   for (size_t c0 = 0; c0 < r.c; c0 += 16) {
     const size_t left = r.c - c0;
@@ -81,14 +76,7 @@ void row(const DwconvRow& r) {
 
 void dwconv_u8s16_c16__avx2(const DwconvRow& r) {
   IQK_KERNEL_ENTRY("dwconv_u8s16_c16__avx2");
-  switch (r.ep->kind) {
-    case GemmOut::i32:
-      return row<GemmOut::i32>(r);
-    case GemmOut::f32:
-      return row<GemmOut::f32>(r);
-    case GemmOut::q8:
-      return row<GemmOut::q8>(r);
-  }
+  with_kind(r.ep->kind, [&](auto kind) { row<decltype(kind)::value>(r); });
 }
 
 namespace {
@@ -143,12 +131,8 @@ inline void plane_block(const DwconvPlane& p, const GemmEpilogue& ep, size_t oh0
 template <size_t S, GemmOut Kind>
 void plane(const DwconvPlane& p) {
   const GemmEpilogue ep = *p.ep;
-  const size_t taps = p.kh * p.kw, pairs = (taps + 1) / 2;
   size_t off[2 * kDwconvMaxPairs];
-  for (size_t t = 0; t < 2 * pairs; ++t) {
-    const size_t u = t < taps ? t : taps - 1;
-    off[t] = (u / p.kw) * p.dh * p.x_row + (u % p.kw) * p.dw;
-  }
+  const size_t pairs = dwconv_tap_offsets(p.kh, p.kw, p.dh * p.x_row, p.dw, off);
   __m256i w[kDwconvMaxPairs];
   for (size_t q = 0; q < pairs; ++q) w[q] = _mm256_set1_epi32(p.w_pairs[q * p.c_pad]);
   size_t oh = 0;
@@ -158,26 +142,16 @@ void plane(const DwconvPlane& p) {
     for (size_t ow0 = 0; ow0 < p.ow; ow0 += 16) plane_block<1, S, Kind>(p, ep, oh, ow0, off, w, pairs);
 }
 
-template <size_t S>
-void plane_of_stride(const DwconvPlane& p) {
-  switch (p.ep->kind) {
-    case GemmOut::i32:
-      return plane<S, GemmOut::i32>(p);
-    case GemmOut::f32:
-      return plane<S, GemmOut::f32>(p);
-    case GemmOut::q8:
-      return plane<S, GemmOut::q8>(p);
-  }
-}
-
 }  // namespace
 
 void dwconv_nchw_u8s16_p16__avx2(const DwconvPlane& p) {
   IQK_KERNEL_ENTRY("dwconv_nchw_u8s16_p16__avx2");
-  if (p.sw == 1)
-    plane_of_stride<1>(p);
-  else
-    plane_of_stride<2>(p);
+  with_kind(p.ep->kind, [&](auto kind) {
+    if (p.sw == 1)
+      plane<1, decltype(kind)::value>(p);
+    else
+      plane<2, decltype(kind)::value>(p);
+  });
 }
 
 extern const DwconvKernel dwconv_kernel__avx2{&dwconv_u8s16_c16__avx2, "dwconv_u8s16_c16__avx2",

@@ -11,6 +11,7 @@
 #include <immintrin.h>
 
 #include "conv.h"
+#include "gemm_rows.h"
 #include "gemm_zmm.h"
 #include "kernel_counter.h"
 
@@ -57,14 +58,8 @@ void row(const DwconvRow& r) {
   // A local copy: stores through the output pointer cannot change it, so
   // its fields stay in registers.
   const GemmEpilogue ep = *r.ep;
-  const size_t taps = r.kh * r.kw, pairs = (taps + 1) / 2;
-  // Byte offset of each tap from the pixel of tap (0, 0); an odd last tap is
-  // paired with itself (its second weight is zero).
   size_t off[2 * kDwconvMaxPairs];
-  for (size_t t = 0; t < 2 * pairs; ++t) {
-    const size_t u = t < taps ? t : taps - 1;
-    off[t] = (u / r.kw) * r.dh * r.x_row + (u % r.kw) * r.dw * r.c;
-  }
+  const size_t pairs = dwconv_tap_offsets(r.kh, r.kw, r.dh * r.x_row, r.dw * r.c, off);
   const __m512i w_lo_idx = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
   const __m512i w_hi_idx = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
   __m512i wlo[kDwconvMaxPairs], whi[kDwconvMaxPairs];
@@ -88,14 +83,7 @@ void row(const DwconvRow& r) {
 
 void dwconv_u8s16_c32__avx512vnni(const DwconvRow& r) {
   IQK_KERNEL_ENTRY("dwconv_u8s16_c32__avx512vnni");
-  switch (r.ep->kind) {
-    case GemmOut::i32:
-      return row<GemmOut::i32>(r);
-    case GemmOut::f32:
-      return row<GemmOut::f32>(r);
-    case GemmOut::q8:
-      return row<GemmOut::q8>(r);
-  }
+  with_kind(r.ep->kind, [&](auto kind) { row<decltype(kind)::value>(r); });
 }
 
 namespace {
@@ -152,12 +140,8 @@ inline void plane_block(const DwconvPlane& p, const GemmEpilogue& ep, size_t oh0
 template <size_t S, GemmOut Kind>
 void plane(const DwconvPlane& p) {
   const GemmEpilogue ep = *p.ep;
-  const size_t taps = p.kh * p.kw, pairs = (taps + 1) / 2;
   size_t off[2 * kDwconvMaxPairs];
-  for (size_t t = 0; t < 2 * pairs; ++t) {
-    const size_t u = t < taps ? t : taps - 1;
-    off[t] = (u / p.kw) * p.dh * p.x_row + (u % p.kw) * p.dw;
-  }
+  const size_t pairs = dwconv_tap_offsets(p.kh, p.kw, p.dh * p.x_row, p.dw, off);
   __m512i w[kDwconvMaxPairs];
   for (size_t q = 0; q < pairs; ++q) w[q] = _mm512_set1_epi32(p.w_pairs[q * p.c_pad]);
   size_t oh = 0;
@@ -167,26 +151,16 @@ void plane(const DwconvPlane& p) {
     for (size_t ow0 = 0; ow0 < p.ow; ow0 += 32) plane_block<1, S, Kind>(p, ep, oh, ow0, off, w, pairs);
 }
 
-template <size_t S>
-void plane_of_stride(const DwconvPlane& p) {
-  switch (p.ep->kind) {
-    case GemmOut::i32:
-      return plane<S, GemmOut::i32>(p);
-    case GemmOut::f32:
-      return plane<S, GemmOut::f32>(p);
-    case GemmOut::q8:
-      return plane<S, GemmOut::q8>(p);
-  }
-}
-
 }  // namespace
 
 void dwconv_nchw_u8s16_p32__avx512vnni(const DwconvPlane& p) {
   IQK_KERNEL_ENTRY("dwconv_nchw_u8s16_p32__avx512vnni");
-  if (p.sw == 1)
-    plane_of_stride<1>(p);
-  else
-    plane_of_stride<2>(p);
+  with_kind(p.ep->kind, [&](auto kind) {
+    if (p.sw == 1)
+      plane<1, decltype(kind)::value>(p);
+    else
+      plane<2, decltype(kind)::value>(p);
+  });
 }
 
 extern const DwconvKernel dwconv_kernel__avx512vnni{&dwconv_u8s16_c32__avx512vnni, "dwconv_u8s16_c32__avx512vnni",

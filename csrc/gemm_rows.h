@@ -1,10 +1,12 @@
-// Helpers shared by the GEMM tile kernels. No intrinsics.
+// Helpers shared by the GEMM and convolution kernels. No intrinsics.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+
+#include "gemm.h"
 
 namespace iqk {
 
@@ -19,6 +21,21 @@ inline void with_rows(size_t mr, F&& f) {
     f(std::integral_constant<size_t, R>{});
   } else {
     with_rows<MR, R + 1>(mr, static_cast<F&&>(f));
+  }
+}
+
+// Calls f(std::integral_constant<GemmOut, K>{}) with K == kind: code that
+// stores through an epilogue is compiled once per kind of output, with no
+// switch in its loops.
+template <typename F>
+inline void with_kind(GemmOut kind, F&& f) {
+  switch (kind) {
+    case GemmOut::i32:
+      return f(std::integral_constant<GemmOut, GemmOut::i32>{});
+    case GemmOut::f32:
+      return f(std::integral_constant<GemmOut, GemmOut::f32>{});
+    case GemmOut::q8:
+      return f(std::integral_constant<GemmOut, GemmOut::q8>{});
   }
 }
 

@@ -86,14 +86,7 @@ static inline void gemm_store8_avx2_as(const GemmEpilogue& ep, size_t m, size_t 
 
 // The same for any kind of epilogue.
 static inline void gemm_store8_avx2(const GemmEpilogue& ep, size_t m, size_t n, __m256i acc, size_t cols) {
-  switch (ep.kind) {
-    case GemmOut::i32:
-      return gemm_store8_avx2_as<GemmOut::i32>(ep, m, n, acc, cols);
-    case GemmOut::f32:
-      return gemm_store8_avx2_as<GemmOut::f32>(ep, m, n, acc, cols);
-    case GemmOut::q8:
-      return gemm_store8_avx2_as<GemmOut::q8>(ep, m, n, acc, cols);
-  }
+  with_kind(ep.kind, [&](auto kind) { gemm_store8_avx2_as<decltype(kind)::value>(ep, m, n, acc, cols); });
 }
 
 // Rows x 16 columns (two ymm per row) over `groups` k-groups. A group of 16

@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include "gemm.h"
+#include "gemm_rows.h"
 
 namespace iqk {
 
@@ -66,14 +67,7 @@ static inline void gemm_store16_avx512_as(const GemmEpilogue& ep, size_t m, size
 
 // The same for any kind of epilogue.
 static inline void gemm_store16_avx512(const GemmEpilogue& ep, size_t m, size_t n, __m512i acc, __mmask16 mask) {
-  switch (ep.kind) {
-    case GemmOut::i32:
-      return gemm_store16_avx512_as<GemmOut::i32>(ep, m, n, acc, mask);
-    case GemmOut::f32:
-      return gemm_store16_avx512_as<GemmOut::f32>(ep, m, n, acc, mask);
-    case GemmOut::q8:
-      return gemm_store16_avx512_as<GemmOut::q8>(ep, m, n, acc, mask);
-  }
+  with_kind(ep.kind, [&](auto kind) { gemm_store16_avx512_as<decltype(kind)::value>(ep, m, n, acc, mask); });
 }
 
 }  // namespace iqk

@@ -7,7 +7,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <algorithm>
 #include <string>
+#include <vector>
 
 namespace iqk {
 
@@ -34,6 +36,17 @@ struct GemmProblem {
   // and q8) and bias (N or null) are padded by the driver.
   GemmEpilogue epilogue;
 };
+
+// A per-column array for the kernels: `groups` runs of `len` entries of
+// `src` (all `fill` when src is null), each padded with `fill` to `padded`
+// entries (a whole number of vectors: kernels load full vectors from them).
+template <typename T>
+std::vector<T> padded_columns(const T* src, size_t groups, size_t len, size_t padded, T fill) {
+  std::vector<T> v(groups * padded, fill);
+  if (src)
+    for (size_t g = 0; g < groups; ++g) std::copy(src + g * len, src + (g + 1) * len, v.begin() + g * padded);
+  return v;
+}
 
 size_t packed_b_bytes(const GemmShape& s, size_t K, size_t N);
 // b: K x N row-major int8.

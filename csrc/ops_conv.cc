@@ -22,25 +22,15 @@ size_t dw_c_pad(size_t c) { return ceil_div(c, 32) * 32; }
 // Output bytes per element of an epilogue.
 size_t out_elem_bytes(GemmOut kind) { return kind == GemmOut::q8 ? 1 : 4; }
 
-// A per-channel array padded with `fill` to a whole number of vectors, per
-// group: group g's `len` entries start at g * padded.
-template <typename T>
-std::vector<T> pad_groups(const T* src, size_t groups, size_t len, size_t padded, T fill) {
-  std::vector<T> v(groups * padded, fill);
-  if (src)
-    for (size_t g = 0; g < groups; ++g) std::copy(src + g * len, src + (g + 1) * len, v.begin() + g * padded);
-  return v;
-}
-
 // The padded per-channel epilogue arrays of a problem (see gemm.h).
 struct Columns {
   std::vector<int32_t> col_off, w_zp;
   std::vector<float> scale, bias;
   Columns(const ConvProblem& p, size_t groups, size_t len, size_t padded)
-      : col_off(pad_groups<int32_t>(p.col_off, groups, len, padded, 0)),
-        w_zp(pad_groups<int32_t>(p.w_zp, groups, len, padded, 0)),
-        scale(pad_groups<float>(p.epilogue.scale, groups, len, padded, 1.0f)),
-        bias(pad_groups<float>(p.epilogue.bias, groups, len, padded, -0.0f)) {}
+      : col_off(padded_columns<int32_t>(p.col_off, groups, len, padded, 0)),
+        w_zp(padded_columns<int32_t>(p.w_zp, groups, len, padded, 0)),
+        scale(padded_columns<float>(p.epilogue.scale, groups, len, padded, 1.0f)),
+        bias(padded_columns<float>(p.epilogue.bias, groups, len, padded, -0.0f)) {}
   // The epilogue of group g; rows are numbered from the start of `c`.
   GemmEpilogue of_group(const ConvProblem& p, size_t g, size_t padded, void* c, size_t ldc,
                         const int32_t* row_sum) const {

@@ -83,20 +83,10 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
   // Per-column arrays padded to whole panels so that kernels can load full
   // vectors; the padding columns are never stored.
   const size_t n_pad = n_panels * nr;
-  auto pad_i32 = [&](const int32_t* src, int32_t fill) {
-    std::vector<int32_t> v(n_pad, fill);
-    if (src) std::copy(src, src + N, v.begin());
-    return v;
-  };
-  auto pad_f32 = [&](const float* src, float fill) {
-    std::vector<float> v(n_pad, fill);
-    if (src) std::copy(src, src + N, v.begin());
-    return v;
-  };
-  const std::vector<int32_t> col_off = pad_i32(p.col_off, 0);
-  const std::vector<int32_t> b_zp = pad_i32(p.b_zp, 0);
-  const std::vector<float> scale = pad_f32(p.epilogue.scale, 1.0f);
-  const std::vector<float> bias = pad_f32(p.epilogue.bias, -0.0f);
+  const std::vector<int32_t> col_off = padded_columns<int32_t>(p.col_off, 1, N, n_pad, 0);
+  const std::vector<int32_t> b_zp = padded_columns<int32_t>(p.b_zp, 1, N, n_pad, 0);
+  const std::vector<float> scale = padded_columns<float>(p.epilogue.scale, 1, N, n_pad, 1.0f);
+  const std::vector<float> bias = padded_columns<float>(p.epilogue.bias, 1, N, n_pad, -0.0f);
 
   std::vector<int32_t> row_sum;
   if (p.b_zp) {

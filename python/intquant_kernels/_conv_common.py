@@ -196,14 +196,7 @@ def conv_weights(w) -> np.ndarray:
 
 def channel_zero_points(zero_point, oc: int, what: str = "w_zero_point") -> np.ndarray:
     """A scalar or (OC,) weight zero point within [-128, 127], as (OC,) int32."""
-    zp = np.asarray(zero_point)
-    if zp.dtype.kind not in "iu":
-        raise TypeError(f"{what} must be an integer or a 1-D integer array, got dtype {zp.dtype}")
-    if zp.ndim > 1 or (zp.ndim == 1 and zp.shape[0] != oc):
-        raise ValueError(f"{what} must be a scalar or have shape ({oc},) (one per output channel), got {zp.shape}")
-    if np.any((zp < -128) | (zp > 127)):
-        raise ValueError(f"{what} must lie in [-128, 127] (int8 weights)")
-    return np.ascontiguousarray(np.broadcast_to(zp.astype(np.int32), (oc,)))
+    return v.column_zero_points(zero_point, oc, what, each="output channel")
 
 
 def check_packed_args(packed_groups: int, w_zero_point, groups) -> None:

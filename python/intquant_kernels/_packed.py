@@ -10,6 +10,23 @@ from . import _validate as v
 from ._dispatch import active_isa
 
 
+def column_offsets(cache: dict, colsum, zero_point, k: int, a_zp_u: int, wrapped: bool) -> np.ndarray:
+    """``a_zp_u * colsum - k * a_zp_u * zero_point`` (zero_point None: all zero), remembered in
+    ``cache`` per activation zero point: int64, or with ``wrapped`` the int32 the kernels use
+    (modulo 2**32). Shared by PackedWeights and PackedConvWeights."""
+    cached = cache.get(a_zp_u)
+    if cached is None:
+        off = a_zp_u * colsum.astype(np.int64)
+        if zero_point is not None:
+            off -= k * a_zp_u * zero_point.astype(np.int64)
+        cached = (off, off.astype(np.uint32, casting="unsafe").view(np.int32))
+        for arr in cached:
+            arr.setflags(write=False)
+        if len(cache) < 16:
+            cache[a_zp_u] = cached
+    return cached[1] if wrapped else cached[0]
+
+
 class PackedWeights:
     """int8 weights ``b`` of shape (K, N), packed for the GEMM kernels.
 
@@ -82,17 +99,8 @@ class PackedWeights:
 
         int64, or with ``wrapped`` the int32 the kernels use (modulo 2**32).
         """
-        cached = self._offsets.get(a_zp_u)
-        if cached is None:
-            off = a_zp_u * self._colsum.astype(np.int64)
-            if self._has_zp:
-                off -= self._b.shape[0] * a_zp_u * self._zero_point.astype(np.int64)
-            cached = (off, off.astype(np.uint32, casting="unsafe").view(np.int32))
-            for arr in cached:
-                arr.setflags(write=False)
-            if len(self._offsets) < 16:
-                self._offsets[a_zp_u] = cached
-        return cached[1] if wrapped else cached[0]
+        return column_offsets(self._offsets, self._colsum, self._zero_point if self._has_zp else None,
+                              self._b.shape[0], a_zp_u, wrapped)
 
     def __getstate__(self):
         return {"b": self._b, "zero_point": self._zero_point}

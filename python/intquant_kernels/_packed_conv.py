@@ -9,6 +9,7 @@ from . import _core
 from . import _validate as v
 from ._conv_common import channel_zero_points, check_output_channels, conv_groups, conv_weights
 from ._dispatch import active_isa
+from ._packed import column_offsets
 
 
 class PackedConvWeights:
@@ -121,17 +122,8 @@ class PackedConvWeights:
         For depthwise weights this is ``x_zp_u * sum_t (w - zero_point)``, the
         same number (csrc/conv.h).
         """
-        cached = self._offsets.get(x_zp_u)
-        if cached is None:
-            off = x_zp_u * self._colsum.astype(np.int64)
-            if self._has_zp:
-                off -= self.k * x_zp_u * self._zero_point.astype(np.int64)
-            cached = (off, off.astype(np.uint32, casting="unsafe").view(np.int32))
-            for arr in cached:
-                arr.setflags(write=False)
-            if len(self._offsets) < 16:
-                self._offsets[x_zp_u] = cached
-        return cached[1] if wrapped else cached[0]
+        return column_offsets(self._offsets, self._colsum, self._zero_point if self._has_zp else None, self.k,
+                              x_zp_u, wrapped)
 
     def __getstate__(self):
         return {"w": self._w, "zero_point": self._zero_point, "groups": self._groups}

@@ -173,13 +173,13 @@ def scalar_int(value, what: str, lo: int, hi: int) -> int:
     return v
 
 
-def column_zero_points(zero_point, n: int, what: str = "b_zero_point") -> np.ndarray:
-    """A scalar or (N,) int8-range zero point, as (N,) int32."""
+def column_zero_points(zero_point, n: int, what: str = "b_zero_point", each: str = "column") -> np.ndarray:
+    """A scalar or (N,) int8-range zero point (one per ``each``), as (N,) int32."""
     zp = np.asarray(zero_point)
     if zp.dtype.kind not in "iu":
         raise TypeError(f"{what} must be an integer or a 1-D integer array, got dtype {zp.dtype}")
     if zp.ndim > 1 or (zp.ndim == 1 and zp.shape[0] != n):
-        raise ValueError(f"{what} must be a scalar or have shape ({n},) (one per column), got {zp.shape}")
+        raise ValueError(f"{what} must be a scalar or have shape ({n},) (one per {each}), got {zp.shape}")
     if np.any((zp < -128) | (zp > 127)):
         raise ValueError(f"{what} must lie in [-128, 127] (int8 weights)")
     return np.ascontiguousarray(np.broadcast_to(zp.astype(np.int32), (n,)))
