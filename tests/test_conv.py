@@ -22,6 +22,8 @@ import intquant_kernels as iq
 from intquant_kernels import reference as ref
 from intquant_kernels._conv_common import conv_geometry
 
+from exact import assert_same, assert_same_errors, check_error
+
 # The random configurations, helpers and error table of the reference's own tests.
 from test_conv_reference import (
     BOUND_CASES,
@@ -32,7 +34,6 @@ from test_conv_reference import (
     Q_RANGE,
     X,
     W,
-    assert_same,
     epilogue_args,
     rand_q,
     random_case,
@@ -540,28 +541,12 @@ ALL_ERRORS = {**ERRORS, **PACKED_ERRORS}
 def test_errors(impl, case):
     """The fast path (under each ISA) rejects what the reference rejects (tests/test_conv_reference.py
     checks the reference alone, without PackedConvWeights), with the same exception type."""
-    exc, pattern, call = ALL_ERRORS[case]
-    if impl == "reference":
-        with pytest.raises(exc, match=pattern):
-            call(ref)
-    else:
-        with iq.use_isa(impl[len("fast-"):]):
-            with pytest.raises(exc, match=pattern):
-                call(iq)
+    check_error(impl, *ALL_ERRORS[case])
 
 
 def test_error_messages_agree():
     """The fast path and the reference raise the same exception type with the same message."""
-    differ = []
-    for case, (_, _, call) in ALL_ERRORS.items():
-        got = []
-        for impl in (iq, ref):
-            with pytest.raises(Exception) as info:
-                call(impl)
-            got.append((type(info.value).__name__, str(info.value)))
-        if got[0] != got[1]:
-            differ.append(f"{case}: fast {got[0]} != reference {got[1]}")
-    assert not differ, "\n".join(differ)
+    assert_same_errors(ALL_ERRORS)
 
 
 @pytest.mark.parametrize("case,exc,pattern,args", [

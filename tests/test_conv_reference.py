@@ -20,6 +20,8 @@ import pytest
 
 from intquant_kernels import reference as ref
 
+from exact import assert_same
+
 INT32_MAX = 2**31 - 1
 Q_RANGE = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
 
@@ -173,26 +175,6 @@ def im2col(x, kh, kw, *, stride=1, padding=0, dilation=1, layout="NCHW", x_zero_
         for j in range(ow):
             cols[:, i, j] = xp[:, :, i * sh:i * sh + dh * (kh - 1) + 1:dh, j * sw:j * sw + dw * (kw - 1) + 1:dw]
     return cols.reshape(n * oh * ow, c, kh, kw), (n, oh, ow)
-
-
-def assert_same(got, want, what: str) -> None:
-    """``got`` equals ``want`` exactly: same type, dtype, shape and bits."""
-    assert isinstance(got, np.ndarray), f"{what}: got a {type(got).__name__}, not an ndarray"
-    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype}, expected {want.dtype}"
-    assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
-    if got.dtype.kind == "f":
-        bits = np.dtype(f"u{got.dtype.itemsize}")
-        g, w = np.ascontiguousarray(got).view(bits), np.ascontiguousarray(want).view(bits)
-    else:
-        g, w = got, want
-    if not np.array_equal(g, w):
-        bad = np.argwhere(g != w)
-        first = tuple(int(i) for i in bad[0])
-        pytest.fail(
-            f"{what}: {len(bad)} of {g.size} elements differ; first at {first}: "
-            f"got {got[first]!r}, expected {want[first]!r}",
-            pytrace=False,
-        )
 
 
 #: qconv2d epilogues: output dtype, bias (float or int32), relu; "pow2": power-of-two scales, so that

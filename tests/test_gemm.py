@@ -18,6 +18,8 @@ import pytest
 import intquant_kernels as iq
 from intquant_kernels import reference as ref
 
+from exact import assert_same, assert_same_errors, check_error
+
 AVAILABLE_ISAS = tuple(iq.available_isas())
 INT32_MAX = 2**31 - 1
 Q_RANGE = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
@@ -49,26 +51,6 @@ def rand_b_zp(rng, n) -> np.ndarray:
 
 def shape_id(m, k, n) -> str:
     return f"M={m}-K={k}-N={n}"
-
-
-def assert_same(got, want, what: str) -> None:
-    """``got`` equals ``want`` exactly: same type, dtype, shape and bits."""
-    assert isinstance(got, np.ndarray), f"{what}: got a {type(got).__name__}, not an ndarray"
-    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype}, expected {want.dtype}"
-    assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
-    if got.dtype.kind == "f":
-        bits = np.dtype(f"u{got.dtype.itemsize}")
-        g, w = np.ascontiguousarray(got).view(bits), np.ascontiguousarray(want).view(bits)
-    else:
-        g, w = got, want
-    if not np.array_equal(g, w):
-        bad = np.argwhere(g != w)
-        first = tuple(int(i) for i in bad[0])
-        pytest.fail(
-            f"{what}: {len(bad)} of {g.size} elements differ; first at {first}: "
-            f"got {got[first]!r}, expected {want[first]!r}",
-            pytrace=False,
-        )
 
 
 def extreme(lo, hi, zp) -> int:
@@ -987,28 +969,12 @@ ERRORS = {**GEMM_ERRORS, **QGEMM_ERRORS}
 def test_errors(impl, case):
     """The fast path (under each ISA) and the reference reject the same inputs with the same
     exception type and message."""
-    exc, pattern, call = ERRORS[case]
-    if impl == "reference":
-        with pytest.raises(exc, match=pattern):
-            call(ref)
-    else:
-        with iq.use_isa(impl[len("fast-"):]):
-            with pytest.raises(exc, match=pattern):
-                call(iq)
+    check_error(impl, *ERRORS[case])
 
 
 def test_error_messages_agree():
     """The fast path and the reference raise the same exception type with the same message."""
-    differ = []
-    for case, (_, _, call) in ERRORS.items():
-        got = []
-        for impl in (iq, ref):
-            with pytest.raises(Exception) as info:
-                call(impl)
-            got.append((type(info.value).__name__, str(info.value)))
-        if got[0] != got[1]:
-            differ.append(f"{case}: fast {got[0]} != reference {got[1]}")
-    assert not differ, "\n".join(differ)
+    assert_same_errors(ERRORS)
 
 
 def test_out_untouched_on_error():

@@ -1,0 +1,55 @@
+"""Checks shared by the test files: exact equality, and the same errors on both paths."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import intquant_kernels as iq
+from intquant_kernels import reference as ref
+
+
+def assert_same(got, want, what: str) -> None:
+    """``got`` equals ``want`` exactly: same type, dtype, shape and bits."""
+    assert isinstance(got, np.ndarray), f"{what}: got a {type(got).__name__}, not an ndarray"
+    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype}, expected {want.dtype}"
+    assert got.shape == want.shape, f"{what}: shape {got.shape}, expected {want.shape}"
+    if got.dtype.kind == "f":
+        bits = np.dtype(f"u{got.dtype.itemsize}")
+        g, w = np.ascontiguousarray(got).view(bits), np.ascontiguousarray(want).view(bits)
+    else:
+        g, w = got, want
+    if not np.array_equal(g, w):
+        bad = np.argwhere(g != w)
+        first = tuple(int(i) for i in bad[0])
+        pytest.fail(
+            f"{what}: {len(bad)} of {g.size} elements differ; first at {first}: "
+            f"got {got[first]!r}, expected {want[first]!r}",
+            pytrace=False,
+        )
+
+
+def check_error(impl: str, exc, pattern: str, call) -> None:
+    """``call(module)`` raises ``exc`` matching ``pattern`` on the reference (impl "reference") or
+    on the fast path under the ISA of impl "fast-<isa>"."""
+    if impl == "reference":
+        with pytest.raises(exc, match=pattern):
+            call(ref)
+    else:
+        with iq.use_isa(impl[len("fast-"):]):
+            with pytest.raises(exc, match=pattern):
+                call(iq)
+
+
+def assert_same_errors(table: dict) -> None:
+    """Every call of ``table`` ({case: (exc, pattern, call)}) raises the same exception type with the
+    same message on the fast path and on the reference."""
+    differ = []
+    for case, (_, _, call) in table.items():
+        got = []
+        for impl in (iq, ref):
+            with pytest.raises(Exception) as info:
+                call(impl)
+            got.append((type(info.value).__name__, str(info.value)))
+        if got[0] != got[1]:
+            differ.append(f"{case}: fast {got[0]} != reference {got[1]}")
+    assert not differ, "\n".join(differ)
