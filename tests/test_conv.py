@@ -566,3 +566,21 @@ def test_pack_conv_weights_errors(isa, case, exc, pattern, args):
     w = args.pop("w", W)
     with pytest.raises(exc, match=pattern):
         iq.pack_conv_weights(w, **args)
+
+
+def test_epilogue_arguments_changed_in_place(isa):
+    """Resolved epilogues are remembered by the arguments' contents: scales and bias changed in
+    place between calls take effect."""
+    rng = rng_for("epilogue-cache", 0)
+    x = rand_q(rng, (1, 5, 6, 7), np.uint8)
+    for groups, oc in ((1, 9), (5, 5)):
+        pw = iq.pack_conv_weights(rand_q(rng, (oc, 5 // groups, 3, 3), np.int8), groups=groups)
+        w_scale = np.full(oc, 0.01, np.float32)
+        bias = np.zeros(oc, np.float32)
+        for out_scale, dtype in ((None, np.float32), (0.5, np.uint8)):
+            for step in range(3):
+                kw = dict(padding=1, groups=groups, bias=bias, out_scale=out_scale, out_dtype=dtype)
+                assert_same(iq.qconv2d(x, pw, 0.02, w_scale, **kw),
+                            ref.qconv2d(x, pw.weights, 0.02, w_scale, **kw), f"groups={groups} step {step}")
+                w_scale *= 1.5
+                bias += 0.25

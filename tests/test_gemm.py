@@ -1036,3 +1036,20 @@ def test_empty_qgemm(isa, m, k, n):
         want = ref.qgemm(a, b, 0.5, 0.25, a_zero_point=1, **kw)
         assert want.shape == (m, n)
         assert_same(iq.qgemm(a, b, 0.5, 0.25, a_zero_point=1, **kw), want, f"{where} {sorted(kw)}")
+
+
+def test_epilogue_arguments_changed_in_place(isa):
+    """Resolved epilogues are remembered by the arguments' contents: scales and bias changed in
+    place between calls take effect."""
+    rng = rng_for("epilogue-cache", 0)
+    a = rng.integers(0, 256, (7, 33), dtype=np.uint8)
+    pw = iq.pack_weights(rng.integers(-128, 128, (33, 20), dtype=np.int8))
+    b_scale = np.full(20, 0.01, np.float32)
+    bias = np.zeros(20, np.float32)
+    for out_scale, dtype in ((None, np.float32), (0.5, np.int8)):
+        for step in range(3):
+            kw = dict(bias=bias, out_scale=out_scale, out_dtype=dtype, a_zero_point=3)
+            assert_same(iq.qgemm(a, pw, 0.02, b_scale, **kw),
+                        ref.qgemm(a, pw.weights, 0.02, b_scale, **kw), f"step {step} {np.dtype(dtype)}")
+            b_scale *= 1.5
+            bias += 0.25

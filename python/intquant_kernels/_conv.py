@@ -9,6 +9,7 @@ from . import reference as _ref
 from ._conv_common import (accumulator_bound, channel_zero_points, check_packed_args, conv_activations,
                            conv_geometry, conv_weights, resolve_qconv)
 from ._dispatch import active_isa
+from ._gemm_common import EpilogueCache
 from ._gemm import _KIND_F32, _KIND_I32, _KIND_Q8, _NO_EPILOGUE, _columns, _wrap_int32
 from ._packed_conv import PackedConvWeights
 
@@ -84,6 +85,9 @@ def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_poi
     return y
 
 
+_resolve = EpilogueCache(resolve_qconv)
+
+
 def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW", x_zero_point=0, w_zero_point=0,
            out=None):
     pw = _packed(w, groups, w_zero_point)
@@ -94,8 +98,7 @@ def qconv2d(x, w, x_scale, w_scale, *, stride=1, padding=0, dilation=1, groups=1
             x_zero_point=0, w_zero_point=0, bias=None, relu=False, out_scale=None, out_zero_point=0,
             out_dtype=np.float32, out=None):
     pw = _packed(w, groups, w_zero_point)
-    ep = resolve_qconv(pw.shape[0], x_scale, w_scale, bias, relu, out_scale, out_zero_point, out_dtype,
-                       columns=_columns)
+    ep = _resolve(pw.shape[0], x_scale, w_scale, bias, relu, out_scale, out_zero_point, out_dtype, _columns)
     kind = _KIND_Q8 if ep.requantize else _KIND_F32
     return _run(x, pw, stride, padding, dilation, layout, x_zero_point, kind, out, ep.out_dtype, ep)
 

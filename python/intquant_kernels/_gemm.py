@@ -9,7 +9,7 @@ from . import _core
 from . import _validate as v
 from . import reference as _ref
 from ._dispatch import active_isa
-from ._gemm_common import resolve_qgemm
+from ._gemm_common import EpilogueCache, resolve_qgemm
 from ._packed import PackedWeights, check_no_zero_point
 
 _KIND_I32, _KIND_F32, _KIND_Q8 = 0, 1, 2
@@ -62,6 +62,9 @@ def _columns(n, a_s, b_s, bias32, o_s):
                                None if o_s is None else float(o_s))
 
 
+_resolve = EpilogueCache(resolve_qgemm)
+
+
 def gemm(a, b, *, a_zero_point=0, b_zero_point=0, out=None):
     return _run(a, _packed(b, b_zero_point), a_zero_point, _KIND_I32, out, np.int32)
 
@@ -69,8 +72,7 @@ def gemm(a, b, *, a_zero_point=0, b_zero_point=0, out=None):
 def qgemm(a, b, a_scale, b_scale, *, a_zero_point=0, b_zero_point=0, bias=None, relu=False,
           out_scale=None, out_zero_point=0, out_dtype=np.float32, out=None):
     pw = _packed(b, b_zero_point)
-    ep = resolve_qgemm(pw.shape[1], a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype,
-                       columns=_columns)
+    ep = _resolve(pw.shape[1], a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype, _columns)
     kind = _KIND_Q8 if ep.requantize else _KIND_F32
     return _run(a, pw, a_zero_point, kind, out, ep.out_dtype, ep)
 

@@ -1,6 +1,7 @@
 """Argument resolution shared by the fast gemm/qgemm and the reference."""
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,3 +111,50 @@ def resolve_qgemm(n, a_scale, b_scale, bias, relu, out_scale, out_zero_point, ou
         bias_q = bias_a.astype(np.int64)
     lo = max(qmin, ozp) if relu else qmin
     return QgemmEpilogue(m, None, bias_q, relu, odt, True, ozp, lo, qmax)
+
+
+def _key(value):
+    """A hashable key that determines ``value`` as an argument (type and contents), or
+    raises TypeError for values it cannot describe that way."""
+    if value is None or type(value) in (bool, int, float):
+        return (type(value), value)
+    a = np.asarray(value)
+    if a.dtype.kind not in "biuf":
+        raise TypeError("no key")
+    return (type(value), a.dtype.str, a.shape, a.tobytes())
+
+
+class EpilogueCache:
+    """Remembers resolved epilogues of the fast paths, keyed by the arguments' types and contents:
+    a model calls the same layer with the same scales again and again, and resolving them costs
+    several microseconds per call. Arguments that cannot be keyed, and arguments that raise, are
+    resolved every time. The remembered arrays are private read-only copies."""
+
+    def __init__(self, resolve, size=64):
+        self._resolve = resolve
+        self._size = size
+        self._cache = {}
+
+    def __call__(self, n, scale_a, scale_b, bias, relu, out_scale, out_zero_point, out_dtype, columns):
+        args = (n, scale_a, scale_b, bias, relu, out_scale, out_zero_point, out_dtype)
+        try:
+            key = tuple(_key(a) for a in args[:-1]) + (np.dtype(out_dtype).str, columns)
+        except (TypeError, ValueError):
+            return self._resolve(*args, columns=columns)
+        ep = self._cache.get(key)
+        if ep is None:
+            ep = self._resolve(*args, columns=columns)
+            # Private read-only copies: a resolved array may be the caller's own (a float32
+            # bias passes through), which may change after this call.
+            own = {}
+            for name in ("scale", "bias", "bias_q"):
+                arr = getattr(ep, name)
+                if arr is not None:
+                    arr = np.array(arr, copy=True)
+                    arr.setflags(write=False)
+                    own[name] = arr
+            ep = dataclasses.replace(ep, **own)
+            if len(self._cache) >= self._size:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[key] = ep
+        return ep
