@@ -57,7 +57,7 @@ def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_poi
     qmin, qmax = v.q_range(x.dtype)
     x_zp = v.scalar_int(x_zero_point, "x_zero_point", qmin, qmax)
     bias_q = ep.bias_q if ep is not None else None
-    bias_bound = int(np.max(np.abs(bias_q))) if bias_q is not None and bias_q.size else 0
+    bias_bound = ep.bias_bound if ep is not None else 0
     accumulator_bound(g.k, x.dtype, x_zp, pw._span, bias_bound)
 
     y = np.empty(g.out_shape, out_dtype) if out is None else v.check_out(out, g.out_shape, out_dtype)

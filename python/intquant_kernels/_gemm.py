@@ -37,7 +37,7 @@ def _run(a, pw: PackedWeights, a_zero_point, kind, out, out_dtype, ep=None):
     qmin, qmax = v.q_range(a.dtype)
     a_zp = v.scalar_int(a_zero_point, "a_zero_point", qmin, qmax)
     bias_q = ep.bias_q if ep is not None else None
-    bias_bound = int(np.max(np.abs(bias_q))) if bias_q is not None and bias_q.size else 0
+    bias_bound = ep.bias_bound if ep is not None else 0
     v.accumulator_bound(k, a.dtype, a_zp, pw._span, bias_bound)
 
     shape = a.shape[:-1] + (n,)

@@ -22,6 +22,8 @@ class QgemmEpilogue:
     out_zp: int
     lo: int
     hi: int
+    bias_bound: int = 0  # max |bias_q| (0 without a quantized bias), for the exactness bound
+
 
 
 def columns_numpy(n, a_s, b_s, bias32, o_s):
@@ -110,7 +112,8 @@ def resolve_qgemm(n, a_scale, b_scale, bias, relu, out_scale, out_zero_point, ou
     if bias_a is not None and not float_bias:
         bias_q = bias_a.astype(np.int64)
     lo = max(qmin, ozp) if relu else qmin
-    return QgemmEpilogue(m, None, bias_q, relu, odt, True, ozp, lo, qmax)
+    bound = int(np.max(np.abs(bias_q))) if bias_q is not None and bias_q.size else 0
+    return QgemmEpilogue(m, None, bias_q, relu, odt, True, ozp, lo, qmax, bound)
 
 
 def _key(value):

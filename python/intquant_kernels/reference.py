@@ -136,17 +136,12 @@ def qgemm(a, b, a_scale, b_scale, *, a_zero_point=0, b_zero_point=0, bias=None, 
 
     b, b_zp = _weights_and_zp(b, b_zero_point)
     ep = resolve_qgemm(b.shape[1], a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype)
-    acc = _gemm_int64(a, b, b_zp, a_zero_point, _bias_bound(ep))
+    acc = _gemm_int64(a, b, b_zp, a_zero_point, ep.bias_bound)
     res = _epilogue(acc, ep)
     if out is None:
         return res
     v.check_out(out, res.shape, res.dtype)[...] = res
     return out
-
-
-def _bias_bound(ep) -> int:
-    """max|bias_q|: the room the exactness bound leaves for a quantized bias."""
-    return int(np.max(np.abs(ep.bias_q))) if ep.bias_q is not None and ep.bias_q.size else 0
 
 
 def _epilogue(acc, ep):
@@ -271,7 +266,7 @@ def qconv2d(x, w, x_scale, w_scale, *, stride=1, padding=0, dilation=1, groups=1
     w, w_zp = _conv_weights_and_zp(w, w_zero_point, groups)
     g = cc.conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, layout)
     ep = cc.resolve_qconv(g.oc, x_scale, w_scale, bias, relu, out_scale, out_zero_point, out_dtype)
-    acc = _conv_int64(x, w, w_zp, g, x_zero_point, _bias_bound(ep))
+    acc = _conv_int64(x, w, w_zp, g, x_zero_point, ep.bias_bound)
     y = _in_layout(_epilogue(acc, ep), g.layout)
     if out is None:
         return y
