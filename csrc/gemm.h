@@ -76,6 +76,11 @@ struct GemmKernel {
   GemmTileFn fn = nullptr;
   const char* name = nullptr;
   GemmShape shape{GemmLayout::vnni4, 1, 1};
+  // The drivers cut K into slices of at most this many bytes of B panel
+  // (groups x NR columns x 4 bytes), of equal size: the B slice stays in cache
+  // while the tiles of an A block stream past it, and partial sums wait in a
+  // buffer between slices. 24 KB keeps it in L1.
+  size_t k_slice_bytes = 24 * 1024;
 };
 
 // One per ISA file, each naming its tile function and shape.

@@ -13,19 +13,26 @@ namespace iqk {
 
 // The steps of gemm_epilogue.h after the corrections, on 16 values `v` with
 // their per-column scale and bias as vectors: the result goes to `out` (the
-// element of the first value) where `mask` is set. Kind == ep.kind.
+// element of the first value) where `mask` is set. Kind == ep.kind. `full`
+// (all 16 selected) stores without a mask: the same bytes.
 template <GemmOut Kind>
 static inline void gemm_finish16_avx512(const GemmEpilogue& ep, __m512i v, __m512 scale, __m512 bias, void* out,
-                                        __mmask16 mask) {
+                                        __mmask16 mask, bool full = false) {
   switch (Kind) {
     case GemmOut::i32:
-      _mm512_mask_storeu_epi32(out, mask, v);
+      if (full)
+        _mm512_storeu_si512(out, v);
+      else
+        _mm512_mask_storeu_epi32(out, mask, v);
       break;
     case GemmOut::f32: {
       __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
       y = _mm512_add_ps(y, bias);
       if (ep.relu) y = _mm512_max_ps(_mm512_setzero_ps(), y);
-      _mm512_mask_storeu_ps(out, mask, y);
+      if (full)
+        _mm512_storeu_ps(out, y);
+      else
+        _mm512_mask_storeu_ps(out, mask, y);
       break;
     }
     case GemmOut::q8: {
@@ -39,7 +46,10 @@ static inline void gemm_finish16_avx512(const GemmEpilogue& ep, __m512i v, __m51
       // it with the store into vpmovdb-to-memory, which is far slower on
       // some CPUs (AMD Zen 4/5) than a register vpmovdb and a masked store.
       __asm__("" : "+x"(b));
-      _mm_mask_storeu_epi8(out, mask, b);
+      if (full)
+        _mm_storeu_si128(static_cast<__m128i*>(out), b);
+      else
+        _mm_mask_storeu_epi8(out, mask, b);
       break;
     }
   }

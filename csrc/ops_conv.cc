@@ -191,16 +191,17 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
   const size_t chunk_panels = ceil_div(n_panels, n_chunks);
   n_chunks = ceil_div(n_panels, chunk_panels);
 
-  // Slices of K whose B part (kc groups x NR columns) stays in L1 while the
-  // block's tiles stream past it; partial sums wait in a per-thread buffer.
-  // Implicit: slices never cross a kernel row (segment of seg groups).
-  constexpr size_t kBSliceBytes = 24 * 1024;
-  const size_t kc = std::max<size_t>(1, kBSliceBytes / (nr * 4));
+  // Slices of K of at most kernel.k_slice_bytes of B panel (kc groups x NR
+  // columns), of equal size, that stay in cache while the block's tiles stream
+  // past; partial sums wait in a per-thread buffer. Implicit: slices never
+  // cross a kernel row (segment of seg groups).
+  const size_t seg = implicit ? g.kw * Cg / 4 : kgroups, n_segs = implicit ? g.kh : 1;
+  const size_t seg_slices = std::max<size_t>(1, ceil_div(seg, std::max<size_t>(1, kernel.k_slice_bytes / (nr * 4))));
+  const size_t kc = std::max<size_t>(1, ceil_div(seg, seg_slices));
   struct Slice {
     size_t g0, gn, kh;
   };
   std::vector<Slice> slices;
-  const size_t seg = implicit ? g.kw * Cg / 4 : kgroups, n_segs = implicit ? g.kh : 1;
   for (size_t sg = 0; sg < n_segs; ++sg)
     for (size_t off = 0; off < seg; off += kc) slices.push_back({sg * seg + off, std::min(kc, seg - off), sg});
   if (slices.empty()) slices.push_back({0, 0, 0});  // K == 0: the epilogue alone

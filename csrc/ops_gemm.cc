@@ -120,12 +120,13 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
   const size_t chunk_panels = ceil_div(n_panels, n_chunks);
   n_chunks = ceil_div(n_panels, chunk_panels);
 
-  // K is cut into slices whose B part (kc groups x NR columns) stays in L1
-  // while the block's A panels stream past it; partial sums of a slice wait in
-  // a per-thread buffer of MR x NR tiles.
-  constexpr size_t kBSliceBytes = 24 * 1024;
-  const size_t kc = std::max<size_t>(1, kBSliceBytes / (nr * 4));
-  const size_t k_slices = std::max<size_t>(1, ceil_div(groups, kc));
+  // K is cut into slices of at most kernel.k_slice_bytes of B panel (kc
+  // groups x NR columns), of equal size, that stay in cache while the block's
+  // A panels stream past; partial sums of a slice wait in a per-thread buffer
+  // of MR x NR tiles.
+  const size_t k_slices =
+      std::max<size_t>(1, ceil_div(groups, std::max<size_t>(1, kernel.k_slice_bytes / (nr * 4))));
+  const size_t kc = std::max<size_t>(1, ceil_div(groups, k_slices));
 
   parallel_for(m_blocks * n_chunks, [&](size_t task) {
     const size_t mb = task / n_chunks, nc = task % n_chunks;
