@@ -8,6 +8,25 @@ import intquant_kernels as iq
 from intquant_kernels import reference as ref
 
 
+#: (activation dtype, activation fill, activation zero point, weight fill, weight zero point):
+#: every value and zero point at an end of its range.
+EXTREMES = [
+    (np.int8, -128, 0, -128, 0),
+    (np.int8, 127, 0, 127, 0),
+    (np.int8, -128, 0, 127, 0),
+    (np.int8, 127, -128, 127, -128),
+    (np.int8, -128, 127, -128, 127),
+    (np.int8, -128, 127, 127, -128),
+    (np.uint8, 255, 0, -128, 0),
+    (np.uint8, 255, 0, 127, 0),
+    (np.uint8, 0, 255, -128, 127),
+    (np.uint8, 0, 255, 127, -128),
+    (np.uint8, 255, 0, 127, -128),
+    (np.uint8, 0, 0, -128, 0),
+    (np.uint8, 255, 255, -128, 0),
+]
+
+
 def assert_same(got, want, what: str) -> None:
     """``got`` equals ``want`` exactly: same type, dtype, shape and bits."""
     assert isinstance(got, np.ndarray), f"{what}: got a {type(got).__name__}, not an ndarray"

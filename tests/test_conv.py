@@ -22,7 +22,7 @@ import intquant_kernels as iq
 from intquant_kernels import reference as ref
 from intquant_kernels._conv_common import conv_geometry
 
-from exact import assert_same, assert_same_errors, check_error
+from exact import EXTREMES, assert_same, assert_same_errors, check_error
 
 # The random configurations, helpers and error table of the reference's own tests.
 from test_conv_reference import (
@@ -395,22 +395,6 @@ def test_batch_and_two_threads(isa, case, layout):
     assert_same(iq.conv2d(x, wt, **kw), want, f"{what} 1 thread")
 
 
-# (x dtype, x fill, x_zp, w fill, w_zp): every value and zero point at an end of its range.
-EXTREMES = [
-    (np.int8, -128, 0, -128, 0),
-    (np.int8, 127, 0, 127, 0),
-    (np.int8, -128, 0, 127, 0),
-    (np.int8, 127, -128, 127, -128),
-    (np.int8, -128, 127, -128, 127),
-    (np.int8, -128, 127, 127, -128),
-    (np.uint8, 255, 0, -128, 0),
-    (np.uint8, 255, 0, 127, 0),
-    (np.uint8, 0, 255, -128, 127),
-    (np.uint8, 0, 255, 127, -128),
-    (np.uint8, 255, 0, 127, -128),
-    (np.uint8, 0, 0, -128, 0),
-    (np.uint8, 255, 255, -128, 0),
-]
 
 
 @pytest.mark.parametrize("x_dtype,x_fill,x_zp,w_fill,w_zp", EXTREMES,

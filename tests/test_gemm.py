@@ -18,7 +18,7 @@ import pytest
 import intquant_kernels as iq
 from intquant_kernels import reference as ref
 
-from exact import assert_same, assert_same_errors, check_error
+from exact import EXTREMES, assert_same, assert_same_errors, check_error
 
 AVAILABLE_ISAS = tuple(iq.available_isas())
 INT32_MAX = 2**31 - 1
@@ -437,22 +437,6 @@ def test_zero_points(isa, a_dtype, a_zp, b_zp_kind):
                 f"{where} int64 zero points")
 
 
-# (a dtype, a fill, a_zp, b fill, b_zp): every value and zero point at an end of its range.
-EXTREMES = [
-    (np.int8, -128, 0, -128, 0),
-    (np.int8, 127, 0, 127, 0),
-    (np.int8, -128, 0, 127, 0),
-    (np.int8, 127, -128, 127, -128),
-    (np.int8, -128, 127, -128, 127),
-    (np.int8, -128, 127, 127, -128),
-    (np.uint8, 255, 0, -128, 0),
-    (np.uint8, 255, 0, 127, 0),
-    (np.uint8, 0, 255, -128, 127),
-    (np.uint8, 0, 255, 127, -128),
-    (np.uint8, 255, 0, 127, -128),
-    (np.uint8, 0, 0, -128, 0),
-    (np.uint8, 255, 255, -128, 0),
-]
 
 
 @pytest.mark.parametrize("a_dtype,a_fill,a_zp,b_fill,b_zp", EXTREMES,
