@@ -568,3 +568,21 @@ def test_epilogue_arguments_changed_in_place(isa):
                             ref.qconv2d(x, pw.weights, 0.02, w_scale, **kw), f"groups={groups} step {step}")
                 w_scale *= 1.5
                 bias += 0.25
+
+
+@pytest.mark.parametrize("c,k,layout", [(1536, 3, "NHWC"), (2100, 3, "NCHW"), (4104, 1, "NHWC")],
+                         ids=["implicit-C1536", "im2col-C2100", "pointwise-C4104"])
+def test_deep_channels(isa, c, k, layout):
+    """Channel counts whose K (or whose kernel row, for the implicit GEMM) spans several of the
+    kernels' K slices, on both thread counts."""
+    rng = rng_for("deep", c)
+    x = rand_q(rng, (2, 5, 14, c) if layout == "NHWC" else (2, c, 5, 14), np.uint8)
+    w = rand_q(rng, (70, c, k, k), np.int8)
+    kw = dict(padding=k // 2, layout=layout, x_zero_point=131, w_zero_point=rng.integers(-20, 20, 70))
+    want = ref.conv2d(x, w, **kw)
+    for threads in (1, 2):
+        iq.set_num_threads(threads)
+        what = f"isa={isa} C={c} k={k} {layout} threads={threads}"
+        with conv_kernel_runs(isa, x, w, 1, layout, what):
+            got = iq.conv2d(x, w, **kw)
+        assert_same(got, want, what)
