@@ -63,13 +63,16 @@ struct GemmEpilogue {
 // Computes the tile C[m0 : m0+mr, n0 : n0+nr] (mr <= MR, nr <= NR) from mr
 // rows of A and a B panel slice covering `groups` k-groups. Row i of A starts
 // at a_rows + i * a_stride bytes and holds 4 bytes per group (vnni4: 4 x u8;
-// pair16: 2 x int16); only rows < mr are read. K may come in several
+// pair16: 2 x int16); only rows < mr are read. A row may come in segments:
+// after every `seg_groups` groups (>= 1) the row continues seg_skip bytes
+// further on (a convolution's kernel rows in its staged input); a plain row
+// has seg_groups >= groups. K may come in several
 // slices (cache blocking): `acc_in`, when not null, holds the MR x NR
 // (row-major, stride NR) int32 sums of the earlier slices to start from;
 // `acc_out`, when not null, receives the sums so far (no epilogue). The last
 // slice has acc_out == null and applies the epilogue into ep.c.
 using GemmTileFn = void (*)(size_t mr, size_t nr, size_t groups, const void* a_rows,
-                            size_t a_stride, const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
+                            size_t a_stride, size_t seg_groups, size_t seg_skip, const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
                             const GemmEpilogue& ep, size_t m0, size_t n0);
 
 struct GemmKernel {

@@ -85,7 +85,8 @@ __attribute__((always_inline)) inline void store_rows(const GemmEpilogue& e, siz
 }
 
 template <size_t R>
-void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, const int8_t* b,
+void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, size_t seg_groups, size_t seg_skip,
+          const int8_t* b,
           const int32_t* acc_in, int32_t* acc_out, const GemmEpilogue& ep, size_t m0, size_t n0) {
   // Accumulators are locals of this function only (never passed by reference)
   // so that the compiler keeps all of them in registers across the loop.
@@ -101,18 +102,21 @@ void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, const int
       c0[i] = c1[i] = c2[i] = c3[i] = _mm512_setzero_si512();
     }
   }
-  for (size_t g = 0; g < groups; ++g, a += 4, b += NR * 4) {
-    const __m512i b0 = _mm512_loadu_si512(b);
-    const __m512i b1 = _mm512_loadu_si512(b + 64);
-    const __m512i b2 = _mm512_loadu_si512(b + 128);
-    const __m512i b3 = _mm512_loadu_si512(b + 192);
+  for (size_t done = 0; done < groups; done += seg_groups, a += seg_skip) {
+    const size_t n = groups - done < seg_groups ? groups - done : seg_groups;
+    for (size_t g = 0; g < n; ++g, a += 4, b += NR * 4) {
+      const __m512i b0 = _mm512_loadu_si512(b);
+      const __m512i b1 = _mm512_loadu_si512(b + 64);
+      const __m512i b2 = _mm512_loadu_si512(b + 128);
+      const __m512i b3 = _mm512_loadu_si512(b + 192);
 #pragma GCC unroll 6
-    for (size_t i = 0; i < R; ++i) {
-      const __m512i av = _mm512_set1_epi32(gemm_load4(a + i * a_stride));
-      c0[i] = _mm512_dpbusd_epi32(c0[i], av, b0);
-      c1[i] = _mm512_dpbusd_epi32(c1[i], av, b1);
-      c2[i] = _mm512_dpbusd_epi32(c2[i], av, b2);
-      c3[i] = _mm512_dpbusd_epi32(c3[i], av, b3);
+      for (size_t i = 0; i < R; ++i) {
+        const __m512i av = _mm512_set1_epi32(gemm_load4(a + i * a_stride));
+        c0[i] = _mm512_dpbusd_epi32(c0[i], av, b0);
+        c1[i] = _mm512_dpbusd_epi32(c1[i], av, b1);
+        c2[i] = _mm512_dpbusd_epi32(c2[i], av, b2);
+        c3[i] = _mm512_dpbusd_epi32(c3[i], av, b3);
+      }
     }
   }
   if (acc_out) {
@@ -133,13 +137,13 @@ void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, const int
 }  // namespace
 
 void gemm_u8s8s32_5x64c4__avx512vnni(size_t mr, size_t nr, size_t groups, const void* a_rows,
-    size_t a_stride, const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
+    size_t a_stride, size_t seg_groups, size_t seg_skip, const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
     const GemmEpilogue& ep, size_t m0, size_t n0) {
   IQK_KERNEL_ENTRY("gemm_u8s8s32_5x64c4__avx512vnni");
   const uint8_t* a = static_cast<const uint8_t*>(a_rows);
   const int8_t* b = static_cast<const int8_t*>(b_panel);
   with_rows<MR>(mr, [&](auto rows) {
-    tile<decltype(rows)::value>(nr, groups, a, a_stride, b, acc_in, acc_out, ep, m0, n0);
+    tile<decltype(rows)::value>(nr, groups, a, a_stride, seg_groups, seg_skip, b, acc_in, acc_out, ep, m0, n0);
   });
 }
 

@@ -15,7 +15,7 @@ constexpr size_t MR = 4, NR = 16;
 }  // namespace
 
 void gemm_u8s8s32_4x16c4__avxvnni(size_t mr, size_t nr, size_t groups, const void* a_rows, size_t a_stride,
-    const void* b_panel, const int32_t* acc_in, int32_t* acc_out, const GemmEpilogue& ep,
+    size_t seg_groups, size_t seg_skip, const void* b_panel, const int32_t* acc_in, int32_t* acc_out, const GemmEpilogue& ep,
     size_t m0, size_t n0) {
   IQK_KERNEL_ENTRY("gemm_u8s8s32_4x16c4__avxvnni");
   const uint8_t* a = static_cast<const uint8_t*>(a_rows);
@@ -23,7 +23,7 @@ void gemm_u8s8s32_4x16c4__avxvnni(size_t mr, size_t nr, size_t groups, const voi
   // One 256-bit vpdpbusd: 4 unsigned x signed byte products per lane, added in.
   auto dot = [](__m256i acc, __m256i av, __m256i bv) { return _mm256_dpbusd_avx_epi32(acc, av, bv); };
   with_rows<MR>(mr, [&](auto rows) {
-    gemm_tile_4x16_ymm<decltype(rows)::value>(nr, groups, a, a_stride, b, acc_in, acc_out, ep,
+    gemm_tile_4x16_ymm<decltype(rows)::value>(nr, groups, a, a_stride, seg_groups, seg_skip, b, acc_in, acc_out, ep,
                                               m0, n0, dot);
   });
 }

@@ -96,7 +96,7 @@ static inline void gemm_store8_avx2(const GemmEpilogue& ep, size_t m, size_t n, 
 // registers across the loop.
 template <size_t R, typename Dot>
 static inline void gemm_tile_4x16_ymm(size_t nr, size_t groups, const uint8_t* a, size_t a_stride,
-                                      const uint8_t* b, const int32_t* acc_in, int32_t* acc_out,
+                                      size_t seg_groups, size_t seg_skip, const uint8_t* b, const int32_t* acc_in, int32_t* acc_out,
                                       const GemmEpilogue& ep, size_t m0, size_t n0, Dot dot) {
   constexpr size_t NR = 16;
   __m256i c0[R], c1[R];
@@ -109,14 +109,17 @@ static inline void gemm_tile_4x16_ymm(size_t nr, size_t groups, const uint8_t* a
       c0[i] = c1[i] = _mm256_setzero_si256();
     }
   }
-  for (size_t g = 0; g < groups; ++g, a += 4, b += 64) {
-    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
-    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32));
+  for (size_t done = 0; done < groups; done += seg_groups, a += seg_skip) {
+    const size_t n = groups - done < seg_groups ? groups - done : seg_groups;
+    for (size_t g = 0; g < n; ++g, a += 4, b += 64) {
+      const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+      const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32));
 #pragma GCC unroll 6
-    for (size_t i = 0; i < R; ++i) {
-      const __m256i av = _mm256_set1_epi32(gemm_load4(a + i * a_stride));
-      c0[i] = dot(c0[i], av, b0);
-      c1[i] = dot(c1[i], av, b1);
+      for (size_t i = 0; i < R; ++i) {
+        const __m256i av = _mm256_set1_epi32(gemm_load4(a + i * a_stride));
+        c0[i] = dot(c0[i], av, b0);
+        c1[i] = dot(c1[i], av, b1);
+      }
     }
   }
   if (acc_out) {

@@ -148,6 +148,7 @@ PYBIND11_MODULE(_core, m) {
     return d;
   });
   m.def("get_num_threads", &iqk::get_num_threads);
+  m.def("parallel_runs", &iqk::parallel_runs);
   m.def("default_num_threads", &iqk::default_num_threads);
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw py::value_error("number of threads must be a positive integer, got " + std::to_string(n));

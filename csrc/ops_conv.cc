@@ -184,7 +184,8 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
   const size_t units = implicit ? g.oh : P;
   const size_t per_block = implicit ? std::max<size_t>(1, max_rows / g.ow) : max_rows;
   const size_t blocks = ceil_div(units, per_block);
-  const size_t threads = static_cast<size_t>(get_num_threads());
+  // About 400 multiply-adds per ns on one thread of the fastest kernels.
+  const size_t threads = threads_for(static_cast<double>(g.n) * P * g.oc * K / 400.0);
   const size_t outer = g.n * blocks * G;
   size_t n_chunks = 1;
   if (threads > 1 && outer < 4 * threads) n_chunks = std::min(n_panels, ceil_div(4 * threads, outer));
@@ -193,20 +194,34 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
 
   // Slices of K of at most kernel.k_slice_bytes of B panel (kc groups x NR
   // columns), of equal size, that stay in cache while the block's tiles stream
-  // past; partial sums wait in a per-thread buffer. Implicit: slices never
-  // cross a kernel row (segment of seg groups).
+  // past; partial sums wait in a per-thread buffer between slices. K is a
+  // sequence of n_segs segments of seg groups: kernel rows for the implicit
+  // GEMM (each a separate run of the staging rows), all of K for im2col. A
+  // slice is either a run of whole segments (the tile kernel jumps between
+  // them) or a piece of one segment.
   const size_t seg = implicit ? g.kw * Cg / 4 : kgroups, n_segs = implicit ? g.kh : 1;
-  const size_t seg_slices = std::max<size_t>(1, ceil_div(seg, std::max<size_t>(1, kernel.k_slice_bytes / (nr * 4))));
-  const size_t kc = std::max<size_t>(1, ceil_div(seg, seg_slices));
+  const size_t kc_max = std::max<size_t>(1, kernel.k_slice_bytes / (nr * 4));
   struct Slice {
-    size_t g0, gn, kh;
+    size_t g0, gn;    // groups [g0, g0 + gn) of K
+    size_t seg, off;  // the segment g0 lies in, and g0's offset in it
+    size_t seg_groups;  // groups before the tile kernel jumps to the next segment
   };
   std::vector<Slice> slices;
-  for (size_t sg = 0; sg < n_segs; ++sg)
-    for (size_t off = 0; off < seg; off += kc) slices.push_back({sg * seg + off, std::min(kc, seg - off), sg});
-  if (slices.empty()) slices.push_back({0, 0, 0});  // K == 0: the epilogue alone
+  if (seg <= kc_max) {
+    const size_t per = kc_max / std::max<size_t>(seg, 1);  // whole segments per slice
+    const size_t n = ceil_div(n_segs, per), each = ceil_div(n_segs, n);
+    for (size_t s0 = 0; s0 < n_segs; s0 += each)
+      slices.push_back({s0 * seg, std::min(each, n_segs - s0) * seg, s0, 0, std::max<size_t>(seg, 1)});
+  } else {
+    const size_t kc = ceil_div(seg, ceil_div(seg, kc_max));
+    for (size_t sg = 0; sg < n_segs; ++sg)
+      for (size_t off = 0; off < seg; off += kc) {
+        const size_t gn = std::min(kc, seg - off);
+        slices.push_back({sg * seg + off, gn, sg, off, gn});
+      }
+  }
+  if (slices.empty() || seg == 0) slices.assign(1, Slice{0, 0, 0, 0, 1});  // K == 0: the epilogue alone
   const size_t k_slices = slices.size();
-
   struct Tile {
     size_t m0, rows, oh, ow;  // first row of C (from the block's first pixel), its output row and column
   };
@@ -309,24 +324,27 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
           // starts 4 * g0 bytes into a row of A and 4 * g0 * NR bytes into a
           // B panel.
           const uint8_t* arows;
-          size_t a_stride;
+          size_t a_stride, seg_skip;
           if (implicit) {
-            arows = stage + (tl.oh * g.sh + sl.kh * g.dh) * srow + tl.ow * g.sw * Cg + 4 * (sl.g0 - sl.kh * seg);
+            arows = stage + (tl.oh * g.sh + sl.seg * g.dh) * srow + tl.ow * g.sw * Cg + 4 * sl.off;
             a_stride = g.sw * Cg;
+            seg_skip = g.dh * srow - 4 * seg;  // from the end of one kernel row's run to the next
           } else {
             arows = a + tl.m0 * a_row_bytes + 4 * sl.g0;
             a_stride = a_row_bytes;
+            seg_skip = 0;
           }
           int32_t* part = partial.data() + t * mr * nr;
-          kernel.fn(tl.rows, std::min(nr, OCg - n0), sl.gn, arows, a_stride, bp + 4 * sl.g0 * nr,
-                    ks == 0 ? nullptr : part, ks + 1 == k_slices ? nullptr : part, ep, tl.m0, n0);
+          kernel.fn(tl.rows, std::min(nr, OCg - n0), sl.gn, arows, a_stride, sl.seg_groups, seg_skip,
+                    bp + 4 * sl.g0 * nr, ks == 0 ? nullptr : part, ks + 1 == k_slices ? nullptr : part, ep, tl.m0,
+                    n0);
         }
       }
     }
     if (p.y_nchw)
       scatter_nchw(p, static_cast<const uint8_t*>(c), rows, OCg, np0 * nr, std::min(OCg, np1 * nr), n,
                    gi * OCg, p0);
-  });
+  }, threads);
 }
 
 void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
@@ -336,6 +354,8 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   const size_t c_pad = dw_c_pad(C);
   const Columns cols(p, 1, C, c_pad);
   const size_t eb = out_elem_bytes(p.epilogue.kind);
+  // About 40 multiply-adds per ns on one thread of the fastest kernels.
+  const size_t threads = threads_for(static_cast<double>(g.n) * P * C * g.kh * g.kw / 40.0);
 
   // NCHW with a horizontal stride of 1 or 2: each channel plane on its own,
   // vectorized along the output rows, read from and written to its planes
@@ -393,13 +413,12 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
       pl.ep = &p.epilogue;
       pl.y = static_cast<uint8_t*>(p.epilogue.c) + (n * C + ch) * P * eb;
       kernel.plane(pl);
-    });
+    }, threads);
     return;
   }
 
   // Tasks: blocks of output rows of one image, enough to share between
   // threads, and each block's staging rows small enough for L2.
-  const size_t threads = static_cast<size_t>(get_num_threads());
   const size_t row_bytes = ((g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1) * C;
   constexpr size_t kStageBytes = 256 * 1024;
   size_t per_task = std::max<size_t>(1, kStageBytes / std::max<size_t>(row_bytes * g.sh, 1));
@@ -444,7 +463,7 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
       if (p.y_nchw)
         scatter_nchw(p, static_cast<const uint8_t*>(c), g.ow, C, 0, C, n, 0, oh * g.ow);
     }
-  });
+  }, threads);
 }
 
 }  // namespace iqk

@@ -114,7 +114,8 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
   const size_t m_blocks = ceil_div(m_panels, block_panels);
   // Enough tasks to share between threads; each task copies its own A rows
   // when they cannot be read in place.
-  const size_t threads = static_cast<size_t>(get_num_threads());
+  // About 400 multiply-adds per ns on one thread of the fastest kernels.
+  const size_t threads = threads_for(static_cast<double>(M) * N * K / 400.0);
   size_t n_chunks = 1;
   if (threads > 1 && m_blocks < 4 * threads) n_chunks = std::min(n_panels, ceil_div(4 * threads, m_blocks));
   const size_t chunk_panels = ceil_div(n_panels, n_chunks);
@@ -161,12 +162,13 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
           const size_t m0 = panel_row(mp);
           int32_t* part = partial.data() + (mp - mp0) * mr * nr;
           kernel.fn(panel_row(mp + 1) - m0, std::min(nr, N - n0), gn,
-                    arows + (m0 - m_first) * a_stride + 4 * g0, a_stride, bp + 4 * g0 * nr,
+                    arows + (m0 - m_first) * a_stride + 4 * g0, a_stride, std::max<size_t>(gn, 1), 0,
+                    bp + 4 * g0 * nr,
                     ks == 0 ? nullptr : part, ks + 1 == k_slices ? nullptr : part, ep, m0, n0);
         }
       }
     }
-  });
+  }, threads);
 }
 
 std::string gemm_columns(size_t n, float a_scale, const float* b_scale, bool per_column,

@@ -138,8 +138,17 @@ void set_num_threads(int n) {
   g_num_threads.store(n, std::memory_order_relaxed);
 }
 
-void parallel_for(size_t n_tasks, const std::function<void(size_t)>& task) {
-  const int threads = static_cast<int>(std::min<size_t>(get_num_threads(), n_tasks));
+namespace {
+std::atomic<uint64_t> parallel_runs_{0};
+}  // namespace
+
+size_t threads_for(double ns) {
+  constexpr double kMinParallelNs = 50e3;
+  return ns < kMinParallelNs ? 1 : static_cast<size_t>(get_num_threads());
+}
+
+void parallel_for(size_t n_tasks, const std::function<void(size_t)>& task, size_t max_threads) {
+  const int threads = static_cast<int>(std::min({static_cast<size_t>(get_num_threads()), n_tasks, max_threads}));
   if (threads <= 1) {
     for (size_t i = 0; i < n_tasks; ++i) task(i);
     return;
@@ -150,7 +159,10 @@ void parallel_for(size_t n_tasks, const std::function<void(size_t)>& task) {
     for (size_t i = 0; i < n_tasks; ++i) task(i);
     return;
   }
+  parallel_runs_.fetch_add(1, std::memory_order_relaxed);
   p.run(n_tasks, threads, task);
 }
+
+uint64_t parallel_runs() { return parallel_runs_.load(std::memory_order_relaxed); }
 
 }  // namespace iqk

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 import intquant_kernels as iq
+from intquant_kernels import _core
 from intquant_kernels import reference as ref
 from intquant_kernels._conv_common import conv_geometry
 
@@ -586,3 +587,42 @@ def test_deep_channels(isa, c, k, layout):
         with conv_kernel_runs(isa, x, w, 1, layout, what):
             got = iq.conv2d(x, w, **kw)
         assert_same(got, want, what)
+
+
+SHARED = {  # name: (x shape in NCHW, OC, KH, KW, groups, stride, layout)
+    "implicit": ((2, 64, 28, 28), 64, 3, 3, 1, 1, "NHWC"),
+    "im2col-nchw": ((2, 30, 28, 28), 70, 3, 3, 1, 1, "NCHW"),
+    "grouped": ((4, 64, 28, 28), 64, 3, 3, 4, 1, "NCHW"),
+    "depthwise-nhwc": ((2, 96, 40, 40), 96, 3, 3, 96, 1, "NHWC"),
+    "depthwise-planar": ((2, 96, 40, 40), 96, 3, 3, 96, 1, "NCHW"),
+    "depthwise-nchw-staged": ((8, 96, 60, 60), 96, 3, 3, 96, 3, "NCHW"),
+}
+
+
+@pytest.mark.parametrize("case", list(SHARED))
+def test_work_is_shared_between_threads(isa, case):
+    """Convolutions big enough to be worth it run on two threads (the pool really ran) and give the
+    reference's result exactly; with one thread the pool is not used."""
+    shape, oc, kh, kw_, groups, stride, layout = SHARED[case]
+    rng = rng_for("shared", case)
+    x = rand_q(rng, shape if layout == "NCHW" else (shape[0], shape[2], shape[3], shape[1]), np.uint8)
+    w = rand_q(rng, (oc, shape[1] // groups, kh, kw_), np.int8)
+    kw = dict(padding=1, stride=stride, groups=groups, layout=layout, x_zero_point=5)
+    want = ref.conv2d(x, w, **kw)
+    for threads in (1, 2):
+        iq.set_num_threads(threads)
+        before = _core.parallel_runs()
+        got = iq.conv2d(x, w, **kw)
+        assert_same(got, want, f"isa={isa} {case} threads={threads}")
+        ran_parallel = _core.parallel_runs() > before
+        assert ran_parallel == (threads == 2), f"isa={isa} {case} threads={threads}: pool used: {ran_parallel}"
+
+
+def test_small_work_stays_on_the_calling_thread(isa):
+    """A convolution of a few microseconds is not handed to the pool, whatever the thread count."""
+    iq.set_num_threads(2)
+    x = np.zeros((1, 8, 6, 6), np.uint8)
+    for w, groups in ((np.ones((8, 8, 3, 3), np.int8), 1), (np.ones((8, 1, 3, 3), np.int8), 8)):
+        before = _core.parallel_runs()
+        iq.conv2d(x, w, padding=1, groups=groups)
+        assert _core.parallel_runs() == before

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import intquant_kernels as iq
+from intquant_kernels import _core
 from intquant_kernels import reference as ref
 
 from exact import EXTREMES, assert_same, assert_same_errors, check_error
@@ -1037,3 +1038,15 @@ def test_epilogue_arguments_changed_in_place(isa):
                         ref.qgemm(a, pw.weights, 0.02, b_scale, **kw), f"step {step} {np.dtype(dtype)}")
             b_scale *= 1.5
             bias += 0.25
+
+
+def test_threads_share_large_work_only(isa):
+    """A GEMM of a few microseconds stays on the calling thread; a large one is shared."""
+    iq.set_num_threads(2)
+    rng = rng_for("share", 0)
+    small = rand_q(rng, (4, 64), np.uint8), rand_b(rng, 64, 16)
+    large = rand_q(rng, (300, 700), np.uint8), rand_b(rng, 700, 200)
+    for (a, b), shared in ((small, False), (large, True)):
+        before = _core.parallel_runs()
+        assert_same(iq.gemm(a, b), ref.gemm(a, b), f"isa={isa} {a.shape}")
+        assert (_core.parallel_runs() > before) == shared, (isa, a.shape)
