@@ -626,3 +626,28 @@ def test_small_work_stays_on_the_calling_thread(isa):
         before = _core.parallel_runs()
         iq.conv2d(x, w, padding=1, groups=groups)
         assert _core.parallel_runs() == before
+
+
+def test_concurrent_python_threads(isa):
+    """One PackedConvWeights used by several Python threads at once (the GIL is released in the
+    kernels, and each call's staging buffers are its own), general and depthwise, both layouts."""
+    import concurrent.futures
+
+    rng = rng_for("concurrent", 0)
+    cases = []
+    for groups, c, oc in ((1, 24, 40), (24, 24, 24)):
+        pw = iq.pack_conv_weights(rand_q(rng, (oc, c // groups, 3, 3), np.int8), groups=groups)
+        for layout in ("NCHW", "NHWC"):
+            xs = [rand_q(rng, (2, c, 30, 30) if layout == "NCHW" else (2, 30, 30, c), np.uint8) for _ in range(4)]
+            kw = dict(padding=1, groups=groups, layout=layout, x_zero_point=9)
+            cases.append((pw, xs, kw, [ref.conv2d(x, pw.weights, **kw) for x in xs]))
+    iq.set_num_threads(2)
+
+    def work(i):
+        pw, xs, kw, wants = cases[i % len(cases)]
+        for x, want in zip(xs, wants):
+            assert_same(iq.conv2d(x, pw, **kw), want, f"isa={isa} worker {i} {kw}")
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as ex:
+        for f in [ex.submit(work, i) for i in range(16)]:
+            f.result()
