@@ -87,6 +87,13 @@ void stage_rows(const ConvProblem& p, size_t n, const Stage& st, uint8_t* out) {
         for (size_t j = 0; j < width; ++j)
           for (size_t c = 0; c < cs; ++c) dst[j * cs + c] = src[j * g.c + c] ^ flip;
       }
+    } else if (cs == 1) {
+      // NCHW, one channel: a plain row (the planar depthwise kernels).
+      const uint8_t* src = p.x + ((n * g.c + st.c0) * g.h + ih) * g.w;
+      if (flip)
+        for (size_t j = 0; j < width; ++j) dst[j] = src[j] ^ flip;
+      else
+        std::memcpy(dst, src, width);
     } else {
       // NCHW: a transpose of cs plane rows into pixels, in 8 x 8 blocks.
       const uint8_t* src = p.x + ((n * g.c + st.c0) * g.h + ih) * g.w;
@@ -364,39 +371,17 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   // (measured: 192 x 28 x 28 stride 2, OW = 14: 44 us planar, 34 us staged).
   constexpr size_t kPlaneMinWidth = 24;
   if (p.x_nchw && p.y_nchw && g.sw <= 2 && g.ow >= kPlaneMinWidth && kernel.plane) {
-    const size_t srows = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
-    const size_t scols = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
-    const uint8_t flip = p.x_signed ? 0x80 : 0x00;
-    const uint8_t fill = static_cast<uint8_t>(p.x_zp) ^ flip;
+    const Stage st = stage_for(g, 0, g.oh, 0, 1);  // one channel plane, padded; c0 set per task
     parallel_for(g.n * C, [&](size_t task) {
       const size_t n = task / C, ch = task % C;
       thread_local std::vector<uint8_t> plane_buf;
-      uint8_t* stage = aligned(plane_buf, srows * scols, 128);
-      const uint8_t* src = p.x + (n * C + ch) * g.h * g.w;
-      // Input columns [0, W) land on staging columns [pl, pl + W), clipped.
-      const size_t j_lo = std::min(scols, g.pl), j_hi = std::min(scols, g.pl + g.w);
-      for (size_t r = 0; r < srows; ++r) {
-        uint8_t* row = stage + r * scols;
-        const long ih = static_cast<long>(r) - static_cast<long>(g.pt);
-        if (ih < 0 || ih >= static_cast<long>(g.h) || j_hi <= j_lo) {
-          std::memset(row, fill, scols);
-          continue;
-        }
-        // Locals, not the lambda's captures: the byte stores below could
-        // alias those, which would reload them on every byte.
-        const uint8_t f = flip, z = fill;
-        const size_t lo = j_lo, hi = j_hi, end = scols;
-        const uint8_t* s = src + ih * g.w - g.pl;
-        for (size_t j = 0; j < lo; ++j) row[j] = z;
-        if (f)
-          for (size_t j = lo; j < hi; ++j) row[j] = s[j] ^ f;
-        else
-          std::memcpy(row + lo, s + lo, hi - lo);
-        for (size_t j = hi; j < end; ++j) row[j] = z;
-      }
+      uint8_t* stage = aligned(plane_buf, st.rows * st.row_bytes(), 128);
+      Stage plane = st;
+      plane.c0 = ch;
+      stage_rows(p, n, plane, stage);
       DwconvPlane pl;
       pl.x = stage;
-      pl.x_row = scols;
+      pl.x_row = st.row_bytes();
       pl.rows = g.oh;
       pl.ow = g.ow;
       pl.sh = g.sh;
