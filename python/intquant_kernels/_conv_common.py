@@ -186,12 +186,7 @@ def conv_activations(x) -> np.ndarray:
 
 def conv_weights(w) -> np.ndarray:
     """``w`` as an int8 (OC, C/groups, KH, KW) ndarray (any strides)."""
-    w = np.asarray(w)
-    if w.dtype != np.int8:
-        raise TypeError(f"w must be an int8 array or PackedConvWeights, got dtype {w.dtype}")
-    if w.ndim != 4:
-        raise ValueError(f"w must be 4-D (OC, C/groups, KH, KW), got shape {w.shape}")
-    return w
+    return v.weights(w, "w", "PackedConvWeights", ("OC", "C/groups", "KH", "KW"))
 
 
 def channel_zero_points(zero_point, oc: int, what: str = "w_zero_point") -> np.ndarray:

@@ -185,12 +185,13 @@ def column_zero_points(zero_point, n: int, what: str = "b_zero_point", each: str
     return np.ascontiguousarray(np.broadcast_to(zp.astype(np.int32), (n,)))
 
 
-def weights(b) -> np.ndarray:
+def weights(b, what: str = "b", packed: str = "PackedWeights", axes: tuple = ("K", "N")) -> np.ndarray:
+    """int8 weights with one dimension per name in ``axes`` (any strides)."""
     b = np.asarray(b)
     if b.dtype != np.int8:
-        raise TypeError(f"b must be an int8 array or PackedWeights, got dtype {b.dtype}")
-    if b.ndim != 2:
-        raise ValueError(f"b must be 2-D (K, N), got shape {b.shape}")
+        raise TypeError(f"{what} must be an int8 array or {packed}, got dtype {b.dtype}")
+    if b.ndim != len(axes):
+        raise ValueError(f"{what} must be {len(axes)}-D ({', '.join(axes)}), got shape {b.shape}")
     return b
 
 
