@@ -58,11 +58,16 @@ struct ConvProblem {
 // (gemm.h, with b_zp null) subtracts col_off[c] = x_zp_u * sum_t w'[t, c] -
 // bias_q[c], which makes it sum_t (x_u - x_zp_u) * w'[t, c]. Exact: |x_u| <=
 // 255 and |w'| <= 255, so each pair sum fits int32.
-struct DwconvRow {
+// The kernel window of a depthwise convolution, as both kernel forms see it:
+// output columns per row, horizontal stride, kernel size and dilation.
+struct DwconvWindow {
+  size_t ow = 0, sw = 1, kh = 1, kw = 1, dh = 1, dw = 1;
+};
+
+struct DwconvRow : DwconvWindow {
   const uint8_t* x = nullptr;  // staging pixel of tap (0, 0) for output column 0
   size_t x_row = 0;            // bytes between staging rows
   size_t c = 0, c_pad = 0;     // channels (C bytes per staging pixel); c_pad: C rounded up to 32
-  size_t ow = 0, sw = 1, kh = 1, kw = 1, dh = 1, dw = 1;
   const int16_t* w = nullptr;
   const GemmEpilogue* ep = nullptr;
   size_t m0 = 0;  // epilogue row of output column 0 (row m0 + ow)
@@ -96,10 +101,10 @@ inline size_t dwconv_tap_offsets(size_t kh, size_t kw, size_t row_step, size_t c
 // are the int32 w_pairs[q * c_pad] (the DwconvRow layout read as int32 from
 // the channel's first pair), its column offset, scale and bias are scalars.
 // The staging plane has at least 128 readable bytes past its end.
-struct DwconvPlane {
+struct DwconvPlane : DwconvWindow {
   const uint8_t* x = nullptr;
   size_t x_row = 0;
-  size_t rows = 0, ow = 0, sh = 1, sw = 1, kh = 1, kw = 1, dh = 1, dw = 1;
+  size_t rows = 0, sh = 1;
   const int32_t* w_pairs = nullptr;
   size_t c_pad = 0;
   int32_t col_off = 0;

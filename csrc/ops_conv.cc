@@ -363,6 +363,13 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   const size_t eb = out_elem_bytes(p.epilogue.kind);
   // About 40 multiply-adds per ns on one thread of the fastest kernels.
   const size_t threads = threads_for(static_cast<double>(g.n) * P * C * g.kh * g.kw / 40.0);
+  DwconvWindow window;
+  window.ow = g.ow;
+  window.sw = g.sw;
+  window.kh = g.kh;
+  window.kw = g.kw;
+  window.dh = g.dh;
+  window.dw = g.dw;
 
   // NCHW with a horizontal stride of 1 or 2: each channel plane on its own,
   // vectorized along the output rows, read from and written to its planes
@@ -382,14 +389,9 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
       DwconvPlane pl;
       pl.x = stage;
       pl.x_row = st.row_bytes();
+      static_cast<DwconvWindow&>(pl) = window;
       pl.rows = g.oh;
-      pl.ow = g.ow;
       pl.sh = g.sh;
-      pl.sw = g.sw;
-      pl.kh = g.kh;
-      pl.kw = g.kw;
-      pl.dh = g.dh;
-      pl.dw = g.dw;
       pl.w_pairs = reinterpret_cast<const int32_t*>(p.packed_w) + ch;
       pl.c_pad = c_pad;
       pl.col_off = cols.col_off[ch];
@@ -433,12 +435,7 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
     r.x_row = st.row_bytes();
     r.c = C;
     r.c_pad = c_pad;
-    r.ow = g.ow;
-    r.sw = g.sw;
-    r.kh = g.kh;
-    r.kw = g.kw;
-    r.dh = g.dh;
-    r.dw = g.dw;
+    static_cast<DwconvWindow&>(r) = window;
     r.w = reinterpret_cast<const int16_t*>(p.packed_w);
     r.ep = &ep;
     for (size_t oh = oh0; oh < oh1; ++oh) {
