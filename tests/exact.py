@@ -1,11 +1,32 @@
 """Checks shared by the test files: exact equality, and the same errors on both paths."""
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 
 import intquant_kernels as iq
 from intquant_kernels import reference as ref
+
+
+#: ISA paths compiled in and supported by this CPU, best last.
+AVAILABLE_ISAS = tuple(iq.available_isas())
+#: The implementations an error table runs on: the fast path under each ISA, and the reference.
+IMPLS = [f"fast-{i}" for i in AVAILABLE_ISAS] + ["reference"]
+INT32_MAX = 2**31 - 1
+Q_RANGE = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
+
+
+def rng_for(*key) -> np.random.Generator:
+    """A generator seeded from ``key`` (shape and purpose): the same data on every run."""
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+def rand_q(rng, shape, dtype) -> np.ndarray:
+    """Random values over the whole range of int8 or uint8."""
+    lo, hi = Q_RANGE[np.dtype(dtype)]
+    return rng.integers(lo, hi + 1, size=shape, dtype=dtype)
 
 
 #: (activation dtype, activation fill, activation zero point, weight fill, weight zero point):

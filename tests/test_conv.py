@@ -23,7 +23,7 @@ from intquant_kernels import _core
 from intquant_kernels import reference as ref
 from intquant_kernels._conv_common import conv_geometry
 
-from exact import EXTREMES, assert_same, assert_same_errors, check_error
+from exact import AVAILABLE_ISAS, EXTREMES, IMPLS, assert_same, assert_same_errors, check_error
 
 # The random configurations, helpers and error table of the reference's own tests.
 from test_conv_reference import (
@@ -41,8 +41,6 @@ from test_conv_reference import (
     rng_for,
     to_nchw,
 )
-
-AVAILABLE_ISAS = tuple(iq.available_isas())
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -396,8 +394,6 @@ def test_batch_and_two_threads(isa, case, layout):
     assert_same(iq.conv2d(x, wt, **kw), want, f"{what} 1 thread")
 
 
-
-
 @pytest.mark.parametrize("x_dtype,x_fill,x_zp,w_fill,w_zp", EXTREMES,
                          ids=[f"{np.dtype(d).name}{xf}-xzp={xz}-w{wf}-wzp={wz}" for d, xf, xz, wf, wz in EXTREMES])
 def test_all_extreme_values(isa, x_dtype, x_fill, x_zp, w_fill, w_zp):
@@ -521,8 +517,9 @@ PACKED_ERRORS = {
 ALL_ERRORS = {**ERRORS, **PACKED_ERRORS}
 
 
-@pytest.mark.parametrize("impl", [f"fast-{i}" for i in AVAILABLE_ISAS] + ["reference"])
-@pytest.mark.parametrize("case", list(ALL_ERRORS))
+# The reference alone on the cases of ERRORS is tests/test_conv_reference.py::test_errors.
+@pytest.mark.parametrize("impl,case", [(impl, case) for case in ALL_ERRORS for impl in IMPLS
+                                       if impl != "reference" or case in PACKED_ERRORS])
 def test_errors(impl, case):
     """The fast path (under each ISA) rejects what the reference rejects (tests/test_conv_reference.py
     checks the reference alone, without PackedConvWeights), with the same exception type."""

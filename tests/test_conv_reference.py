@@ -12,7 +12,6 @@ tests/test_conv.py, which checks the fast path against this reference.
 from __future__ import annotations
 
 import types
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,23 +19,10 @@ import pytest
 
 from intquant_kernels import reference as ref
 
-from exact import assert_same
-
-INT32_MAX = 2**31 - 1
-Q_RANGE = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
+from exact import INT32_MAX, Q_RANGE, assert_same, rand_q, rng_for  # noqa: F401 (test_conv.py imports them from here too)
 
 
 # --- helpers ---------------------------------------------------------------------------
-
-
-def rng_for(*key) -> np.random.Generator:
-    """A generator seeded from ``key`` (shape and purpose): the same data on every run."""
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
-
-
-def rand_q(rng, shape, dtype) -> np.ndarray:
-    lo, hi = Q_RANGE[np.dtype(dtype)]
-    return rng.integers(lo, hi + 1, size=shape, dtype=dtype)
 
 
 def pair(v) -> tuple:
@@ -114,7 +100,7 @@ def random_case(*key, groups=None) -> ConvCase:
         "tall": lambda: (rng.integers(24, 41), rng.integers(1, 4)),
     }[image]()
     # At least one output row and column.
-    (sh, sw), (dh, dw), (pt, pl, pb, pr) = pair(stride), pair(dilation), pad4(padding)
+    (dh, dw), (pt, pl, pb, pr) = pair(dilation), pad4(padding)
     h = max(int(h), dh * (kh - 1) + 1 - pt - pb, 0)
     w = max(int(w), dw * (kw - 1) + 1 - pl - pr, 0)
     n = int(rng.integers(1, 4))
@@ -140,7 +126,7 @@ def naive_conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW"
     (i*sh + a*dh - pt, j*sw + b*dw - pl); taps outside the image contribute nothing (x there is
     x_zero_point, so x - x_zero_point is 0).
     """
-    (sh, sw), (dh, dw), (pt, pl, pb, pr) = pair(stride), pair(dilation), pad4(padding)
+    (dh, dw), (pt, pl, pb, pr) = pair(dilation), pad4(padding)
     xf = to_nchw(x, layout).astype(np.float64) - x_zero_point
     n, c, h, wd = xf.shape
     oc, cg, kh, kw = w.shape
@@ -165,7 +151,7 @@ def naive_conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW"
 def im2col(x, kh, kw, *, stride=1, padding=0, dilation=1, layout="NCHW", x_zero_point=0) -> np.ndarray:
     """Rows (N*OH*OW, C, KH, KW) of the input pixels each output position reads, in x's dtype,
     with x_zero_point outside the image."""
-    (sh, sw), (dh, dw), (pt, pl, pb, pr) = pair(stride), pair(dilation), pad4(padding)
+    (dh, dw), (pt, pl, pb, pr) = pair(dilation), pad4(padding)
     xp = np.pad(to_nchw(x, layout), ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=x_zero_point)
     n, c, hp, wp = xp.shape
     oh = (hp - dh * (kh - 1) - 1) // sh + 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import pickle
-import zlib
 
 import numpy as np
 import pytest
@@ -19,27 +18,15 @@ import intquant_kernels as iq
 from intquant_kernels import _core
 from intquant_kernels import reference as ref
 
-from exact import EXTREMES, assert_same, assert_same_errors, check_error
+from exact import (AVAILABLE_ISAS, EXTREMES, IMPLS, INT32_MAX, Q_RANGE, assert_same, assert_same_errors,
+                   check_error, rand_q, rng_for)
 
-AVAILABLE_ISAS = tuple(iq.available_isas())
-INT32_MAX = 2**31 - 1
-Q_RANGE = {np.dtype(np.int8): (-128, 127), np.dtype(np.uint8): (0, 255)}
 
 #: The suffix of each ISA path's gemm kernel name.
 ISA_TOKENS = {"scalar": "scalar", "avx2": "avx2", "avx_vnni": "avxvnni", "avx512_vnni": "avx512vnni"}
 
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def rng_for(*key) -> np.random.Generator:
-    """A generator seeded from ``key`` (shape and purpose): the same data on every run."""
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
-
-
-def rand_q(rng, shape, dtype) -> np.ndarray:
-    lo, hi = Q_RANGE[np.dtype(dtype)]
-    return rng.integers(lo, hi + 1, size=shape, dtype=dtype)
 
 
 def rand_b(rng, k, n) -> np.ndarray:
@@ -436,8 +423,6 @@ def test_zero_points(isa, a_dtype, a_zp, b_zp_kind):
     # zero points given as NumPy integers of other widths
     assert_same(iq.gemm(a, b, a_zero_point=np.int64(a_zp), b_zero_point=np.asarray(b_zp, np.int64)), want,
                 f"{where} int64 zero points")
-
-
 
 
 @pytest.mark.parametrize("a_dtype,a_fill,a_zp,b_fill,b_zp", EXTREMES,
@@ -949,7 +934,7 @@ QGEMM_ERRORS = {
 ERRORS = {**GEMM_ERRORS, **QGEMM_ERRORS}
 
 
-@pytest.mark.parametrize("impl", [f"fast-{i}" for i in AVAILABLE_ISAS] + ["reference"])
+@pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("case", list(ERRORS))
 def test_errors(impl, case):
     """The fast path (under each ISA) and the reference reject the same inputs with the same

@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 import threading
 import warnings
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -22,6 +21,8 @@ import pytest
 
 import intquant_kernels as iq
 from intquant_kernels import reference as ref
+
+from exact import assert_same, rng_for
 
 F32 = np.float32
 MAX32 = float(np.finfo(np.float32).max)
@@ -45,30 +46,9 @@ def qrange(dtype, narrow=False):
 # --- helpers ------------------------------------------------------------------
 
 
-def rng_for(*key):
-    """A generator seeded by the case itself: same case, same data."""
-    return np.random.default_rng(zlib.crc32(repr(key).encode()))
-
-
 def bits(a):
     a = np.asarray(a)
     return a.view(np.uint32) if a.dtype == np.float32 else a
-
-
-def assert_same(got, want, what=""):
-    """Exactly equal: dtype, shape, and every element (float32 by bit pattern)."""
-    assert got.dtype == want.dtype, f"{what}: dtype {got.dtype}, expected {want.dtype}"
-    assert np.shape(got) == np.shape(want), f"{what}: shape {np.shape(got)}, expected {np.shape(want)}"
-    g, w = bits(got), bits(want)
-    if not np.array_equal(g, w):
-        gf, wf = np.asarray(got).reshape(-1), np.asarray(want).reshape(-1)
-        bad = np.flatnonzero(g.reshape(-1) != w.reshape(-1))
-        i = int(bad[0])
-        what = (
-            f"{what}: {bad.size} of {gf.size} elements differ; first at flat index {i}: "
-            f"got {gf[i]!r}, expected {wf[i]!r}"
-        )
-    np.testing.assert_array_equal(g, w, err_msg=what)
 
 
 def check_quantize(x, scale, zero_point=0, *, what="", **kw):
@@ -943,7 +923,6 @@ ISA_SUFFIX = {
     "neon_dotprod": "__neon",
     "neon_i8mm": "__neon",
 }
-ALL_SUFFIXES = sorted(set(ISA_SUFFIX.values()))
 QUANT_OPS = [
     "quantize",
     "quantize_channels",
