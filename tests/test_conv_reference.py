@@ -126,7 +126,7 @@ def naive_conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW"
     (i*sh + a*dh - pt, j*sw + b*dw - pl); taps outside the image contribute nothing (x there is
     x_zero_point, so x - x_zero_point is 0).
     """
-    (dh, dw), (pt, pl, pb, pr) = pair(dilation), pad4(padding)
+    (sh, sw), (dh, dw), (pt, pl, pb, pr) = pair(stride), pair(dilation), pad4(padding)
     xf = to_nchw(x, layout).astype(np.float64) - x_zero_point
     n, c, h, wd = xf.shape
     oc, cg, kh, kw = w.shape
@@ -151,7 +151,7 @@ def naive_conv(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW"
 def im2col(x, kh, kw, *, stride=1, padding=0, dilation=1, layout="NCHW", x_zero_point=0) -> np.ndarray:
     """Rows (N*OH*OW, C, KH, KW) of the input pixels each output position reads, in x's dtype,
     with x_zero_point outside the image."""
-    (dh, dw), (pt, pl, pb, pr) = pair(dilation), pad4(padding)
+    (sh, sw), (dh, dw), (pt, pl, pb, pr) = pair(stride), pair(dilation), pad4(padding)
     xp = np.pad(to_nchw(x, layout), ((0, 0), (0, 0), (pt, pb), (pl, pr)), constant_values=x_zero_point)
     n, c, hp, wp = xp.shape
     oh = (hp - dh * (kh - 1) - 1) // sh + 1
