@@ -1,6 +1,4 @@
 // Depthwise convolution, portable: one output row, every channel (conv.h).
-#include <vector>
-
 #include "conv.h"
 #include "gemm_epilogue.h"
 #include "kernel_counter.h"

@@ -32,9 +32,8 @@ struct GemmShape {
   GemmLayout layout;
   int mr;  // rows per A panel (tile height)
   int nr;  // columns per B panel (tile width)
-  // k values per group (4 for vnni4, 2 for pair16) and bytes per value.
+  // k values per group: 4 for vnni4, 2 for pair16.
   int k_group() const { return layout == GemmLayout::vnni4 ? 4 : 2; }
-  int elem_bytes() const { return layout == GemmLayout::vnni4 ? 1 : 2; }
 };
 
 enum class GemmOut : int { i32 = 0, f32 = 1, q8 = 2 };

@@ -75,9 +75,4 @@ static inline void gemm_store16_avx512_as(const GemmEpilogue& ep, size_t m, size
                                Kind == GemmOut::f32 ? _mm512_loadu_ps(ep.bias + n) : _mm512_setzero_ps(), out, mask);
 }
 
-// The same for any kind of epilogue.
-static inline void gemm_store16_avx512(const GemmEpilogue& ep, size_t m, size_t n, __m512i acc, __mmask16 mask) {
-  with_kind(ep.kind, [&](auto kind) { gemm_store16_avx512_as<decltype(kind)::value>(ep, m, n, acc, mask); });
-}
-
 }  // namespace iqk
