@@ -95,11 +95,16 @@ void stage_rows(const ConvProblem& p, size_t n, const Stage& st, uint8_t* out) {
       else
         std::memcpy(dst, src, width);
     } else {
-      // NCHW: a transpose of cs plane rows into pixels, in 8 x 8 blocks.
+      // NCHW: a transpose of cs plane rows into pixels, in 8 x 8 blocks; a
+      // partial last block of pixels is a whole block ending at the last
+      // pixel (it rewrites some pixels with the same bytes).
       const uint8_t* src = p.x + ((n * g.c + st.c0) * g.h + ih) * g.w;
-      const size_t plane = g.h * g.w, c8 = cs / 8 * 8, j8 = width / 8 * 8;
+      const size_t plane = g.h * g.w, c8 = cs / 8 * 8, j8 = width < 8 ? 0 : width;
       for (size_t c = 0; c < c8; c += 8)
-        for (size_t j = 0; j < j8; j += 8) transpose8x8_u8(src + c * plane + j, plane, dst + j * cs + c, cs, flip);
+        for (size_t j = 0; j < j8; j += 8) {
+          const size_t jb = std::min(j, j8 - 8);
+          transpose8x8_u8(src + c * plane + jb, plane, dst + jb * cs + c, cs, flip);
+        }
       for (size_t j = 0; j < width; ++j)
         for (size_t c = j < j8 ? c8 : 0; c < cs; ++c) dst[j * cs + c] = src[c * plane + j] ^ flip;
     }
@@ -136,11 +141,14 @@ void scatter_nchw(const ConvProblem& p, const uint8_t* tile, size_t rows, size_t
   // take writes at once: planes are a multiple of 64 bytes apart at common
   // sizes, and more of them would map to too few L1 sets and evict each
   // other's lines before they are full.
+  // A partial last block (of rows or of channels) is a whole block ending at
+  // the last one, which rewrites some outputs with the same values.
   const size_t B = eb == 1 ? 8 : 4;
-  const size_t mb = rows / B * B, jb = j0 + (j1 - j0) / B * B;
+  const size_t mb = rows < B ? 0 : rows, jb = j1 - j0 < B ? j0 : j1;
   for (size_t j16 = j0; j16 < jb; j16 += 16)
-    for (size_t m = 0; m < mb; m += B)
-      for (size_t j = j16; j < std::min(jb, j16 + 16); j += B) {
+    for (size_t m0 = 0; m0 < mb; m0 += B)
+      for (size_t j0b = j16; j0b < std::min(jb, j16 + 16); j0b += B) {
+        const size_t m = std::min(m0, mb - B), j = std::min(j0b, jb - B);
         if (eb == 1)
           transpose8x8_u8(tile + m * ld + j, ld, y + j * plane + m, plane, 0);
         else
@@ -421,10 +429,13 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
     uint8_t* stage = aligned(stage_buf, st.rows * st.row_bytes());
     stage_rows(p, n, st, stage);
 
+    // NCHW output: runs of output rows through a tile of about 128 KB (in
+    // L2), then transposed, so that each plane takes runs of several rows.
+    const size_t tile_rows = p.y_nchw ? std::max<size_t>(1, (128 * 1024) / (g.ow * C * eb)) : 1;
     void* c;
     size_t m_base;
     if (p.y_nchw) {
-      c = aligned(tmp_buf, g.ow * C * eb, 0);
+      c = aligned(tmp_buf, tile_rows * g.ow * C * eb, 0);
       m_base = 0;
     } else {
       c = static_cast<uint8_t*>(p.epilogue.c) + n * P * C * eb;
@@ -440,10 +451,11 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
     r.ep = &ep;
     for (size_t oh = oh0; oh < oh1; ++oh) {
       r.x = stage + (oh - oh0) * g.sh * st.row_bytes();
-      r.m0 = p.y_nchw ? 0 : m_base + (oh - oh0) * g.ow;
+      const size_t t0 = oh - (oh - oh0) % tile_rows;  // the tile's first row
+      r.m0 = p.y_nchw ? (oh - t0) * g.ow : m_base + (oh - oh0) * g.ow;
       kernel.fn(r);
-      if (p.y_nchw)
-        scatter_nchw(p, static_cast<const uint8_t*>(c), g.ow, C, 0, C, n, 0, oh * g.ow);
+      if (p.y_nchw && (oh + 1 == oh1 || oh + 1 - t0 == tile_rows))
+        scatter_nchw(p, static_cast<const uint8_t*>(c), (oh + 1 - t0) * g.ow, C, 0, C, n, 0, t0 * g.ow);
     }
   }, threads);
 }
