@@ -112,7 +112,7 @@ inline void plane_block(const DwconvPlane& p, const GemmEpilogue& ep, size_t oh0
       hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), wq));
     }
   }
-  const size_t left = p.ow - ow0, bytes = Kind == GemmOut::q8 ? 1 : 4;
+  const size_t left = p.ow - ow0, bytes = gemm_out_bytes(Kind);
   const __m256i off_v = _mm256_set1_epi32(p.col_off);
   const __m256 scale = _mm256_set1_ps(p.scale), bias = _mm256_set1_ps(p.bias);
 #pragma GCC unroll 4

@@ -120,7 +120,7 @@ inline void plane_block(const DwconvPlane& p, const GemmEpilogue& ep, size_t oh0
       hi[i] = _mm512_dpwssd_epi32(hi[i], _mm512_unpackhi_epi16(xa, xb), wq);
     }
   }
-  const size_t left = p.ow - ow0, bytes = Kind == GemmOut::q8 ? 1 : 4;
+  const size_t left = p.ow - ow0, bytes = gemm_out_bytes(Kind);
   const __mmask16 mask0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
   const __mmask16 mask1 = left >= 32 ? __mmask16(0xFFFF) : left > 16 ? __mmask16((1u << (left - 16)) - 1u) : 0;
   const __m512i off_v = _mm512_set1_epi32(p.col_off);

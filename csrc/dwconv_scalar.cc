@@ -32,7 +32,7 @@ void dwconv_nchw_u8s16__scalar(const DwconvPlane& p) {
   ep.scale = &p.scale;
   ep.bias = &p.bias;
   ep.ldc = 1;
-  const size_t bytes = ep.kind == GemmOut::q8 ? 1 : 4;
+  const size_t bytes = gemm_out_bytes(ep.kind);
   for (size_t oh = 0; oh < p.rows; ++oh) {
     ep.c = p.y + oh * p.ow * bytes;
     for (size_t ow = 0; ow < p.ow; ++ow) {

@@ -38,6 +38,9 @@ struct GemmShape {
 
 enum class GemmOut : int { i32 = 0, f32 = 1, q8 = 2 };
 
+// Bytes of one output element of an epilogue.
+constexpr size_t gemm_out_bytes(GemmOut kind) { return kind == GemmOut::q8 ? 1 : 4; }
+
 // Everything a tile kernel needs after its K loop. Per-column arrays are
 // padded by the driver to a whole number of panels, so kernels may load full
 // vectors from them; `c` is the caller's array and is written only inside

@@ -41,7 +41,7 @@ template <GemmOut Kind, size_t R>
 __attribute__((always_inline)) inline void store_rows(const GemmEpilogue& e, size_t nr, size_t m0, size_t n0,
                                                       const __m512i* c0, const __m512i* c1, const __m512i* c2,
                                                       const __m512i* c3) {
-  const size_t elem_bytes = Kind == GemmOut::q8 ? 1 : 4;
+  const size_t elem_bytes = gemm_out_bytes(Kind);
   auto mask_of = [nr](size_t j) {
     const size_t left = nr > 16 * j ? nr - 16 * j : 0;
     return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);

@@ -75,7 +75,7 @@ static inline void gemm_store8_avx2_as(const GemmEpilogue& ep, size_t m, size_t 
         v, _mm256_mullo_epi32(rs, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ep.b_zp + n))));
   }
   v = _mm256_sub_epi32(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ep.col_off + n)));
-  const size_t bytes = Kind == GemmOut::q8 ? 1 : 4;
+  const size_t bytes = gemm_out_bytes(Kind);
   void* out = static_cast<uint8_t*>(ep.c) + (m * ep.ldc + n) * bytes;
   if (Kind == GemmOut::i32)
     gemm_finish8_avx2<Kind>(ep, v, _mm256_setzero_ps(), _mm256_setzero_ps(), out, cols);

@@ -66,7 +66,7 @@ static inline void gemm_store16_avx512_as(const GemmEpilogue& ep, size_t m, size
     v = _mm512_sub_epi32(v, _mm512_mullo_epi32(rs, _mm512_loadu_si512(ep.b_zp + n)));
   }
   v = _mm512_sub_epi32(v, _mm512_loadu_si512(ep.col_off + n));
-  const size_t bytes = Kind == GemmOut::q8 ? 1 : 4;
+  const size_t bytes = gemm_out_bytes(Kind);
   void* out = static_cast<uint8_t*>(ep.c) + (m * ep.ldc + n) * bytes;
   if (Kind == GemmOut::i32)
     gemm_finish16_avx512<Kind>(ep, v, _mm512_setzero_ps(), _mm512_setzero_ps(), out, mask);

@@ -14,37 +14,8 @@ namespace iqk {
 
 namespace {
 
-size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
-
 // The int16 weights of a depthwise kernel: ceil(taps / 2) pairs x c_pad x 2.
 size_t dw_c_pad(size_t c) { return ceil_div(c, 32) * 32; }
-
-// Output bytes per element of an epilogue.
-size_t out_elem_bytes(GemmOut kind) { return kind == GemmOut::q8 ? 1 : 4; }
-
-// The padded per-channel epilogue arrays of a problem (see gemm.h).
-struct Columns {
-  std::vector<int32_t> col_off, w_zp;
-  std::vector<float> scale, bias;
-  Columns(const ConvProblem& p, size_t groups, size_t len, size_t padded)
-      : col_off(padded_columns<int32_t>(p.col_off, groups, len, padded, 0)),
-        w_zp(padded_columns<int32_t>(p.w_zp, groups, len, padded, 0)),
-        scale(padded_columns<float>(p.epilogue.scale, groups, len, padded, 1.0f)),
-        bias(padded_columns<float>(p.epilogue.bias, groups, len, padded, -0.0f)) {}
-  // The epilogue of group g; rows are numbered from the start of `c`.
-  GemmEpilogue of_group(const ConvProblem& p, size_t g, size_t padded, void* c, size_t ldc,
-                        const int32_t* row_sum) const {
-    GemmEpilogue ep = p.epilogue;
-    ep.c = c;
-    ep.ldc = ldc;
-    ep.col_off = col_off.data() + g * padded;
-    ep.b_zp = p.w_zp ? w_zp.data() + g * padded : nullptr;
-    ep.row_sum = p.w_zp ? row_sum : nullptr;
-    ep.scale = scale.data() + g * padded;
-    ep.bias = bias.data() + g * padded;
-    return ep;
-  }
-};
 
 // The staging buffer of a block: `rows` input rows starting at input row
 // ih0 (possibly negative or past H: padding), each of `cols` pixels starting
@@ -122,19 +93,11 @@ Stage stage_for(const ConvGeometry& g, size_t oh0, size_t oh1, size_t c0, size_t
   return st;
 }
 
-// A buffer aligned to 64 bytes with `slack` readable bytes past `bytes`.
-uint8_t* aligned(std::vector<uint8_t>& buf, size_t bytes, size_t slack = 64) {
-  if (buf.size() < bytes + slack + 64) buf.resize(bytes + slack + 64);
-  uint8_t* p = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
-  std::memset(p + bytes, 0, slack);
-  return p;
-}
-
 // Copies columns [j0, j1) of a (rows x ld) NHWC tile of output pixels
 // [p0, p0 + rows) of image n into NCHW output channels ch0 + j.
 void scatter_nchw(const ConvProblem& p, const uint8_t* tile, size_t rows, size_t ld, size_t j0, size_t j1,
                   size_t n, size_t ch0, size_t p0) {
-  const size_t eb = out_elem_bytes(p.epilogue.kind), plane = p.g.oh * p.g.ow;
+  const size_t eb = gemm_out_bytes(p.epilogue.kind), plane = p.g.oh * p.g.ow;
   uint8_t* y = static_cast<uint8_t*>(p.epilogue.c) + ((n * p.g.oc + ch0) * plane + p0) * eb;
   // Whole B x B blocks through registers, the edges one element at a time.
   // Channels go 16 at a time down all rows, so that only 16 output planes
@@ -172,8 +135,8 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
   const size_t a_row_bytes = kgroups * 4;
   const size_t n_panels = ceil_div(OCg, nr), n_pad = n_panels * nr;
   const size_t b_panel = kgroups * nr * 4, b_group = n_panels * b_panel;
-  const Columns cols(p, G, OCg, n_pad);
-  const size_t eb = out_elem_bytes(p.epilogue.kind);
+  const Columns cols(p.col_off, p.w_zp, p.epilogue, G, OCg, n_pad);
+  const size_t eb = gemm_out_bytes(p.epilogue.kind);
 
   // Blocks of output pixels of one image, balanced, each about kABlockBytes
   // of A rows (as in the GEMM driver), so that they stay in L2 while the
@@ -202,10 +165,7 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
   // About 400 multiply-adds per ns on one thread of the fastest kernels.
   const size_t threads = threads_for(static_cast<double>(g.n) * P * g.oc * K / 400.0);
   const size_t outer = g.n * blocks * G;
-  size_t n_chunks = 1;
-  if (threads > 1 && outer < 4 * threads) n_chunks = std::min(n_panels, ceil_div(4 * threads, outer));
-  const size_t chunk_panels = ceil_div(n_panels, n_chunks);
-  n_chunks = ceil_div(n_panels, chunk_panels);
+  const PanelChunks chunks = panel_chunks(threads, outer, n_panels);
 
   // Slices of K of at most kernel.k_slice_bytes of B panel (kc groups x NR
   // columns), of equal size, that stay in cache while the block's tiles stream
@@ -215,35 +175,15 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
   // slice is either a run of whole segments (the tile kernel jumps between
   // them) or a piece of one segment.
   const size_t seg = implicit ? g.kw * Cg / 4 : kgroups, n_segs = implicit ? g.kh : 1;
-  const size_t kc_max = std::max<size_t>(1, kernel.k_slice_bytes / (nr * 4));
-  struct Slice {
-    size_t g0, gn;    // groups [g0, g0 + gn) of K
-    size_t seg, off;  // the segment g0 lies in, and g0's offset in it
-    size_t seg_groups;  // groups before the tile kernel jumps to the next segment
-  };
-  std::vector<Slice> slices;
-  if (seg <= kc_max) {
-    const size_t per = kc_max / std::max<size_t>(seg, 1);  // whole segments per slice
-    const size_t n = ceil_div(n_segs, per), each = ceil_div(n_segs, n);
-    for (size_t s0 = 0; s0 < n_segs; s0 += each)
-      slices.push_back({s0 * seg, std::min(each, n_segs - s0) * seg, s0, 0, std::max<size_t>(seg, 1)});
-  } else {
-    const size_t kc = ceil_div(seg, ceil_div(seg, kc_max));
-    for (size_t sg = 0; sg < n_segs; ++sg)
-      for (size_t off = 0; off < seg; off += kc) {
-        const size_t gn = std::min(kc, seg - off);
-        slices.push_back({sg * seg + off, gn, sg, off, gn});
-      }
-  }
-  if (slices.empty() || seg == 0) slices.assign(1, Slice{0, 0, 0, 0, 1});  // K == 0: the epilogue alone
-  const size_t k_slices = slices.size();
+  const std::vector<KSlice> slices = k_slices(seg, n_segs, std::max<size_t>(1, kernel.k_slice_bytes / (nr * 4)));
+  const size_t n_slices = slices.size();
   struct Tile {
     size_t m0, rows, oh, ow;  // first row of C (from the block's first pixel), its output row and column
   };
 
-  parallel_for(outer * n_chunks, [&](size_t task) {
-    const size_t nc = task % n_chunks, gi = (task / n_chunks) % G, blk = (task / n_chunks / G) % blocks,
-                 n = task / n_chunks / G / blocks;
+  parallel_for(outer * chunks.count, [&](size_t task) {
+    const size_t nc = task % chunks.count, gi = (task / chunks.count) % G, blk = (task / chunks.count / G) % blocks,
+                 n = task / chunks.count / G / blocks;
     const size_t u0 = blk * units / blocks, u1 = (blk + 1) * units / blocks;
     const size_t p0 = implicit ? u0 * g.ow : u0, p1 = implicit ? u1 * g.ow : u1, rows = p1 - p0;
     const size_t oh0 = p0 / g.ow, oh1 = (p1 - 1) / g.ow + 1;
@@ -270,10 +210,9 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
       if (p.w_zp) {
         for (size_t m = 0; m < rows; ++m) {
           const uint8_t* base = stage + ((m / g.ow) * g.sh) * srow + (m % g.ow) * g.sw * Cg;
-          uint32_t sum = 0;
-          for (size_t kh = 0; kh < g.kh; ++kh)
-            for (size_t i = 0; i < g.kw * Cg; ++i) sum += base[kh * g.dh * srow + i];
-          row_sum[m] = static_cast<int32_t>(sum);
+          int32_t sum = 0;
+          for (size_t kh = 0; kh < g.kh; ++kh) sum += sum_u8(base + kh * g.dh * srow, g.kw * Cg);
+          row_sum[m] = sum;
         }
       }
     } else {
@@ -289,6 +228,7 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
           const uint8_t* src = base + kh * g.dh * srow;
           for (size_t kw = 0; kw < g.kw; kw += run / Cg, k += run) std::memcpy(row + k, src + kw * g.dw * Cg, run);
         }
+        if (p.w_zp) row_sum[m] = sum_u8(row, K);
         if (s.layout == GemmLayout::pair16) {
           // Widen in place, back to front: rows are a_row_bytes (= 4 *
           // ceil(K / 2) >= 2K) apart, so this never overlaps the next row.
@@ -297,16 +237,6 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
           std::memset(row + 2 * K, 0, a_row_bytes - 2 * K);
         } else {
           std::memset(row + K, 0, a_row_bytes - K);
-        }
-        if (p.w_zp) {
-          uint32_t sum = 0;
-          if (s.layout == GemmLayout::pair16) {
-            const int16_t* w16 = reinterpret_cast<const int16_t*>(row);
-            for (size_t i = 0; i < K; ++i) sum += static_cast<uint32_t>(w16[i]);
-          } else {
-            for (size_t i = 0; i < K; ++i) sum += row[i];
-          }
-          row_sum[m] = static_cast<int32_t>(sum);
         }
       }
       const size_t nt = ceil_div(rows, mr);
@@ -323,16 +253,16 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
       c = static_cast<uint8_t*>(p.epilogue.c) + ((n * P + p0) * g.oc + gi * OCg) * eb;
       ldc = g.oc;
     }
-    const GemmEpilogue ep = cols.of_group(p, gi, n_pad, c, ldc, row_sum.data());
+    const GemmEpilogue ep = cols.of_group(p.epilogue, gi, c, ldc, row_sum.data());
 
-    const size_t np0 = nc * chunk_panels, np1 = std::min(n_panels, np0 + chunk_panels);
-    if (k_slices > 1 && partial.size() < tiles.size() * mr * nr) partial.resize(tiles.size() * mr * nr);
+    const size_t np0 = nc * chunks.panels, np1 = std::min(n_panels, np0 + chunks.panels);
+    if (n_slices > 1 && partial.size() < tiles.size() * mr * nr) partial.resize(tiles.size() * mr * nr);
     const uint8_t* wg = p.packed_w + gi * b_group;
     for (size_t np = np0; np < np1; ++np) {
       const size_t n0 = np * nr;
       const uint8_t* bp = wg + np * b_panel;
-      for (size_t ks = 0; ks < k_slices; ++ks) {
-        const Slice& sl = slices[ks];
+      for (size_t ks = 0; ks < n_slices; ++ks) {
+        const KSlice& sl = slices[ks];
         for (size_t t = 0; t < tiles.size(); ++t) {
           const Tile& tl = tiles[t];
           // A group is 4 bytes per row or column in both layouts, so a slice
@@ -351,7 +281,7 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
           }
           int32_t* part = partial.data() + t * mr * nr;
           kernel.fn(tl.rows, std::min(nr, OCg - n0), sl.gn, arows, a_stride, sl.seg_groups, seg_skip,
-                    bp + 4 * sl.g0 * nr, ks == 0 ? nullptr : part, ks + 1 == k_slices ? nullptr : part, ep, tl.m0,
+                    bp + 4 * sl.g0 * nr, ks == 0 ? nullptr : part, ks + 1 == n_slices ? nullptr : part, ep, tl.m0,
                     n0);
         }
       }
@@ -367,17 +297,11 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   const size_t C = g.c, P = g.oh * g.ow;
   if (g.n == 0 || P == 0 || C == 0) return;
   const size_t c_pad = dw_c_pad(C);
-  const Columns cols(p, 1, C, c_pad);
-  const size_t eb = out_elem_bytes(p.epilogue.kind);
+  const Columns cols(p.col_off, nullptr, p.epilogue, 1, C, c_pad);
+  const size_t eb = gemm_out_bytes(p.epilogue.kind);
   // About 40 multiply-adds per ns on one thread of the fastest kernels.
   const size_t threads = threads_for(static_cast<double>(g.n) * P * C * g.kh * g.kw / 40.0);
-  DwconvWindow window;
-  window.ow = g.ow;
-  window.sw = g.sw;
-  window.kh = g.kh;
-  window.kw = g.kw;
-  window.dh = g.dh;
-  window.dw = g.dw;
+  const DwconvWindow window{g.ow, g.sw, g.kh, g.kw, g.dh, g.dw};
 
   // NCHW with a horizontal stride of 1 or 2: each channel plane on its own,
   // vectorized along the output rows, read from and written to its planes
@@ -387,6 +311,14 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   constexpr size_t kPlaneMinWidth = 24;
   if (p.x_nchw && p.y_nchw && g.sw <= 2 && g.ow >= kPlaneMinWidth && kernel.plane) {
     const Stage st = stage_for(g, 0, g.oh, 0, 1);  // one channel plane, padded; c0 set per task
+    // What every plane shares; each task fills in its channel's fields.
+    DwconvPlane common;
+    static_cast<DwconvWindow&>(common) = window;
+    common.x_row = st.row_bytes();
+    common.rows = g.oh;
+    common.sh = g.sh;
+    common.c_pad = c_pad;
+    common.ep = &p.epilogue;
     parallel_for(g.n * C, [&](size_t task) {
       const size_t n = task / C, ch = task % C;
       thread_local std::vector<uint8_t> plane_buf;
@@ -394,18 +326,12 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
       Stage plane = st;
       plane.c0 = ch;
       stage_rows(p, n, plane, stage);
-      DwconvPlane pl;
+      DwconvPlane pl = common;
       pl.x = stage;
-      pl.x_row = st.row_bytes();
-      static_cast<DwconvWindow&>(pl) = window;
-      pl.rows = g.oh;
-      pl.sh = g.sh;
       pl.w_pairs = reinterpret_cast<const int32_t*>(p.packed_w) + ch;
-      pl.c_pad = c_pad;
       pl.col_off = cols.col_off[ch];
       pl.scale = cols.scale[ch];
       pl.bias = cols.bias[ch];
-      pl.ep = &p.epilogue;
       pl.y = static_cast<uint8_t*>(p.epilogue.c) + (n * C + ch) * P * eb;
       kernel.plane(pl);
     }, threads);
@@ -414,7 +340,7 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
 
   // Tasks: blocks of output rows of one image, enough to share between
   // threads, and each block's staging rows small enough for L2.
-  const size_t row_bytes = ((g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1) * C;
+  const size_t row_bytes = stage_for(g, 0, 1, 0, C).row_bytes();
   constexpr size_t kStageBytes = 256 * 1024;
   size_t per_task = std::max<size_t>(1, kStageBytes / std::max<size_t>(row_bytes * g.sh, 1));
   if (threads > 1) per_task = std::min(per_task, std::max<size_t>(1, ceil_div(g.n * g.oh, 4 * threads)));
@@ -441,7 +367,7 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
       c = static_cast<uint8_t*>(p.epilogue.c) + n * P * C * eb;
       m_base = oh0 * g.ow;
     }
-    const GemmEpilogue ep = cols.of_group(p, 0, c_pad, c, C, nullptr);
+    const GemmEpilogue ep = cols.of_group(p.epilogue, 0, c, C, nullptr);
     DwconvRow r;
     r.x_row = st.row_bytes();
     r.c = C;

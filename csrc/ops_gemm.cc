@@ -13,8 +13,6 @@ namespace iqk {
 
 namespace {
 
-size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
-
 // Bytes of one A (MR rows) or B (NR columns) panel over the whole of K.
 size_t panel_bytes(const GemmShape& s, size_t k, size_t rows_or_cols) {
   return ceil_div(k, s.k_group()) * rows_or_cols * 4;
@@ -41,6 +39,25 @@ void copy_a_rows(const GemmShape& s, const uint8_t* a, size_t lda, bool a_signed
 }
 
 }  // namespace
+
+std::vector<KSlice> k_slices(size_t seg, size_t n_segs, size_t kc_max) {
+  std::vector<KSlice> slices;
+  if (seg <= kc_max) {
+    const size_t per = kc_max / std::max<size_t>(seg, 1);  // whole segments per slice
+    const size_t n = ceil_div(n_segs, per), each = ceil_div(n_segs, std::max<size_t>(n, 1));
+    for (size_t s0 = 0; s0 < n_segs; s0 += each)
+      slices.push_back({s0 * seg, std::min(each, n_segs - s0) * seg, s0, 0, std::max<size_t>(seg, 1)});
+  } else {
+    const size_t kc = ceil_div(seg, ceil_div(seg, kc_max));
+    for (size_t sg = 0; sg < n_segs; ++sg)
+      for (size_t off = 0; off < seg; off += kc) {
+        const size_t gn = std::min(kc, seg - off);
+        slices.push_back({sg * seg + off, gn, sg, off, gn});
+      }
+  }
+  if (slices.empty() || seg == 0) slices.assign(1, KSlice{0, 0, 0, 0, 1});
+  return slices;
+}
 
 size_t packed_b_bytes(const GemmShape& s, size_t K, size_t N) {
   return ceil_div(N, s.nr) * panel_bytes(s, K, s.nr);
@@ -82,30 +99,13 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
 
   // Per-column arrays padded to whole panels so that kernels can load full
   // vectors; the padding columns are never stored.
-  const size_t n_pad = n_panels * nr;
-  const std::vector<int32_t> col_off = padded_columns<int32_t>(p.col_off, 1, N, n_pad, 0);
-  const std::vector<int32_t> b_zp = padded_columns<int32_t>(p.b_zp, 1, N, n_pad, 0);
-  const std::vector<float> scale = padded_columns<float>(p.epilogue.scale, 1, N, n_pad, 1.0f);
-  const std::vector<float> bias = padded_columns<float>(p.epilogue.bias, 1, N, n_pad, -0.0f);
-
+  const Columns cols(p.col_off, p.b_zp, p.epilogue, 1, N, n_panels * nr);
   std::vector<int32_t> row_sum;
   if (p.b_zp) {
     row_sum.resize(M);
-    const uint32_t flip = p.a_signed ? 128u : 0u;
-    for (size_t m = 0; m < M; ++m) {
-      const uint8_t* row = p.a + m * p.lda;
-      uint32_t sum = 0;
-      for (size_t k = 0; k < K; ++k) sum += (row[k] ^ static_cast<uint8_t>(flip));
-      row_sum[m] = static_cast<int32_t>(sum);
-    }
+    for (size_t m = 0; m < M; ++m) row_sum[m] = sum_u8(p.a + m * p.lda, K, p.a_signed ? 0x80 : 0x00);
   }
-
-  GemmEpilogue ep = p.epilogue;
-  ep.col_off = col_off.data();
-  ep.b_zp = p.b_zp ? b_zp.data() : nullptr;
-  ep.row_sum = p.b_zp ? row_sum.data() : nullptr;
-  ep.scale = scale.data();
-  ep.bias = bias.data();
+  const GemmEpilogue ep = cols.of_group(p.epilogue, 0, p.epilogue.c, p.epilogue.ldc, row_sum.data());
 
   // An M block's rows of A stay in L2 while the task's B panels stream past.
   constexpr size_t kABlockBytes = 192 * 1024;
@@ -116,23 +116,19 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
   // when they cannot be read in place.
   // About 400 multiply-adds per ns on one thread of the fastest kernels.
   const size_t threads = threads_for(static_cast<double>(M) * N * K / 400.0);
-  size_t n_chunks = 1;
-  if (threads > 1 && m_blocks < 4 * threads) n_chunks = std::min(n_panels, ceil_div(4 * threads, m_blocks));
-  const size_t chunk_panels = ceil_div(n_panels, n_chunks);
-  n_chunks = ceil_div(n_panels, chunk_panels);
+  const PanelChunks chunks = panel_chunks(threads, m_blocks, n_panels);
 
   // K is cut into slices of at most kernel.k_slice_bytes of B panel (kc
   // groups x NR columns), of equal size, that stay in cache while the block's
   // A panels stream past; partial sums of a slice wait in a per-thread buffer
   // of MR x NR tiles.
-  const size_t k_slices =
-      std::max<size_t>(1, ceil_div(groups, std::max<size_t>(1, kernel.k_slice_bytes / (nr * 4))));
-  const size_t kc = std::max<size_t>(1, ceil_div(groups, k_slices));
+  const std::vector<KSlice> slices = k_slices(groups, 1, std::max<size_t>(1, kernel.k_slice_bytes / (nr * 4)));
+  const size_t n_slices = slices.size();
 
-  parallel_for(m_blocks * n_chunks, [&](size_t task) {
-    const size_t mb = task / n_chunks, nc = task % n_chunks;
+  parallel_for(m_blocks * chunks.count, [&](size_t task) {
+    const size_t mb = task / chunks.count, nc = task % chunks.count;
     const size_t mp0 = mb * block_panels, mp1 = std::min(m_panels, mp0 + block_panels);
-    const size_t np0 = nc * chunk_panels, np1 = std::min(n_panels, np0 + chunk_panels);
+    const size_t np0 = nc * chunks.panels, np1 = std::min(n_panels, np0 + chunks.panels);
     thread_local std::vector<uint8_t> abuf;
     thread_local std::vector<int32_t> partial;
     const uint8_t* arows;  // row m at arows + (m - m_first) * a_stride
@@ -143,28 +139,27 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
       a_stride = p.lda;
     } else {
       const size_t n_rows = panel_row(mp1) - m_first;
-      if (abuf.size() < n_rows * a_row_bytes + 64) abuf.resize(n_rows * a_row_bytes + 64);
-      uint8_t* ablock = abuf.data() + (64 - reinterpret_cast<uintptr_t>(abuf.data()) % 64) % 64;
+      uint8_t* ablock = aligned(abuf, n_rows * a_row_bytes, 0);
       copy_a_rows(s, p.a + m_first * p.lda, p.lda, p.a_signed, K, n_rows, a_row_bytes, ablock);
       arows = ablock;
       a_stride = a_row_bytes;
     }
-    if (k_slices > 1 && partial.size() < (mp1 - mp0) * mr * nr) partial.resize((mp1 - mp0) * mr * nr);
+    if (n_slices > 1 && partial.size() < (mp1 - mp0) * mr * nr) partial.resize((mp1 - mp0) * mr * nr);
     for (size_t np = np0; np < np1; ++np) {
       const size_t n0 = np * nr;
       const uint8_t* bp = p.packed_b + np * b_panel;
-      for (size_t ks = 0; ks < k_slices; ++ks) {
+      for (size_t ks = 0; ks < n_slices; ++ks) {
         // A group is 4 bytes per row or column (vnni4: 4 x u8; pair16: 2 x
         // int16) in both layouts, so a slice starts 4 * g0 bytes into a row of
         // A and 4 * g0 * NR bytes into a B panel.
-        const size_t g0 = ks * kc, gn = std::min(kc, groups - g0);
+        const KSlice& sl = slices[ks];
         for (size_t mp = mp0; mp < mp1; ++mp) {
           const size_t m0 = panel_row(mp);
           int32_t* part = partial.data() + (mp - mp0) * mr * nr;
-          kernel.fn(panel_row(mp + 1) - m0, std::min(nr, N - n0), gn,
-                    arows + (m0 - m_first) * a_stride + 4 * g0, a_stride, std::max<size_t>(gn, 1), 0,
-                    bp + 4 * g0 * nr,
-                    ks == 0 ? nullptr : part, ks + 1 == k_slices ? nullptr : part, ep, m0, n0);
+          kernel.fn(panel_row(mp + 1) - m0, std::min(nr, N - n0), sl.gn,
+                    arows + (m0 - m_first) * a_stride + 4 * sl.g0, a_stride, sl.seg_groups, 0,
+                    bp + 4 * sl.g0 * nr,
+                    ks == 0 ? nullptr : part, ks + 1 == n_slices ? nullptr : part, ep, m0, n0);
         }
       }
     }
