@@ -17,7 +17,23 @@ from ._packed_conv import PackedConvWeights
 _DW_MAX_TAPS = _core.DWCONV_MAX_TAPS
 
 
-_GEOMETRIES: dict = {}
+class _Plan:
+    """What one layer's calls share: its geometry, the geometry as the
+    compiled module takes it, and the path it takes."""
+
+    __slots__ = ("g", "args", "nhwc", "gemm")
+
+    def __init__(self, g):
+        self.g = g
+        self.args = [g.n, g.c, g.h, g.w, g.oc, g.groups, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, g.oh, g.ow]
+        self.nhwc = g.layout == "NHWC"
+        # A 1x1, stride-1, unpadded NHWC convolution of one group is a GEMM of
+        # the pixels by the channels: no copy at all.
+        self.gemm = (self.nhwc and g.groups == 1 and g.kh == g.kw == 1 and g.sh == g.sw == 1
+                     and g.pt == g.pl == g.pb == g.pr == 0)
+
+
+_PLANS: dict = {}
 
 
 def _plain(value) -> bool:
@@ -26,18 +42,18 @@ def _plain(value) -> bool:
     return type(value) is int or (type(value) is tuple and all(type(e) is int for e in value))
 
 
-def _geometry(x_shape, w_shape, stride, padding, dilation, groups, layout):
-    """conv_geometry, remembered for plain-int arguments (a model calls the
+def _plan(x_shape, w_shape, stride, padding, dilation, groups, layout) -> _Plan:
+    """The layer's plan, remembered for plain-int arguments (a model calls the
     same layer again and again)."""
     if not (_plain(stride) and _plain(padding) and _plain(dilation) and type(layout) is str):
-        return conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, layout)
+        return _Plan(conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, layout))
     key = (x_shape, w_shape, stride, padding, dilation, groups, layout)
-    g = _GEOMETRIES.get(key)
-    if g is None:
-        g = conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, layout)
-        if len(_GEOMETRIES) < 256:
-            _GEOMETRIES[key] = g
-    return g
+    plan = _PLANS.get(key)
+    if plan is None:
+        plan = _Plan(conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, layout))
+        if len(_PLANS) < 256:
+            _PLANS[key] = plan
+    return plan
 
 
 def _packed(w, groups, w_zero_point) -> PackedConvWeights:
@@ -53,7 +69,8 @@ def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_poi
          ep=None):
     isa = active_isa()
     x = conv_activations(x)
-    g = _geometry(x.shape, pw.shape, stride, padding, dilation, pw.groups, layout)
+    plan = _plan(x.shape, pw.shape, stride, padding, dilation, pw.groups, layout)
+    g = plan.g
     qmin, qmax = v.q_range(x.dtype)
     x_zp = v.scalar_int(x_zero_point, "x_zero_point", qmin, qmax)
     bias_q = ep.bias_q if ep is not None else None
@@ -68,20 +85,16 @@ def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_poi
         _wrap_int32(pw._column_offsets(x_zp_u) - bias_q)
     epilogue = _NO_EPILOGUE if ep is None else (ep.scale, ep.bias, ep.relu, ep.out_zp, ep.lo, ep.hi)
     w_zp = pw.zero_point if pw._has_zp else None
-    nhwc = g.layout == "NHWC"
-
-    # A 1x1, stride-1, unpadded NHWC convolution of one group is a GEMM of the
-    # pixels by the channels: no copy at all.
-    if (nhwc and pw.groups == 1 and g.kh == g.kw == 1 and g.sh == g.sw == 1
-            and g.pt == g.pl == g.pb == g.pr == 0):
-        a2 = np.ascontiguousarray(x).reshape(-1, g.c)
-        _core.gemm(isa, a2, pw._for_isa(isa), g.c, g.oc, w_zp, col_off, kind, y.reshape(-1, g.oc),
+    x = np.ascontiguousarray(x)
+    if plan.gemm:
+        _core.gemm(isa, x.reshape(-1, g.c), pw._for_isa(isa), g.c, g.oc, w_zp, col_off, kind, y.reshape(-1, g.oc),
                    *epilogue)
         return y
 
     depthwise = pw.depthwise and g.kh * g.kw <= _DW_MAX_TAPS
-    geometry = [g.n, g.c, g.h, g.w, g.oc, g.groups, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, g.oh, g.ow]
-    _core.conv2d(isa, np.ascontiguousarray(x), not nhwc, geometry, x_zp, pw._for_isa(isa, depthwise), depthwise, None if depthwise else w_zp, col_off, kind, y, not nhwc, *epilogue)
+    nchw = not plan.nhwc
+    _core.conv2d(isa, x, nchw, plan.args, x_zp, pw._for_isa(isa, depthwise), depthwise, None if depthwise else w_zp,
+                 col_off, kind, y, nchw, *epilogue)
     return y
 
 
