@@ -19,7 +19,9 @@ import pytest
 
 from intquant_kernels import reference as ref
 
-from exact import INT32_MAX, Q_RANGE, assert_same, rand_q, rng_for  # noqa: F401 (test_conv.py imports them from here too)
+# test_conv.py imports INT32_MAX, Q_RANGE, rand_q and rng_for from here too.
+from exact import (INT32_MAX, Q_RANGE, assert_same, epilogue_errors, rand_q, read_only,  # noqa: F401
+                   rng_for, shape_in)
 
 
 # --- helpers ---------------------------------------------------------------------------
@@ -111,7 +113,7 @@ def random_case(*key, groups=None) -> ConvCase:
     x_zp = [0, lo, hi, int(rng.integers(lo, hi + 1))][rng.integers(4)]
     w_zp = [0, int(rng.integers(-128, 128)), rng.integers(-128, 128, oc).astype(np.int32)][rng.integers(3)]
 
-    x = rand_q(rng, (n, c, h, w) if layout == "NCHW" else (n, h, w, c), dtype)
+    x = rand_q(rng, shape_in(layout, n, c, h, w), dtype)
     wt = rand_q(rng, (oc, c // g, kh, kw), np.int8)
     kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=g, layout=layout,
                   x_zero_point=x_zp, w_zero_point=w_zp)
@@ -286,9 +288,8 @@ def test_qconv2d_against_naive(seed, epilogue):
     x_scale, w_scale, kw = epilogue_args(rng, oc, epilogue)
     got = ref.qconv2d(case.x, case.w, x_scale, w_scale, **case.kw, **kw)
 
-    layout = case.kw["layout"]
-    shape = (1, oc, 1, 1) if layout == "NCHW" else (1, 1, 1, oc)
     s = (np.float64(np.float32(x_scale)) * np.asarray(w_scale, np.float32).astype(np.float64)) * np.ones(oc)
+    shape = shape_in(case.kw["layout"], 1, oc, 1, 1)
     s = s.reshape(shape)
     acc = naive_conv(case.x, case.w, **case.kw)
     bias = kw.get("bias")
@@ -480,12 +481,6 @@ W = (np.arange(6 * 2 * 3 * 3, dtype=np.int64).reshape(6, 2, 3, 3) % 19 - 9).asty
 OUT_SHAPE = (2, 6, 4, 5)
 
 
-def _read_only(shape, dtype):
-    out = np.zeros(shape, dtype)
-    out.setflags(write=False)
-    return out
-
-
 def _c(f, **kw):
     base = dict(x=X, w=W, groups=2)
     base.update(kw)
@@ -580,7 +575,7 @@ CONV_ERRORS = {
                            lambda f: _c(f, out=np.zeros((2, 6, 4, 10), np.int32)[..., ::2])),
     "out_fortran": (ValueError, r"C-contiguous",
                     lambda f: _c(f, out=np.asfortranarray(np.zeros(OUT_SHAPE, np.int32)))),
-    "out_read_only": (ValueError, r"read-only", lambda f: _c(f, out=_read_only(OUT_SHAPE, np.int32))),
+    "out_read_only": (ValueError, r"read-only", lambda f: _c(f, out=read_only(np.zeros(OUT_SHAPE, np.int32)))),
     # the exactness bound
     "k_past_bound": (ValueError, r"K=65794 \(C/groups \* KH \* KW\) could overflow.*K must be <= 65793$",
                      lambda f: f.conv2d(np.zeros((1, 65794, 1, 1), np.uint8), np.zeros((1, 65794, 1, 1), np.int8))),
@@ -610,25 +605,9 @@ QCONV_ERRORS = {
     "scale_product_underflows": (ValueError,
                                  r"^x_scale \* w_scale must be finite and > 0 in float32 for every output channel$",
                                  lambda f: _q(f, x_scale=1e-30, w_scale=1e-30)),
-    "out_scale_zero": (ValueError, r"out_scale must be finite and > 0",
-                       lambda f: _q(f, out_scale=0.0, out_dtype=np.int8)),
-    "out_scale_with_float32": (ValueError, r"out_dtype must be int8 or uint8",
-                               lambda f: _q(f, out_scale=0.5, out_dtype=np.float32)),
-    "int8_out_without_out_scale": (ValueError, r"without out_scale", lambda f: _q(f, out_dtype=np.int8)),
-    "out_zero_point_with_float32": (ValueError, r"out_zero_point applies only", lambda f: _q(f, out_zero_point=3)),
+    **epilogue_errors(_q, 6, "x", "w"),
     "out_zero_point_out_of_range": (ValueError, r"out_zero_point must lie in \[0, 255\]",
                                     lambda f: _q(f, out_scale=1.0, out_dtype=np.uint8, out_zero_point=-1)),
-    "int_bias_with_float_output": (TypeError, r"integer bias", lambda f: _q(f, bias=np.zeros(6, np.int32))),
-    "int64_bias_requantized": (TypeError, r"must be int32",
-                               lambda f: _q(f, bias=np.zeros(6, np.int64), out_scale=1.0, out_dtype=np.int8)),
-    "bias_wrong_length": (ValueError, r"bias must be a scalar or have shape \(6,\)",
-                          lambda f: _q(f, bias=np.zeros(4, np.float32))),
-    "bias_complex": (TypeError, r"bias must be a float or int32 array", lambda f: _q(f, bias=np.zeros(6, complex))),
-    "float_bias_too_large": (ValueError, r"^bias / \(x_scale \* w_scale\) must be finite and fit int32$",
-                             lambda f: _q(f, bias=np.full(6, 1e30, np.float32), out_scale=1.0, out_dtype=np.int8)),
-    "requant_multiplier_inf": (ValueError, r"^x_scale \* w_scale / out_scale must be finite in float32$",
-                               lambda f: _q(f, x_scale=1e30, w_scale=1e8, out_scale=1e-30, out_dtype=np.int8)),
-    "relu_not_bool": (TypeError, r"relu must be a bool", lambda f: _q(f, relu=1)),
     "qconv_x_zp_out_of_range": (ValueError, r"x_zero_point must lie in \[0, 255\]", lambda f: _q(f, x_zero_point=300)),
     "qconv_w_zp_wrong_length": (ValueError, r"w_zero_point must be a scalar or have shape \(6,\)",
                                 lambda f: _q(f, w_zero_point=[1, 2])),

@@ -19,7 +19,7 @@ from intquant_kernels import _core
 from intquant_kernels import reference as ref
 
 from exact import (AVAILABLE_ISAS, EXTREMES, IMPLS, INT32_MAX, Q_RANGE, assert_same, assert_same_errors,
-                   check_error, rand_q, rng_for)
+                   check_error, epilogue_errors, raises_on_both, rand_q, read_only, rng_for)
 
 
 #: The suffix of each ISA path's gemm kernel name.
@@ -228,13 +228,10 @@ def test_deep_k_at_bound_with_extreme_values(isa, a_dtype, a_zp, b_zp):
     a = np.full((1, k), a_ext, a_dtype)
     b = np.ascontiguousarray(np.broadcast_to(b_ext, (k, n)))
     msg = rf"K={k} could overflow.*K must be <= {bound}$"
-    for impl in (iq, ref):
-        with pytest.raises(ValueError, match=msg):
-            impl.gemm(a, b, a_zero_point=a_zp, b_zero_point=b_zp_arg)
-        with pytest.raises(ValueError, match=msg):
-            impl.gemm(a, iq.pack_weights(b, zero_point=b_zp_arg), a_zero_point=a_zp)
-        with pytest.raises(ValueError, match=msg):
-            impl.qgemm(a, b, 1.0, 1.0, a_zero_point=a_zp, b_zero_point=b_zp_arg)
+    for call in (lambda f: f.gemm(a, b, a_zero_point=a_zp, b_zero_point=b_zp_arg),
+                 lambda f: f.gemm(a, iq.pack_weights(b, zero_point=b_zp_arg), a_zero_point=a_zp),
+                 lambda f: f.qgemm(a, b, 1.0, 1.0, a_zero_point=a_zp, b_zero_point=b_zp_arg)):
+        raises_on_both(ValueError, call, match=msg)
 
 
 def test_deep_k_int8_all_minus_128(isa):
@@ -267,9 +264,8 @@ def test_deep_k_bound_includes_int32_bias(isa):
     assert_same(iq.qgemm(a, b, 1.0, 1.0, **kw), ref.qgemm(a, b, 1.0, 1.0, **kw), f"isa={isa} K={k}")
     a1 = np.full((2, k + 1), 255, np.uint8)
     b1 = np.full((k + 1, 3), -128, np.int8)
-    for impl in (iq, ref):
-        with pytest.raises(ValueError, match=rf"\|bias\| <= 1000000\): K must be <= {k}$"):
-            impl.qgemm(a1, b1, 1.0, 1.0, **kw)
+    raises_on_both(ValueError, lambda f: f.qgemm(a1, b1, 1.0, 1.0, **kw),
+                   match=rf"\|bias\| <= 1000000\): K must be <= {k}$")
 
 
 # --- shapes: M = 1, N = 1, batches, strides --------------------------------------------
@@ -322,12 +318,6 @@ def _unaligned(rng, m, k, dt):
     return buf[1:].reshape(m, k)  # rows contiguous, data pointer off by one byte
 
 
-def _read_only(rng, m, k, dt):
-    a = rand_q(rng, (m, k), dt)
-    a.setflags(write=False)
-    return a
-
-
 A_VIEWS = {
     "every_other_column": lambda rng, m, k, dt: rand_q(rng, (m, 2 * k), dt)[:, ::2],
     "transposed": lambda rng, m, k, dt: rand_q(rng, (k, m), dt).T,
@@ -339,7 +329,7 @@ A_VIEWS = {
     "offset_view": lambda rng, m, k, dt: rand_q(rng, (m + 2, k + 3), dt)[2:, 3:],
     "unaligned": _unaligned,
     "broadcast_row": lambda rng, m, k, dt: np.broadcast_to(rand_q(rng, (1, k), dt), (m, k)),
-    "read_only": _read_only,
+    "read_only": lambda rng, m, k, dt: read_only(rand_q(rng, (m, k), dt)),
 }
 
 
@@ -648,12 +638,18 @@ def test_pack_weights_leaves_caller_array_alone(isa, how):
             assert_same(iq.gemm(a, pw), want, f"packed under {isa}, caller's array then changed, run under {other}")
 
 
-def test_packed_weights_reused(isa):
-    m, k, n = 19, 130, 66
-    rng = rng_for("pw_reuse", m, k, n)
+def _packed_case(purpose, m, k, n):
+    """A generator seeded from (purpose, M, K, N), random (K, N) weights and zero points, and the
+    weights packed with them."""
+    rng = rng_for(purpose, m, k, n)
     b = rand_b(rng, k, n)
     zp = rand_b_zp(rng, n)
-    pw = iq.pack_weights(b, zero_point=zp)
+    return rng, b, zp, iq.pack_weights(b, zero_point=zp)
+
+
+def test_packed_weights_reused(isa):
+    m, k, n = 19, 130, 66
+    rng, b, zp, pw = _packed_case("pw_reuse", m, k, n)
     for i in range(4):
         for dt, a_zp in ((np.uint8, 0), (np.int8, -9), (np.uint8, 250)):
             a = rand_q(rng, (m + i, k), dt)
@@ -668,10 +664,7 @@ def test_packed_weights_reused(isa):
 
 def test_packed_weights_pickle(isa):
     m, k, n = 21, 77, 40
-    rng = rng_for("pw_pickle", m, k, n)
-    b = rand_b(rng, k, n)
-    zp = rand_b_zp(rng, n)
-    pw = iq.pack_weights(b, zero_point=zp)
+    rng, b, zp, pw = _packed_case("pw_pickle", m, k, n)
     a = rand_q(rng, (m, k), np.int8)
     before = iq.gemm(a, pw, a_zero_point=3)
     pw2 = pickle.loads(pickle.dumps(pw))
@@ -861,17 +854,10 @@ GEMM_ERRORS = {
     "out_non_contiguous": (ValueError, r"C-contiguous",
                            lambda f: f.gemm(A_U8, B, out=np.zeros((4, 10), np.int32)[:, ::2])),
     "out_fortran": (ValueError, r"C-contiguous", lambda f: f.gemm(A_U8, B, out=np.zeros((5, 4), np.int32).T)),
-    "out_read_only": (ValueError, r"read-only", lambda f: f.gemm(A_U8, B, out=_read_only_out((4, 5), np.int32))),
+    "out_read_only": (ValueError, r"read-only", lambda f: f.gemm(A_U8, B, out=read_only(np.zeros((4, 5), np.int32)))),
     "k_past_bound": (ValueError, r"K must be <= 65793",
                      lambda f: f.gemm(np.zeros((1, 65794), np.uint8), np.zeros((65794, 1), np.int8))),
 }
-
-
-def _read_only_out(shape, dtype):
-    out = np.zeros(shape, dtype)
-    out.setflags(write=False)
-    return out
-
 
 def _q(f, **kw):
     base = dict(a=A_U8, b=B, a_scale=0.1, b_scale=0.2)
@@ -901,28 +887,12 @@ QGEMM_ERRORS = {
     "b_scale_underflows_float32": (ValueError, r"b_scale must be finite and > 0", lambda f: _q(f, b_scale=1e-50)),
     "scale_product_underflows": (ValueError, r"a_scale \* b_scale must be finite and > 0",
                                  lambda f: _q(f, a_scale=1e-30, b_scale=1e-30)),
-    "out_scale_zero": (ValueError, r"out_scale must be finite and > 0",
-                       lambda f: _q(f, out_scale=0.0, out_dtype=np.int8)),
+    **epilogue_errors(_q, 5, "a", "b"),
     "out_scale_nan": (ValueError, r"out_scale must be finite and > 0",
                       lambda f: _q(f, out_scale=float("nan"), out_dtype=np.int8)),
-    "out_scale_with_float32": (ValueError, r"out_scale|out_dtype",
-                               lambda f: _q(f, out_scale=0.5, out_dtype=np.float32)),
-    "int8_out_without_out_scale": (ValueError, r"without out_scale", lambda f: _q(f, out_dtype=np.int8)),
     "uint8_out_without_out_scale": (ValueError, r"without out_scale", lambda f: _q(f, out_dtype=np.uint8)),
-    "out_zero_point_with_float32": (ValueError, r"out_zero_point applies only", lambda f: _q(f, out_zero_point=3)),
     "out_zero_point_out_of_range": (ValueError, r"out_zero_point must lie in \[-128, 127\]",
                                     lambda f: _q(f, out_scale=1.0, out_dtype=np.int8, out_zero_point=128)),
-    "int_bias_with_float_output": (TypeError, r"integer bias", lambda f: _q(f, bias=np.zeros(5, np.int32))),
-    "int64_bias_requantized": (TypeError, r"must be int32",
-                               lambda f: _q(f, bias=np.zeros(5, np.int64), out_scale=1.0, out_dtype=np.int8)),
-    "bias_wrong_length": (ValueError, r"bias must be a scalar or have shape \(5,\)",
-                          lambda f: _q(f, bias=np.zeros(4, np.float32))),
-    "bias_complex": (TypeError, r"bias must be a float or int32 array", lambda f: _q(f, bias=np.zeros(5, complex))),
-    "float_bias_too_large": (ValueError, r"fit int32",
-                             lambda f: _q(f, bias=np.full(5, 1e30, np.float32), out_scale=1.0, out_dtype=np.int8)),
-    "requant_multiplier_inf": (ValueError, r"out_scale must be finite",
-                               lambda f: _q(f, a_scale=1e30, b_scale=1e8, out_scale=1e-30, out_dtype=np.int8)),
-    "relu_not_bool": (TypeError, r"relu must be a bool", lambda f: _q(f, relu=1)),
     "qgemm_b_zp_with_packed": (ValueError, r"PackedWeights", lambda f: _q(f, b=PW, b_zero_point=1)),
     "qgemm_out_wrong_dtype": (TypeError, r"out must have dtype int8",
                               lambda f: _q(f, out_scale=1.0, out_dtype=np.int8, out=np.zeros((4, 5), np.uint8))),

@@ -161,15 +161,16 @@ def validate(isas, seed=0, out=None) -> bool:
     """One line per (op, ISA): PASS, or FAIL and the first mismatch. True if all pass."""
     out = sys.stdout if out is None else out
     ok = True
-    checks = list(_all_cases(seed))
+    checks = {line: [] for line in VALIDATE_OPS}  # line -> [(index, name, op, args, kwargs)]
+    for i, (line, *check) in enumerate(_all_cases(seed)):
+        if line in checks:
+            checks[line].append((i, *check))
     ref_cache = {}
     for isa in isas:
         for line in VALIDATE_OPS:
             failure = None
             with iq.use_isa(isa):
-                for i, (case_line, name, op, args, kwargs) in enumerate(checks):
-                    if case_line != line:
-                        continue
+                for i, name, op, args, kwargs in checks[line]:
                     fast = getattr(iq, op, None)
                     ref = getattr(iq.reference, op, None)
                     if fast is None or ref is None:
@@ -304,15 +305,15 @@ def main(argv=None) -> int:
     p.set_defaults(func=cmd_bench)
     args = parser.parse_args(argv)
     if args.command is None:
+        # The main job: each command with its parser's defaults (bench with --quick).
         rc = cmd_info(args)
         print()
-        rc = rc or cmd_validate(argparse.Namespace(isa="all", seed=0))
+        rc = rc or cmd_validate(sub.choices["validate"].parse_args([]))
         if rc:
             print("validation failed: not benchmarking kernels that are wrong", file=sys.stderr)
             return rc
         print()
-        return cmd_bench(argparse.Namespace(isa="all", ops=["gemm", "conv", "quantize"], quick=True, threads=1,
-                                            json=None, plot=None))
+        return cmd_bench(sub.choices["bench"].parse_args(["--quick"]))
     return args.func(args)
 
 

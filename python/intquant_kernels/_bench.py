@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import ctypes
 import datetime
-import glob
+import functools
 import json
 import math
 import mmap
@@ -43,6 +43,7 @@ import platform
 import statistics
 import sys
 import time
+import types
 import zlib
 
 import numpy as np
@@ -191,7 +192,9 @@ def cpuinfo_mhz() -> float | None:
         return None
 
 
-def _cpuinfo_fields() -> dict:
+@functools.lru_cache(maxsize=None)
+def _cpuinfo_fields() -> types.MappingProxyType:
+    """The fields of the first processor of /proc/cpuinfo (empty where there is none), read once."""
     fields = {}
     try:
         with open("/proc/cpuinfo") as f:
@@ -202,7 +205,7 @@ def _cpuinfo_fields() -> dict:
                 fields[key.strip()] = value.strip()
     except OSError:
         pass
-    return fields
+    return types.MappingProxyType(fields)
 
 
 # ---------------------------------------------------------------------------
@@ -245,21 +248,12 @@ def measure(fn, settings: Settings) -> dict:
 # Threads of OpenBLAS (inside NumPy) in this process.
 # ---------------------------------------------------------------------------
 
-def _openblas_lib():
-    pattern = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*")
-    for path in glob.glob(pattern):
-        try:
-            return ctypes.CDLL(path)
-        except OSError:
-            continue
-    return None
-
-
 def _openblas_threads(n: int | None) -> int | None:
     """Set OpenBLAS's thread count in this process (if n) and return the previous one, or None."""
-    lib = _openblas_lib()
-    if lib is None:
+    libs = _peers.openblas_libs()
+    if not libs:
         return None
+    lib = libs[0]
     for suffix in ("64_", ""):
         for prefix in ("scipy_openblas", "openblas"):
             get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)

@@ -4,12 +4,15 @@ operation on prepared inputs, or raises PeerUnavailable with the reason (the
 peers are the optional `bench` extra, never a dependency)."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
+import functools
 import glob
 import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 
@@ -25,11 +28,24 @@ def available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def openblas_corename() -> str:
-    """The kernel OpenBLAS (inside NumPy) picked in this process, e.g. 'SkylakeX' or 'Haswell'."""
+@functools.lru_cache(maxsize=None)
+def openblas_libs() -> tuple:
+    """The OpenBLAS libraries NumPy's wheel carries (numpy.libs), loaded with ctypes; empty if none."""
     pattern = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*")
+    libs = []
     for path in glob.glob(pattern):
-        lib = ctypes.CDLL(path)
+        try:
+            libs.append(ctypes.CDLL(path))
+        except OSError:
+            continue
+    return tuple(libs)
+
+
+@functools.lru_cache(maxsize=None)
+def openblas_corename() -> str:
+    """The kernel OpenBLAS (inside NumPy) picked in this process, e.g. 'SkylakeX' or 'Haswell';
+    it picks once, at load, so this asks once."""
+    for lib in openblas_libs():
         for name in ("scipy_openblas_get_corename64_", "scipy_openblas_get_corename", "openblas_get_corename64_", "openblas_get_corename"):
             fn = getattr(lib, name, None)
             if fn is not None:
@@ -73,14 +89,67 @@ def numpy_matmul_time(m, k, n, coretype=None, reps=7) -> dict:
     return json.loads(out.stdout)
 
 
-def onnxruntime_matmulinteger(a_u8: np.ndarray, b_s8: np.ndarray, threads: int = 1):
-    """onnxruntime MatMulInteger: uint8 activations (input), int8 weights (initializer)."""
+def _onnx():
+    """onnxruntime and onnx's TensorProto, helper and numpy_helper, or PeerUnavailable."""
     try:
-        import onnx
+        import onnx  # noqa: F401
         import onnxruntime as ort
         from onnx import TensorProto, helper, numpy_helper
     except ImportError as e:
         raise PeerUnavailable(f"onnxruntime/onnx not installed ({e.name}); pip install '.[bench]'") from None
+    return ort, TensorProto, helper, numpy_helper
+
+
+def _onnx_session(ort, helper, graph, threads: int):
+    """An onnxruntime CPU session of the one-graph model ``graph`` (opset 13, IR version at most 9),
+    ``threads`` threads within the op and one between ops."""
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = min(model.ir_version, 9)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def _torch(threads):
+    try:
+        import torch
+    except ImportError:
+        raise PeerUnavailable("torch not installed; pip install '.[bench]'") from None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def _torch_x86_quantized(threads):
+    """torch, with its x86 quantized engine (fbgemm) selected."""
+    torch = _torch(threads)
+    if "x86" not in torch.backends.quantized.supported_engines:
+        raise PeerUnavailable("torch has no x86 quantized engine")
+    torch.backends.quantized.engine = "x86"
+    return torch
+
+
+@contextlib.contextmanager
+def _quantized_tensors_allowed():
+    # torch marks its quantized tensors deprecated; they are what its quantized
+    # Linear and Conv2d run on, which is what we compare against.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+def _torch_qint8_per_channel(torch, w_s8: np.ndarray, w_scale: np.ndarray):
+    """int8 weights (output channel first) as torch's per-channel qint8 tensor: scales ``w_scale``
+    (float32, one per output channel), zero points 0. Call inside _quantized_tensors_allowed()."""
+    oc = w_s8.shape[0]
+    w = torch.from_numpy(w_s8.astype(np.float32) * w_scale.reshape((oc,) + (1,) * (w_s8.ndim - 1)))
+    return torch.quantize_per_channel(w, torch.from_numpy(w_scale.astype(np.float64)),
+                                      torch.zeros(oc, dtype=torch.int64), 0, torch.qint8)
+
+
+def onnxruntime_matmulinteger(a_u8: np.ndarray, b_s8: np.ndarray, threads: int = 1):
+    """onnxruntime MatMulInteger: uint8 activations (input), int8 weights (initializer)."""
+    ort, TensorProto, helper, numpy_helper = _onnx()
     m, k = a_u8.shape
     n = b_s8.shape[1]
     graph = helper.make_graph(
@@ -90,36 +159,17 @@ def onnxruntime_matmulinteger(a_u8: np.ndarray, b_s8: np.ndarray, threads: int =
         [helper.make_tensor_value_info("Y", TensorProto.INT32, [m, n])],
         initializer=[numpy_helper.from_array(b_s8, "B")],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = min(model.ir_version, 9)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    sess = _onnx_session(ort, helper, graph, threads)
     feed = {"A": a_u8}
     return lambda: sess.run(None, feed)
 
 
 def torch_quantized_linear(a_u8: np.ndarray, b_s8: np.ndarray, w_scale: np.ndarray, threads: int = 1):
     """torch's quantized Linear (x86 engine): quint8 activations, per-channel qint8 weights."""
-    try:
-        import torch
-    except ImportError:
-        raise PeerUnavailable("torch not installed; pip install '.[bench]'") from None
-    import warnings
-
-    torch.set_num_threads(threads)
-    if "x86" not in torch.backends.quantized.supported_engines:
-        raise PeerUnavailable("torch has no x86 quantized engine")
-    torch.backends.quantized.engine = "x86"
+    torch = _torch_x86_quantized(threads)
     k, n = b_s8.shape
-    w = torch.from_numpy(np.ascontiguousarray(b_s8.T).astype(np.float32) * w_scale[:, None])
-    with warnings.catch_warnings():
-        # torch marks its quantized tensors deprecated; they are what its
-        # quantized Linear runs on, which is what we compare against.
-        warnings.simplefilter("ignore")
-        wq = torch.quantize_per_channel(w, torch.from_numpy(w_scale.astype(np.float64)),
-                                        torch.zeros(n, dtype=torch.int64), 0, torch.qint8)
+    with _quantized_tensors_allowed():
+        wq = _torch_qint8_per_channel(torch, np.ascontiguousarray(b_s8.T), w_scale)
     lin = torch.ao.nn.quantized.Linear(k, n, bias_=False, dtype=torch.qint8)
     lin.set_weight_bias(wq, None)
     lin.scale, lin.zero_point = 0.05, 128
@@ -138,15 +188,6 @@ def torch_quantized_linear(a_u8: np.ndarray, b_s8: np.ndarray, w_scale: np.ndarr
 
 def _conv_out_hw(h, w, k, stride, padding):
     return (h + 2 * padding - k) // stride + 1, (w + 2 * padding - k) // stride + 1
-
-
-def _torch(threads):
-    try:
-        import torch
-    except ImportError:
-        raise PeerUnavailable("torch not installed; pip install '.[bench]'") from None
-    torch.set_num_threads(threads)
-    return torch
 
 
 def torch_conv2d_f32(x_f32_nchw: np.ndarray, w_f32: np.ndarray, stride, padding, groups, threads: int = 1,
@@ -239,25 +280,15 @@ def torch_quantized_conv2d(x_u8_nchw: np.ndarray, w_s8: np.ndarray, w_scale: np.
     (reduce_range). The dense layers are exact to +-1 rounding step. The
     timing does not depend on the values.
     """
-    torch = _torch(threads)
-    import warnings
-
-    if "x86" not in torch.backends.quantized.supported_engines:
-        raise PeerUnavailable("torch has no x86 quantized engine")
-    torch.backends.quantized.engine = "x86"
+    torch = _torch_x86_quantized(threads)
     oc, cg, kh, kw = w_s8.shape
     c = x_u8_nchw.shape[1]
     w_scale = np.broadcast_to(np.asarray(w_scale, np.float32), (oc,))
     if out_scale is None:
         out_scale = conv_out_scale(cg * kh * kw, x_scale, w_scale)
-    w = torch.from_numpy(np.asarray(w_s8).astype(np.float32) * w_scale[:, None, None, None])
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    with warnings.catch_warnings():
-        # torch marks its quantized tensors deprecated; they are what its
-        # quantized Conv2d runs on, which is what we compare against.
-        warnings.simplefilter("ignore")
-        wq = torch.quantize_per_channel(w, torch.from_numpy(w_scale.astype(np.float64)),
-                                        torch.zeros(oc, dtype=torch.int64), 0, torch.qint8)
+    with _quantized_tensors_allowed():
+        wq = _torch_qint8_per_channel(torch, np.asarray(w_s8), w_scale)
         conv = torch.ao.nn.quantized.Conv2d(c, oc, (kh, kw), stride=stride, padding=padding, groups=groups,
                                             bias=False)
         conv.set_weight_bias(wq, None)
@@ -279,12 +310,7 @@ def onnxruntime_qlinearconv(x_u8_nchw: np.ndarray, w_s8: np.ndarray, w_scale: np
     """onnxruntime QLinearConv (one node; CPU provider): uint8 activations (the
     graph's input, NCHW), int8 weights with per-channel w_scale and zero points 0,
     uint8 output; weights, scales and zero points are initializers."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime as ort
-        from onnx import TensorProto, helper, numpy_helper
-    except ImportError as e:
-        raise PeerUnavailable(f"onnxruntime/onnx not installed ({e.name}); pip install '.[bench]'") from None
+    ort, TensorProto, helper, numpy_helper = _onnx()
     oc, cg, kh, kw = w_s8.shape
     n, c, h, wd = x_u8_nchw.shape
     oh, ow = _conv_out_hw(h, wd, kh, stride, padding)
@@ -309,13 +335,8 @@ def onnxruntime_qlinearconv(x_u8_nchw: np.ndarray, w_s8: np.ndarray, w_scale: np
         [helper.make_tensor_value_info("y", TensorProto.UINT8, [n, oc, oh, ow])],
         initializer=inits,
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = min(model.ir_version, 9)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
     try:
-        sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        sess = _onnx_session(ort, helper, graph, threads)
         feed = {"x": np.ascontiguousarray(x_u8_nchw, dtype=np.uint8)}
         sess.run(None, feed)
     except Exception as e:  # onnxruntime raises its own exception types

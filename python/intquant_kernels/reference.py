@@ -15,6 +15,15 @@ from . import _validate as v
 __all__ = ["quantize", "dequantize", "gemm", "qgemm", "conv2d", "qconv2d"]
 
 
+def _into(out, y):
+    """The result ``y`` of an op: returned as is when ``out`` is None, else written into ``out``
+    (checked: an ndarray of y's dtype and shape, C-contiguous, writeable) and ``out`` returned."""
+    if out is None:
+        return y
+    v.check_out(out, y.shape, y.dtype)[...] = y
+    return out
+
+
 def quantize(x, scale, zero_point=0, *, axis=None, dtype=np.int8, narrow_range=False, out=None):
     """Quantize float32 ``x`` to int8 or uint8 (ONNX QuantizeLinear).
 
@@ -46,11 +55,7 @@ def quantize(x, scale, zero_point=0, *, axis=None, dtype=np.int8, narrow_range=F
     # r is integral; in float64, r + zp is exact wherever it matters
     # (anything beyond 2**53 saturates anyway).
     # np.asarray: operations on 0-d arrays return NumPy scalars; keep an array.
-    q = np.asarray(np.clip(r.astype(np.float64) + zp, qmin, qmax).astype(dt))
-    if out is None:
-        return q
-    v.check_out(out, x.shape, dt)[...] = q
-    return out
+    return _into(out, np.asarray(np.clip(r.astype(np.float64) + zp, qmin, qmax).astype(dt)))
 
 
 def dequantize(q, scale, zero_point=0, *, axis=None, out=None):
@@ -68,10 +73,7 @@ def dequantize(q, scale, zero_point=0, *, axis=None, out=None):
     zp = p.broadcast(q.ndim, p.zero_point)
     with np.errstate(over="ignore"):  # a huge scale may overflow to +-inf, as in float32 C
         x = np.asarray((q.astype(np.int32) - zp).astype(np.float32) * s)
-    if out is None:
-        return x
-    v.check_out(out, q.shape, np.float32)[...] = x
-    return out
+    return _into(out, x)
 
 
 def _weights_and_zp(b, b_zero_point):
@@ -105,11 +107,7 @@ def gemm(a, b, *, a_zero_point=0, b_zero_point=0, out=None):
     ValueError gives the largest allowed K.
     """
     b, b_zp = _weights_and_zp(b, b_zero_point)
-    c = _gemm_int64(a, b, b_zp, a_zero_point).astype(np.int32)
-    if out is None:
-        return c
-    v.check_out(out, c.shape, np.int32)[...] = c
-    return out
+    return _into(out, _gemm_int64(a, b, b_zp, a_zero_point).astype(np.int32))
 
 
 def qgemm(a, b, a_scale, b_scale, *, a_zero_point=0, b_zero_point=0, bias=None, relu=False, out_scale=None,
@@ -136,12 +134,7 @@ def qgemm(a, b, a_scale, b_scale, *, a_zero_point=0, b_zero_point=0, bias=None, 
 
     b, b_zp = _weights_and_zp(b, b_zero_point)
     ep = resolve_qgemm(b.shape[1], a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype)
-    acc = _gemm_int64(a, b, b_zp, a_zero_point, ep.bias_bound)
-    res = _epilogue(acc, ep)
-    if out is None:
-        return res
-    v.check_out(out, res.shape, res.dtype)[...] = res
-    return out
+    return _into(out, _epilogue(_gemm_int64(a, b, b_zp, a_zero_point, ep.bias_bound), ep))
 
 
 def _epilogue(acc, ep):
@@ -231,11 +224,7 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW", x_
     x = cc.conv_activations(x)
     w, w_zp = _conv_weights_and_zp(w, w_zero_point, groups)
     g = cc.conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, layout)
-    y = _in_layout(_conv_int64(x, w, w_zp, g, x_zero_point).astype(np.int32), g.layout)
-    if out is None:
-        return y
-    v.check_out(out, y.shape, np.int32)[...] = y
-    return out
+    return _into(out, _in_layout(_conv_int64(x, w, w_zp, g, x_zero_point).astype(np.int32), g.layout))
 
 
 def qconv2d(x, w, x_scale, w_scale, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW", x_zero_point=0,
@@ -243,19 +232,11 @@ def qconv2d(x, w, x_scale, w_scale, *, stride=1, padding=0, dilation=1, groups=1
             out=None):
     """conv2d with a fused dequantize (float32) or requantize (int8/uint8) epilogue.
 
-    ``acc`` is the exact :func:`conv2d` result; the epilogue is :func:`qgemm`'s,
-    applied per output channel oc with ``s[oc] = float32(x_scale) *
-    float32(w_scale[oc])`` (a float32 product):
-
-    - float32 output (``out_scale is None``):
-      ``y = float32(acc) * s[oc]``, then ``y = y + bias[oc]`` (a separate
-      float32 add: no fused multiply-add), then ``max(y, 0)`` if ``relu``.
-    - requantized output (``out_scale`` given, ``out_dtype`` int8 or uint8;
-      ONNX QLinearConv): ``m[oc] = s[oc] / float32(out_scale)`` in float32;
-      ``q = saturate(round_half_to_even(float32(acc + bias_q[oc]) * m[oc]) + out_zero_point)``,
-      where ``bias_q`` is an int32 bias as given, or a float bias quantized as
-      ``round_half_to_even(bias[oc] / s[oc])`` (float32 division). ``relu``
-      clamps at ``out_zero_point`` (real zero).
+    ``acc`` is the exact :func:`conv2d` result; the epilogue is :func:`qgemm`'s
+    (float32 output, or requantized as ONNX QLinearConv: see qgemm for the
+    rounding, saturation, bias and relu rules), applied per output channel oc,
+    in place of qgemm's column n, with ``s[oc] = float32(x_scale) *
+    float32(w_scale[oc])`` (a float32 product).
 
     ``w_scale`` is a scalar or (OC,) (per output channel); ``x_scale`` a
     scalar; ``bias`` a scalar or (OC,). The other arguments are those of
@@ -267,8 +248,4 @@ def qconv2d(x, w, x_scale, w_scale, *, stride=1, padding=0, dilation=1, groups=1
     g = cc.conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, layout)
     ep = cc.resolve_qconv(g.oc, x_scale, w_scale, bias, relu, out_scale, out_zero_point, out_dtype)
     acc = _conv_int64(x, w, w_zp, g, x_zero_point, ep.bias_bound)
-    y = _in_layout(_epilogue(acc, ep), g.layout)
-    if out is None:
-        return y
-    v.check_out(out, y.shape, y.dtype)[...] = y
-    return out
+    return _into(out, _in_layout(_epilogue(acc, ep), g.layout))
