@@ -172,10 +172,13 @@ def conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, layout) -
                         sh=sh, sw=sw, dh=dh, dw=dw, pt=pt, pl=pl, pb=pb, pr=pr, oh=oh, ow=ow, layout=layout)
 
 
+_Q8 = (np.dtype(np.int8), np.dtype(np.uint8))
+
+
 def conv_activations(x) -> np.ndarray:
     """``x`` as an int8 or uint8 4-D ndarray (any strides)."""
     x = np.asarray(x)
-    if x.dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
+    if x.dtype not in _Q8:
         raise TypeError(f"x must be an int8 or uint8 array, got dtype {x.dtype}")
     if x.ndim != 4:
         raise ValueError(
@@ -207,13 +210,7 @@ def check_packed_args(packed_groups: int, w_zero_point, groups) -> None:
 
 def accumulator_bound(k: int, x_dtype, x_zp: int, w_span: int, extra: int = 0) -> None:
     """_validate.accumulator_bound for K = (C/groups) * KH * KW, in conv's names."""
-    try:
-        v.accumulator_bound(k, x_dtype, x_zp, w_span, extra)
-    except ValueError as e:
-        msg = (str(e).replace(f"K={k} ", f"K={k} (C/groups * KH * KW) ", 1)
-               .replace("|a - a_zero_point|", "|x - x_zero_point|")
-               .replace("|b - b_zero_point|", "|w - w_zero_point|"))
-        raise ValueError(msg) from None
+    v.accumulator_bound(k, x_dtype, x_zp, w_span, extra, names=("x", "w"), k_what=" (C/groups * KH * KW)")
 
 
 # qgemm's per-column helpers (columns_numpy, or the C++ one the fast gemm uses)

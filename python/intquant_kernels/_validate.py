@@ -162,6 +162,8 @@ INT32_MAX = 2**31 - 1
 
 def scalar_int(value, what: str, lo: int, hi: int) -> int:
     """An integer scalar within [lo, hi]."""
+    if type(value) is int and lo <= value <= hi:  # the common case, without a NumPy round trip
+        return value
     a = np.asarray(value)
     if a.dtype.kind not in "iu":
         raise TypeError(f"{what} must be an integer, got {a.dtype}")
@@ -214,22 +216,25 @@ def weight_span(b_zp: np.ndarray) -> int:
     return int(max(np.max(np.abs(-128 - z)), np.max(np.abs(127 - z))))
 
 
-def accumulator_bound(k: int, a_dtype: np.dtype, a_zp: int, bmax: int, extra: int = 0) -> None:
+def accumulator_bound(k: int, a_dtype: np.dtype, a_zp: int, bmax: int, extra: int = 0,
+                      names=("a", "b"), k_what: str = "") -> None:
     """Refuse shapes whose exact result could leave int32.
 
     |sum_k (a - a_zp)(b - b_zp)| <= K * max|a - a_zp| * max|b - b_zp| (``bmax``,
     from :func:`weight_span`); with an added bias, plus max|bias|. Beyond
     2**31 - 1 the int32 accumulator would wrap, so the call is refused rather
-    than answered wrongly.
+    than answered wrongly. ``names`` are the two operands' names in the
+    message, ``k_what`` what K is made of (for convolution).
     """
     lo, hi = _Q_RANGES[np.dtype(a_dtype)]
     amax = max(abs(lo - a_zp), abs(hi - a_zp))
     worst = k * amax * bmax + extra
     if worst > INT32_MAX:
         kmax = (INT32_MAX - extra) // max(1, amax * bmax)
+        a, b = names
         raise ValueError(
-            f"K={k} could overflow the int32 accumulator for these dtypes and zero points "
-            f"(|a - a_zero_point| <= {amax}, |b - b_zero_point| <= {bmax}"
+            f"K={k}{k_what} could overflow the int32 accumulator for these dtypes and zero points "
+            f"(|{a} - {a}_zero_point| <= {amax}, |{b} - {b}_zero_point| <= {bmax}"
             + (f", |bias| <= {extra}" if extra else "")
             + f"): K must be <= {kmax}"
         )
