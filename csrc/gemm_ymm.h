@@ -84,9 +84,34 @@ static inline void gemm_store8_avx2_as(const GemmEpilogue& ep, size_t m, size_t 
                             Kind == GemmOut::f32 ? _mm256_loadu_ps(ep.bias + n) : _mm256_setzero_ps(), out, cols);
 }
 
-// The same for any kind of epilogue.
-static inline void gemm_store8_avx2(const GemmEpilogue& ep, size_t m, size_t n, __m256i acc, size_t cols) {
-  with_kind(ep.kind, [&](auto kind) { gemm_store8_avx2_as<decltype(kind)::value>(ep, m, n, acc, cols); });
+// The epilogue of a whole R x 16 tile, kind Kind (== e.kind): the steps of
+// gemm_store8_avx2_as with the per-column terms loaded once per tile. `e` is
+// a local copy, which the stores into e.c cannot alias (through a reference
+// the compiler reloads its fields after every store).
+template <GemmOut Kind, size_t R>
+static inline void gemm_store_tile_4x16_ymm(const GemmEpilogue& e, size_t nr, size_t m0, size_t n0,
+                                            const __m256i* c0, const __m256i* c1) {
+  auto ld = [](const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+  const __m256i o0 = ld(e.col_off + n0), o1 = ld(e.col_off + n0 + 8);
+  const __m256 s0 = Kind == GemmOut::i32 ? _mm256_setzero_ps() : _mm256_loadu_ps(e.scale + n0);
+  const __m256 s1 = Kind == GemmOut::i32 ? _mm256_setzero_ps() : _mm256_loadu_ps(e.scale + n0 + 8);
+  const __m256 b0 = Kind == GemmOut::f32 ? _mm256_loadu_ps(e.bias + n0) : _mm256_setzero_ps();
+  const __m256 b1 = Kind == GemmOut::f32 ? _mm256_loadu_ps(e.bias + n0 + 8) : _mm256_setzero_ps();
+  const __m256i z0 = e.b_zp ? ld(e.b_zp + n0) : _mm256_setzero_si256();
+  const __m256i z1 = e.b_zp ? ld(e.b_zp + n0 + 8) : _mm256_setzero_si256();
+  const size_t bytes = gemm_out_bytes(Kind), cols0 = nr < 8 ? nr : 8;
+  uint8_t* row = static_cast<uint8_t*>(e.c) + (m0 * e.ldc + n0) * bytes;
+#pragma GCC unroll 6
+  for (size_t i = 0; i < R; ++i, row += e.ldc * bytes) {
+    __m256i v0 = c0[i], v1 = c1[i];
+    if (e.b_zp) {
+      const __m256i rs = _mm256_set1_epi32(e.row_sum[m0 + i]);
+      v0 = _mm256_sub_epi32(v0, _mm256_mullo_epi32(rs, z0));
+      v1 = _mm256_sub_epi32(v1, _mm256_mullo_epi32(rs, z1));
+    }
+    gemm_finish8_avx2<Kind>(e, _mm256_sub_epi32(v0, o0), s0, b0, row, cols0);
+    if (nr > 8) gemm_finish8_avx2<Kind>(e, _mm256_sub_epi32(v1, o1), s1, b1, row + 8 * bytes, nr - 8);
+  }
 }
 
 // Rows x 16 columns (two ymm per row) over `groups` k-groups. A group of 16
@@ -130,11 +155,9 @@ static inline void gemm_tile_4x16_ymm(size_t nr, size_t groups, const uint8_t* a
     }
     return;
   }
-#pragma GCC unroll 6
-  for (size_t i = 0; i < R; ++i) {
-    gemm_store8_avx2(ep, m0 + i, n0, c0[i], nr < 8 ? nr : 8);
-    if (nr > 8) gemm_store8_avx2(ep, m0 + i, n0 + 8, c1[i], nr - 8);
-  }
+  // The epilogue, its kind dispatched once per tile, on a local copy.
+  const GemmEpilogue e = ep;
+  with_kind(e.kind, [&](auto kind) { gemm_store_tile_4x16_ymm<decltype(kind)::value, R>(e, nr, m0, n0, c0, c1); });
 }
 
 }  // namespace iqk
