@@ -23,7 +23,8 @@ from intquant_kernels import _core
 from intquant_kernels import reference as ref
 from intquant_kernels._conv_common import conv_geometry
 
-from exact import AVAILABLE_ISAS, EXTREMES, IMPLS, assert_same, assert_same_errors, check_error
+from exact import (AVAILABLE_ISAS, EXTREMES, IMPLS, assert_same, assert_same_errors, check_error, raises_on_both,
+                   read_only, shape_in)
 
 # The random configurations, helpers and error table of the reference's own tests.
 from test_conv_reference import (
@@ -82,12 +83,6 @@ def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
     if x.shape[0] == 0 or oc == 0:
         return
     assert ran and set(ran) <= allowed, f"{what}: expected {' or '.join(sorted(allowed))} on {isa}, ran {ran}"
-
-
-def read_only(a):
-    a = np.array(a)
-    a.setflags(write=False)
-    return a
 
 
 @functools.lru_cache(maxsize=None)
@@ -166,7 +161,7 @@ def test_depthwise(isa, c):
                 dtype = (np.int8, np.uint8)[rng.integers(2)]
                 lo, hi = Q_RANGE[np.dtype(dtype)]
                 h, w = int(rng.integers(3, 12)), int(rng.integers(3, 75))
-                x = rand_q(rng, (2, c, h, w) if layout == "NCHW" else (2, h, w, c), dtype)
+                x = rand_q(rng, shape_in(layout, 2, c, h, w), dtype)
                 wt = rand_q(rng, (c, 1, k, k), np.int8)
                 kw = dict(stride=stride, padding=k // 2, groups=c, layout=layout,
                           x_zero_point=int(rng.integers(lo, hi + 1)),
@@ -216,7 +211,7 @@ def test_tile_remainders(isa, oc):
     for c, ow in ((5, 1), (5, 2), (3, 3), (4, 4), (6, 5), (200, 3)):
         for oh in (1, 2):
             layout = ("NCHW", "NHWC")[(ow + oh) % 2]
-            x = rand_q(rng, (2, c, oh, ow) if layout == "NCHW" else (2, oh, ow, c), np.uint8)
+            x = rand_q(rng, shape_in(layout, 2, c, oh, ow), np.uint8)
             w = rand_q(rng, (oc, c, 3, 3), np.int8)
             kw = dict(padding=1, layout=layout, x_zero_point=7, w_zero_point=rng.integers(-5, 5, oc))
             what = f"isa={isa} OC={oc} C={c} OH={oh} OW={ow} {layout}"
@@ -247,8 +242,7 @@ def test_wide_rows(isa, case):
     w = rand_q(rng, (oc, cg, kh, kw), np.int8)
     for layout in ("NCHW", "NHWC"):
         for dt, xzp, wzp in ((np.uint8, 200, 0), (np.int8, -3, rng.integers(-128, 128, oc))):
-            shape = (2, cg * groups, 9, width) if layout == "NCHW" else (2, 9, width, cg * groups)
-            x = rand_q(rng, shape, dt)
+            x = rand_q(rng, shape_in(layout, 2, cg * groups, 9, width), dt)
             kwargs = dict(stride=stride, dilation=dilation, padding=padding, groups=groups, layout=layout,
                           x_zero_point=xzp, w_zero_point=wzp)
             want = ref.conv2d(x, w, **kwargs)
@@ -332,7 +326,7 @@ def test_packed_conv_weights(isa, groups):
     for i, (layout, dtype, stride, padding) in enumerate([("NCHW", np.uint8, 1, 1), ("NHWC", np.int8, 2, (0, 1, 2, 0)),
                                                           ("NHWC", np.uint8, (1, 2), 0), ("NCHW", np.int8, 3, 2)]):
         lo, hi = Q_RANGE[np.dtype(dtype)]
-        x = rand_q(rng, (2, c, 9, 8) if layout == "NCHW" else (2, 9, 8, c), dtype)
+        x = rand_q(rng, shape_in(layout, 2, c, 9, 8), dtype)
         kw = dict(stride=stride, padding=padding, groups=g, layout=layout, x_zero_point=int(rng.integers(lo, hi + 1)))
         calls.append((x, kw, ref.conv2d(x, w, w_zero_point=w_zp, **kw)))
 
@@ -379,7 +373,7 @@ def test_batch_and_two_threads(isa, case, layout):
     spec = THREADED[case]
     rng = rng_for("threads", case, layout)
     n, c, h, w = spec["x"]
-    x = rand_q(rng, (n, c, h, w) if layout == "NCHW" else (n, h, w, c), np.uint8)
+    x = rand_q(rng, shape_in(layout, n, c, h, w), np.uint8)
     wt = rand_q(rng, spec["w"], np.int8)
     kw = dict(spec["kw"], layout=layout, x_zero_point=113, w_zero_point=rng.integers(-9, 9, spec["w"][0]))
     want = ref.conv2d(x, wt, **kw)
@@ -399,12 +393,11 @@ def test_batch_and_two_threads(isa, case, layout):
 def test_all_extreme_values(isa, x_dtype, x_fill, x_zp, w_fill, w_zp):
     """Without padding every output is K * (x - x_zp) * (w - w_zp); with padding, the reference."""
     for name, c, oc, groups, layout in (("general", 33, 20, 1, "NCHW"), ("depthwise", 33, 33, 33, "NHWC")):
-        x = np.full((2, c, 6, 7) if layout == "NCHW" else (2, 6, 7, c), x_fill, x_dtype)
+        x = np.full(shape_in(layout, 2, c, 6, 7), x_fill, x_dtype)
         w = np.full((oc, c // groups, 3, 3), w_fill, np.int8)
         kw = dict(groups=groups, layout=layout, x_zero_point=x_zp, w_zero_point=w_zp)
         k = c // groups * 9
-        shape = (2, oc, 4, 5) if layout == "NCHW" else (2, 4, 5, oc)
-        want = np.full(shape, k * (x_fill - x_zp) * (w_fill - w_zp), np.int32)
+        want = np.full(shape_in(layout, 2, oc, 4, 5), k * (x_fill - x_zp) * (w_fill - w_zp), np.int32)
         what = f"isa={isa} {name} x={x_fill} x_zp={x_zp} w={w_fill} w_zp={w_zp}"
         assert_same(ref.conv2d(x, w, **kw), want, f"{what} reference")
         with conv_kernel_runs(isa, x, w, groups, layout, what):
@@ -432,13 +425,11 @@ def test_deep_k_bound(isa, case):
     xp = np.full((1, *past), xv, dt)
     wp = np.full((2, *past), wv, np.int8)
     msg = rf"K={kp} \(C/groups \* KH \* KW\) could overflow.*K must be <= {k}$"
-    for impl in (iq, ref):
-        with pytest.raises(ValueError, match=msg):
-            impl.conv2d(xp, wp, x_zero_point=x_zp, w_zero_point=w_zp)
-        with pytest.raises(ValueError, match=msg):
-            impl.conv2d(xp, iq.pack_conv_weights(wp, zero_point=w_zp), x_zero_point=x_zp)
-        with pytest.raises(ValueError, match=msg):
-            impl.qconv2d(xp, wp, 1.0, 1.0, x_zero_point=x_zp, w_zero_point=w_zp)
+    raises_on_both(ValueError, lambda impl: impl.conv2d(xp, wp, x_zero_point=x_zp, w_zero_point=w_zp), msg)
+    raises_on_both(ValueError, lambda impl: impl.conv2d(xp, iq.pack_conv_weights(wp, zero_point=w_zp),
+                                                        x_zero_point=x_zp), msg)
+    raises_on_both(ValueError, lambda impl: impl.qconv2d(xp, wp, 1.0, 1.0, x_zero_point=x_zp, w_zero_point=w_zp),
+                   msg)
 
 
 def test_deep_k_bound_includes_int32_bias(isa):
@@ -460,7 +451,7 @@ def test_deep_k_bound_includes_int32_bias(isa):
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
 def test_out(isa, layout):
     rng = rng_for("out", layout)
-    x = rand_q(rng, (2, 6, 9, 10) if layout == "NCHW" else (2, 9, 10, 6), np.int8)
+    x = rand_q(rng, shape_in(layout, 2, 6, 9, 10), np.int8)
     w = rand_q(rng, (10, 3, 3, 3), np.int8)
     kw = dict(groups=2, stride=(1, 2), padding=1, layout=layout, x_zero_point=-5, w_zero_point=2)
     want = ref.conv2d(x, w, **kw)
@@ -602,7 +593,7 @@ def test_work_is_shared_between_threads(isa, case):
     reference's result exactly; with one thread the pool is not used."""
     shape, oc, kh, kw_, groups, stride, layout = SHARED[case]
     rng = rng_for("shared", case)
-    x = rand_q(rng, shape if layout == "NCHW" else (shape[0], shape[2], shape[3], shape[1]), np.uint8)
+    x = rand_q(rng, shape_in(layout, *shape), np.uint8)
     w = rand_q(rng, (oc, shape[1] // groups, kh, kw_), np.int8)
     kw = dict(padding=1, stride=stride, groups=groups, layout=layout, x_zero_point=5)
     want = ref.conv2d(x, w, **kw)
@@ -635,7 +626,7 @@ def test_concurrent_python_threads(isa):
     for groups, c, oc in ((1, 24, 40), (24, 24, 24)):
         pw = iq.pack_conv_weights(rand_q(rng, (oc, c // groups, 3, 3), np.int8), groups=groups)
         for layout in ("NCHW", "NHWC"):
-            xs = [rand_q(rng, (2, c, 30, 30) if layout == "NCHW" else (2, 30, 30, c), np.uint8) for _ in range(4)]
+            xs = [rand_q(rng, shape_in(layout, 2, c, 30, 30), np.uint8) for _ in range(4)]
             kw = dict(padding=1, groups=groups, layout=layout, x_zero_point=9)
             cases.append((pw, xs, kw, [ref.conv2d(x, pw.weights, **kw) for x in xs]))
     iq.set_num_threads(2)
