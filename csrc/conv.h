@@ -130,7 +130,27 @@ extern const DwconvKernel dwconv_kernel__avx512vnni;
 
 size_t dwconv_packed_elems(size_t c, size_t taps);
 
+// A 1x1, stride-1, unpadded NCHW convolution of one group with int32 output:
+// each image's output planes are Y = W X, OC x P (P = H * W pixels), the
+// product of the weight rows and the image's channel planes. It runs on the
+// GEMM tile kernels with the roles of the GEMM swapped, so that tiles of Y
+// are stored straight into the NCHW planes (no transposes): A = w + 128
+// (uint8 rows of OC), B = x_u - 128 (int8, packed per call from the planes),
+// and the corrections of both shifts and both zero points come in through
+// the epilogue (see conv1x1_nchw in ops_conv.cc). vnni4 kernels only.
+struct Conv1x1Nchw {
+  size_t n = 0, c = 0, pixels = 0, oc = 0;
+  const uint8_t* x = nullptr;  // N x C x pixels
+  bool x_signed = false;
+  int32_t x_zp = 0;               // in x's own dtype range
+  const uint8_t* w_rows = nullptr;  // OC rows of ceil(C / 4) * 4 bytes: w ^ 0x80, zero past C
+  const int32_t* w_sum = nullptr;   // OC: sum over c of w[oc, c]
+  const int32_t* w_zp = nullptr;    // OC, or null when all are zero
+  int32_t* y = nullptr;             // N x OC x pixels
+};
+
 void conv2d(const ConvProblem& p, const GemmKernel& kernel);
+void conv1x1_nchw(const Conv1x1Nchw& p, const GemmKernel& kernel);
 void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel);
 
 }  // namespace iqk

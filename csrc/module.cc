@@ -292,6 +292,31 @@ PYBIND11_MODULE(_core, m) {
       py::arg("y_nchw"), py::arg("scale"), py::arg("bias"), py::arg("relu"), py::arg("out_zp"), py::arg("lo"),
       py::arg("hi"));
 
+  m.def(
+      "conv1x1_nchw",
+      [](const std::string& isa, const py::array& x, size_t n, size_t c, size_t pixels, size_t oc, int32_t x_zp,
+         const py::array& w_rows, const py::array& w_sum, const py::object& w_zp, const py::array& out) {
+        const iqk::KernelTable& t = table_of(isa);
+        if (t.gemm.shape.layout != iqk::GemmLayout::vnni4)
+          throw py::value_error("conv1x1_nchw: needs a vnni4 GEMM kernel, " + isa + " has " + t.gemm.name);
+        iqk::Conv1x1Nchw p;
+        p.n = n, p.c = c, p.pixels = pixels, p.oc = oc;
+        if (x.ndim() != 4 || !is_q8(x, &p.x_signed)) throw py::type_error("x: expected a 4-D int8 or uint8 array");
+        p.x = checked_data<const uint8_t>(x, x.dtype(), n * c * pixels, "x", false);
+        if (p.x_signed ? (x_zp < -128 || x_zp > 127) : (x_zp < 0 || x_zp > 255))
+          throw py::value_error("x_zp: outside x's dtype range");
+        p.x_zp = x_zp;
+        p.w_rows = checked_data<const uint8_t>(w_rows, py::dtype::of<uint8_t>(), oc * ((c + 3) / 4 * 4), "w_rows", false);
+        p.w_sum = checked_data<const int32_t>(w_sum, py::dtype::of<int32_t>(), oc, "w_sum", false);
+        if (!w_zp.is_none())
+          p.w_zp = checked_data<const int32_t>(w_zp.cast<py::array>(), py::dtype::of<int32_t>(), oc, "w_zp", false);
+        p.y = checked_data<int32_t>(out, py::dtype::of<int32_t>(), n * oc * pixels, "out", true);
+        py::gil_scoped_release release;
+        iqk::conv1x1_nchw(p, t.gemm);
+      },
+      py::arg("isa"), py::arg("x"), py::arg("n"), py::arg("c"), py::arg("pixels"), py::arg("oc"), py::arg("x_zp"),
+      py::arg("w_rows"), py::arg("w_sum"), py::arg("w_zp"), py::arg("out"));
+
   m.def("dwconv_packed_elems", &iqk::dwconv_packed_elems, py::arg("c"), py::arg("taps"));
   m.attr("DWCONV_MAX_TAPS") = iqk::kDwconvMaxTaps;
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "conv.h"
+#include "kernel_counter.h"
 #include "ops.h"
 #include "thread_pool.h"
 #include "transpose.h"
@@ -257,14 +258,18 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
 
     const size_t np0 = nc * chunks.panels, np1 = std::min(n_panels, np0 + chunks.panels);
     if (n_slices > 1 && partial.size() < tiles.size() * mr * nr) partial.resize(tiles.size() * mr * nr);
+    // Once: each use of a thread_local is a TLS lookup.
+    int32_t* const part0 = partial.data();
+    const Tile* const tile0 = tiles.data();
+    const size_t n_tiles = tiles.size();
     const uint8_t* wg = p.packed_w + gi * b_group;
     for (size_t np = np0; np < np1; ++np) {
       const size_t n0 = np * nr;
       const uint8_t* bp = wg + np * b_panel;
       for (size_t ks = 0; ks < n_slices; ++ks) {
         const KSlice& sl = slices[ks];
-        for (size_t t = 0; t < tiles.size(); ++t) {
-          const Tile& tl = tiles[t];
+        for (size_t t = 0; t < n_tiles; ++t) {
+          const Tile& tl = tile0[t];
           // A group is 4 bytes per row or column in both layouts, so a slice
           // starts 4 * g0 bytes into a row of A and 4 * g0 * NR bytes into a
           // B panel.
@@ -279,7 +284,7 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
             a_stride = a_row_bytes;
             seg_skip = 0;
           }
-          int32_t* part = partial.data() + t * mr * nr;
+          int32_t* part = part0 + t * mr * nr;
           kernel.fn(tl.rows, std::min(nr, OCg - n0), sl.gn, arows, a_stride, sl.seg_groups, seg_skip,
                     bp + 4 * sl.g0 * nr, ks == 0 ? nullptr : part, ks + 1 == n_slices ? nullptr : part, ep, tl.m0,
                     n0);
@@ -289,6 +294,118 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
     if (p.y_nchw)
       scatter_nchw(p, static_cast<const uint8_t*>(c), rows, OCg, np0 * nr, std::min(OCg, np1 * nr), n,
                    gi * OCg, p0);
+  }, threads);
+}
+
+void conv1x1_nchw(const Conv1x1Nchw& p, const GemmKernel& kernel) {
+  IQK_KERNEL_ENTRY("conv1x1_nchw");
+  const GemmShape& s = kernel.shape;
+  const size_t M = p.oc, N = p.pixels, K = p.c, mr = s.mr, nr = s.nr;
+  if (p.n == 0 || M == 0 || N == 0) return;
+  const size_t groups = ceil_div(K, 4), a_row = groups * 4;
+  const size_t m_panels = ceil_div(M, mr), n_panels = ceil_div(N, nr);
+  // Rows spread evenly over the panels (as in the GEMM driver), looked up:
+  // K is often short here, and two divisions per tile showed.
+  std::vector<size_t> first_rows(m_panels + 1);
+  for (size_t mp = 0; mp <= m_panels; ++mp) first_rows[mp] = mp * M / m_panels;
+  auto panel_row = [&](size_t mp) { return first_rows[mp]; };
+  // With a = w + 128 and b = x_u - 128 (x_u: x as unsigned, x_zp_u its zero
+  // point), acc = sum_c a * b, and the convolution is
+  //   sum_c (w - w_zp)(x_u - x_zp_u) = acc + r[oc] - (128 + w_zp[oc]) * s[p],
+  //   r[oc] = (128 - x_zp_u) * sum_c w + 128 * 128 * C + C * x_zp_u * w_zp[oc],
+  // s[p] = sum_c x_u: r starts the accumulators (acc_in), and the epilogue's
+  // row_sum[m] * b_zp[n] term (gemm.h) is (128 + w_zp[oc]) * s[p]. All of it
+  // modulo 2^32, like the kernels' own int32 arithmetic: the result is exact.
+  const int64_t xzp_u = p.x_zp + (p.x_signed ? 128 : 0);
+  std::vector<int32_t> row_mul(M), r_tiles(m_panels * mr * nr, 0);
+  for (size_t mp = 0; mp < m_panels; ++mp)
+    for (size_t m = panel_row(mp); m < panel_row(mp + 1); ++m) {
+      const int64_t zp = p.w_zp ? p.w_zp[m] : 0;
+      row_mul[m] = static_cast<int32_t>(128 + zp);
+      const int64_t r = (128 - xzp_u) * p.w_sum[m] + 128 * 128 * static_cast<int64_t>(K) +
+                        static_cast<int64_t>(K) * xzp_u * zp;
+      const int32_t r32 = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(r)));
+      std::fill_n(r_tiles.begin() + (mp * mr + (m - panel_row(mp))) * nr, nr, r32);
+    }
+  const std::vector<int32_t> zeros(n_panels * nr, 0);
+  GemmEpilogue base;
+  base.kind = GemmOut::i32;
+  base.ldc = N;
+  base.row_sum = row_mul.data();
+  base.col_off = zeros.data();
+  const std::vector<KSlice> slices = k_slices(groups, 1, std::max<size_t>(1, kernel.k_slice_bytes / (nr * 4)));
+  const size_t n_slices = slices.size();
+  const uint8_t flip = p.x_signed ? 0x00 : 0x80;  // to b = x_u - 128 as int8
+  const size_t threads = threads_for(static_cast<double>(p.n) * M * N * K / 400.0);
+  const PanelChunks chunks = panel_chunks(threads, p.n, n_panels);
+
+  parallel_for(p.n * chunks.count, [&](size_t task) {
+    const size_t img = task / chunks.count, nc = task % chunks.count;
+    const size_t np0 = nc * chunks.panels, np1 = std::min(n_panels, np0 + chunks.panels);
+    const size_t col0 = np0 * nr;
+    const uint8_t* x = p.x + img * K * N;
+    thread_local std::vector<uint8_t> b_buf;
+    thread_local std::vector<int32_t> s_buf, partial;
+    // B: the chunk's panels, vnni4 (gemm.h): per panel, per group of 4
+    // channels, 4 bytes per pixel; zero past C and past the last pixel. And
+    // s[p] = sum_c x_u[c, p], zero past the last pixel.
+    const size_t b_panel = groups * nr * 4;
+    uint8_t* b = aligned(b_buf, (np1 - np0) * b_panel, 0);
+    if (s_buf.size() < (np1 - np0) * nr) s_buf.resize((np1 - np0) * nr);
+    int32_t* const s = s_buf.data();
+    thread_local std::vector<uint8_t> edge_buf;  // the last, partial strip: 16 columns, zero past N
+    for (size_t col = col0; col < col0 + (np1 - np0) * nr; col += 16) {
+      uint8_t* dst = b + ((col - col0) / nr) * b_panel + (col % nr) * 4;
+      const uint8_t* src = x + col;
+      if (col + 16 > N) {
+        uint8_t* e = aligned(edge_buf, K * 16, 0);
+        for (size_t k = 0; k < K; ++k)
+          for (size_t i = 0; i < 16; ++i) e[k * 16 + i] = col + i < N ? x[k * N + col + i] : flip;
+        pack_vnni4_strip16(e, 16, K, flip, dst, nr * 4, s + (col - col0));
+        for (size_t i = 0; i < 16; ++i)
+          if (col + i >= N) s[col - col0 + i] = 0;
+      } else {
+        pack_vnni4_strip16(src, N, K, flip, dst, nr * 4, s + (col - col0));
+      }
+    }
+    GemmEpilogue ep = base;
+    ep.c = p.y + img * M * N;
+    if (p.w_zp) {
+      ep.b_zp = s - col0;  // indexed by the absolute column (pixel)
+    } else {
+      // No weight zero point: the product term is 128 * s[p], a per-column
+      // offset (no multiply in the epilogue).
+      for (size_t i = 0; i < (np1 - np0) * nr; ++i) s[i] = static_cast<int32_t>(static_cast<uint32_t>(s[i]) << 7);
+      ep.col_off = s - col0;
+      ep.row_sum = nullptr;
+    }
+    if (n_slices > 1 && partial.size() < m_panels * mr * nr) partial.resize(m_panels * mr * nr);
+    // Locals for the tile loop (K is short here, so the per-tile call
+    // overhead counts): once, rather than through the captures per tile.
+    int32_t* const part0 = partial.data();
+    const GemmTileFn fn = kernel.fn;
+    const uint8_t* const w_rows = p.w_rows;
+    const int32_t* const r0 = r_tiles.data();
+    const size_t* const rows = first_rows.data();
+    const size_t tile = mr * nr;
+    // Blocks of 8 row panels, so that their starting sums (r0, 8 x MR x NR
+    // int32) stay in L1 while the chunk's B panels pass.
+    constexpr size_t kPanelsPerBlock = 8;
+    for (size_t mb = 0; mb < m_panels; mb += kPanelsPerBlock)
+      for (size_t np = np0; np < np1; ++np) {
+        const size_t n0 = np * nr, ncols = std::min(nr, N - n0);
+        const uint8_t* bp = b + (np - np0) * b_panel;
+        for (size_t ks = 0; ks < n_slices; ++ks) {
+          const KSlice sl = slices[ks];
+          const bool first = ks == 0, last = ks + 1 == n_slices;
+          for (size_t mp = mb; mp < std::min(m_panels, mb + kPanelsPerBlock); ++mp) {
+            const size_t m0 = rows[mp];
+            int32_t* part = part0 + mp * tile;  // a tile's slices run back to back
+            fn(rows[mp + 1] - m0, ncols, sl.gn, w_rows + m0 * a_row + 4 * sl.g0, a_row, sl.seg_groups, 0,
+               bp + 4 * sl.g0 * nr, first ? r0 + mp * tile : part, last ? nullptr : part, ep, m0, n0);
+          }
+        }
+      }
   }, threads);
 }
 

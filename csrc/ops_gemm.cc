@@ -90,7 +90,11 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
   // Rows are spread evenly over the panels (16 rows at MR = 5 run as
   // 4+4+4+4, not 5+5+5+1): a nearly empty panel costs almost a full pass over
   // its B panel.
-  auto panel_row = [&](size_t mp) { return mp * M / m_panels; };
+  // Looked up, not divided per tile: with a short K, two divisions per tile
+  // showed in profiles.
+  std::vector<size_t> first_rows(m_panels + 1);
+  for (size_t mp = 0; mp <= m_panels; ++mp) first_rows[mp] = mp * M / m_panels;
+  auto panel_row = [&](size_t mp) { return first_rows[mp]; };
   const size_t a_panel = panel_bytes(s, K, mr), b_panel = panel_bytes(s, K, nr);
   const size_t a_row_bytes = groups * 4;
   // uint8 rows whose length is a whole number of groups are read in place:
@@ -145,6 +149,7 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
       a_stride = a_row_bytes;
     }
     if (n_slices > 1 && partial.size() < (mp1 - mp0) * mr * nr) partial.resize((mp1 - mp0) * mr * nr);
+    int32_t* const part0 = partial.data();  // once: each use of a thread_local is a TLS lookup
     for (size_t np = np0; np < np1; ++np) {
       const size_t n0 = np * nr;
       const uint8_t* bp = p.packed_b + np * b_panel;
@@ -155,7 +160,7 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
         const KSlice& sl = slices[ks];
         for (size_t mp = mp0; mp < mp1; ++mp) {
           const size_t m0 = panel_row(mp);
-          int32_t* part = partial.data() + (mp - mp0) * mr * nr;
+          int32_t* part = part0 + (mp - mp0) * mr * nr;
           kernel.fn(panel_row(mp + 1) - m0, std::min(nr, N - n0), sl.gn,
                     arows + (m0 - m_first) * a_stride + 4 * sl.g0, a_stride, sl.seg_groups, 0,
                     bp + 4 * sl.g0 * nr,

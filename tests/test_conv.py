@@ -47,6 +47,12 @@ from test_conv_reference import (
 # --- helpers ---------------------------------------------------------------------------
 
 
+#: The driver of 1x1 NCHW int32 convolutions on the vnni4 GEMM kernels (csrc/conv.h, Conv1x1Nchw).
+NCHW_1X1 = "conv1x1_nchw"
+#: The paths whose GEMM kernel takes the vnni4 layout, where that driver runs.
+VNNI4_ISAS = {"scalar", "avx_vnni", "avx512_vnni", "amx"}
+
+
 def channels(x, layout) -> int:
     return x.shape[1] if layout == "NCHW" else x.shape[3]
 
@@ -59,7 +65,9 @@ def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
     horizontal stride of 1 or 2 and output rows of at least 24 pixels is the planar one
     (``kernel_names(isa)["dwconv_nchw"]``; either may run when ``conv_kwargs``, the call's
     keyword arguments, are not given); otherwise the GEMM tile kernel. With C == OC == groups == 1
-    any of them may run. An empty output runs nothing.
+    any of them may run. A 1x1 NCHW convolution of one group may also run the swapped-GEMM
+    driver (``conv1x1_nchw``, with the same GEMM tile kernel; see test_nchw_1x1_swapped_gemm).
+    An empty output runs nothing.
     """
     names = iq.kernel_names(isa)
     c, oc = channels(x, layout), w.shape[0]
@@ -76,6 +84,8 @@ def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
             allowed = {names["dwconv_nchw"] if g.sw <= 2 and g.ow >= 24 else names["dwconv"]}
     else:
         allowed = {names["gemm"]}
+        if layout == "NCHW" and groups == 1 and w.shape[2:] == (1, 1):
+            allowed.add(NCHW_1X1)
     before = iq.kernel_calls()
     yield
     after = iq.kernel_calls()
@@ -639,3 +649,51 @@ def test_concurrent_python_threads(isa):
     with concurrent.futures.ThreadPoolExecutor(max_workers=4) as ex:
         for f in [ex.submit(work, i) for i in range(16)]:
             f.result()
+
+
+# --- 1x1 NCHW: the GEMM with its roles swapped ---------------------------------------------------
+
+
+@pytest.mark.parametrize("c,oc,hw", [(1, 1, (1, 1)), (3, 17, (5, 7)), (64, 256, (9, 13)), (17, 67, (1, 130)),
+                                     (130, 5, (3, 40)), (1601, 6, (2, 9)), (4101, 3, (1, 3)), (64, 128, (36, 37))])
+def test_nchw_1x1_swapped_gemm(isa, c, oc, hw):
+    """1x1, stride-1, unpadded NCHW conv2d with int32 output on a vnni4 GEMM kernel runs as
+    W x X (csrc/conv.h, Conv1x1Nchw), exactly: both dtypes and zero points (none, scalar, per
+    channel, extremes), pixel counts around the 16- and 64-column panels, K past the kernel's K
+    slice (1601 on avx_vnni, 4101 on avx512_vnni), batch 2, one and two threads. The float and
+    requantized epilogues, and the other paths, keep the general driver."""
+    rng = rng_for("nchw_1x1", c, oc, hw)
+    h, w = hw
+    wt = rand_q(rng, (oc, c, 1, 1), np.int8)
+    swapped = isa in VNNI4_ISAS
+    cases = [(np.uint8, 0, 0), (np.uint8, 255, -128), (np.int8, -128, 127), (np.int8, 17, rng.integers(-128, 128, oc)),
+             (np.uint8, 131, rng.integers(-128, 128, oc))]
+    for i, (dt, xzp, wzp) in enumerate(cases):
+        x = rand_q(rng, (2, c, h, w), dt)
+        if i == 1:
+            x[:] = np.iinfo(dt).max  # every product at its largest
+        kw = dict(x_zero_point=xzp, w_zero_point=wzp)
+        want = ref.conv2d(x, wt, **kw)
+        for threads in (1, 2):
+            iq.set_num_threads(threads)
+            try:
+                before, runs = iq.kernel_calls().get(NCHW_1X1, 0), _core.parallel_runs()
+                got = iq.conv2d(x, wt, **kw)
+                ran, shared = iq.kernel_calls().get(NCHW_1X1, 0) - before, _core.parallel_runs() > runs
+            finally:
+                iq.set_num_threads(1)
+            what = f"isa={isa} C={c} OC={oc} {h}x{w} x={np.dtype(dt).name} x_zp={xzp} w_zp={wzp} threads={threads}"
+            assert_same(got, want, what)
+            assert ran == (1 if swapped else 0), f"{what}: conv1x1_nchw ran {ran} times"
+            if swapped and threads == 2 and hw == (36, 37):
+                assert shared, f"{what}: the work was not shared between threads"
+            # Packed weights, and out=, take the same path.
+            out = np.full_like(want, -1)
+            iq.conv2d(x, iq.pack_conv_weights(wt, zero_point=wzp), x_zero_point=xzp, out=out)
+            assert_same(out, want, f"{what} packed, out=")
+    # The float epilogue is per output channel, a row here: the general driver.
+    x = rand_q(rng, (2, c, h, w), np.uint8)
+    qkw = dict(x_zero_point=3, bias=rng.standard_normal(oc).astype(np.float32))
+    before = iq.kernel_calls().get(NCHW_1X1, 0)
+    assert_same(iq.qconv2d(x, wt, 0.02, 0.003, **qkw), ref.qconv2d(x, wt, 0.02, 0.003, **qkw), f"isa={isa} qconv2d")
+    assert iq.kernel_calls().get(NCHW_1X1, 0) == before, f"isa={isa}: qconv2d took the int32-only driver"

@@ -70,6 +70,15 @@ SCRIPT = textwrap.dedent(
                 w = rng.integers(-128, 128, (oc, c // groups, k, k), dtype=np.int8)
                 kw = dict(padding=pad, groups=groups, layout=layout, x_zero_point=int(info.min) + 1)
                 assert np.array_equal(iq.conv2d(x, w, **kw), iq.reference.conv2d(np.array(x), w, **kw))
+    # 1x1 NCHW (the GEMM with its roles swapped, packing pixel strips of 16):
+    # planes of 63 pixels end one byte short of a whole strip, 16 exactly on one.
+    for c, h, w_ in [(17, 7, 9), (5, 1, 16), (4, 1, 1), (9, 3, 5)]:
+        for dt in (np.uint8, np.int8):
+            info = np.iinfo(dt)
+            x = at_page_end(rng.integers(info.min, info.max + 1, (2, c, h, w_), dtype=dt))
+            w = rng.integers(-128, 128, (6, c, 1, 1), dtype=np.int8)
+            kw = dict(x_zero_point=int(info.max), w_zero_point=3)
+            assert np.array_equal(iq.conv2d(x, w, **kw), iq.reference.conv2d(np.array(x), w, **kw))
     print("ok")
     """
 )

@@ -15,13 +15,24 @@ from ._packed_conv import PackedConvWeights
 
 #: Depthwise kernels keep their taps on the stack; larger kernels take the GEMM path.
 _DW_MAX_TAPS = _core.DWCONV_MAX_TAPS
+#: GemmLayout::vnni4 (csrc/gemm.h): four k per 32-bit lane.
+_VNNI4 = 0
+_VNNI4_ISAS: dict = {}
+
+
+def _vnni4(isa: str) -> bool:
+    """Whether ``isa``'s GEMM kernel takes the vnni4 layout."""
+    known = _VNNI4_ISAS.get(isa)
+    if known is None:
+        known = _VNNI4_ISAS[isa] = _core.gemm_shape(isa)[0] == _VNNI4
+    return known
 
 
 class _Plan:
     """What one layer's calls share: its geometry, the geometry as the
     compiled module takes it, and the path it takes."""
 
-    __slots__ = ("g", "args", "nhwc", "gemm")
+    __slots__ = ("g", "args", "nhwc", "gemm", "nchw_1x1")
 
     def __init__(self, g):
         self.g = g
@@ -29,8 +40,13 @@ class _Plan:
         self.nhwc = g.layout == "NHWC"
         # A 1x1, stride-1, unpadded NHWC convolution of one group is a GEMM of
         # the pixels by the channels: no copy at all.
-        self.gemm = (self.nhwc and g.groups == 1 and g.kh == g.kw == 1 and g.sh == g.sw == 1
-                     and g.pt == g.pl == g.pb == g.pr == 0)
+        one_by_one = (g.groups == 1 and g.kh == g.kw == 1 and g.sh == g.sw == 1
+                      and g.pt == g.pl == g.pb == g.pr == 0)
+        self.gemm = self.nhwc and one_by_one
+        # The same in NCHW is a GEMM with the roles swapped (weights x channel
+        # planes), whose tiles land in the output planes directly: int32
+        # output on the vnni4 kernels (see csrc/conv.h, Conv1x1Nchw).
+        self.nchw_1x1 = not self.nhwc and one_by_one
 
 
 _PLANS: dict = {}
@@ -93,6 +109,9 @@ def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_poi
     epilogue = _NO_EPILOGUE if ep is None else (ep.scale, ep.bias, ep.relu, ep.out_zp, ep.lo, ep.hi)
     w_zp = pw.zero_point if pw._has_zp else None
     x = np.ascontiguousarray(x)
+    if plan.nchw_1x1 and kind == _KIND_I32 and _vnni4(isa):
+        _core.conv1x1_nchw(isa, x, g.n, g.c, g.h * g.w, g.oc, x_zp, pw._rows_u8(), pw._colsum, w_zp, y)
+        return y
     if plan.gemm:
         _core.gemm(isa, x.reshape(-1, g.c), pw._for_isa(isa), g.c, g.oc, w_zp, col_off, kind, y.reshape(-1, g.oc),
                    *epilogue)

@@ -79,7 +79,7 @@ class PackedConvWeights:
         return cg * kh * kw
 
     def packed_isas(self) -> list:
-        return sorted(self._packed)
+        return sorted(k for k in self._packed if k != "rows")
 
     def _for_isa(self, isa: str, depthwise: bool = False) -> np.ndarray:
         """The packed weights for ``isa``'s GEMM kernel, or with ``depthwise``
@@ -102,6 +102,22 @@ class PackedConvWeights:
         # b[g][(kh * KW + kw) * Cg + c, j] = w[g * OCg + j, c, kh, kw]
         b = self._w.reshape(g, oc // g, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(g, kh * kw * cg, oc // g)
         return np.concatenate([_core.pack_b(np.ascontiguousarray(b[i]), layout, mr, nr) for i in range(g)])
+
+    def _rows_u8(self) -> np.ndarray:
+        """The weights as (OC, ceil(K / 4) * 4) uint8 rows of w + 128 (w ^ 0x80),
+        zero past K: the A operand of the NCHW 1x1 path (csrc/conv.h,
+        Conv1x1Nchw), made on first use."""
+        buf = self._packed.get("rows")
+        if buf is None:
+            with self._lock:
+                buf = self._packed.get("rows")
+                if buf is None:
+                    oc, k = self._w.shape[0], self.k
+                    buf = np.zeros((oc, -(-k // 4) * 4), np.uint8)
+                    buf[:, :k] = self._w.reshape(oc, k).view(np.uint8) ^ 0x80
+                    buf.setflags(write=False)
+                    self._packed["rows"] = buf
+        return buf
 
     def _pack_depthwise(self):
         c, _, kh, kw = self._w.shape
