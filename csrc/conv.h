@@ -69,6 +69,12 @@ struct DwconvRow : DwconvWindow {
   size_t x_row = 0;            // bytes between staging rows
   size_t c = 0, c_pad = 0;     // channels (C bytes per staging pixel); c_pad: C rounded up to 32
   const int16_t* w = nullptr;
+  // 3x3 kernels without horizontal dilation: the same weights paired
+  // vertically, w3[((kw * 2 + p) * c_pad + c) * 2 + {0, 1}] = {w'[kh 2p, kw,
+  // c], w'[kh 2p + 1, kw, c]} (zero for kh 3), so that a kernel can pair the
+  // rows of one input column once and use the pairs for every output pixel
+  // that reads that column. Null otherwise; kernels may ignore it.
+  const int16_t* w3 = nullptr;
   const GemmEpilogue* ep = nullptr;
   size_t m0 = 0;  // epilogue row of output column 0 (row m0 + ow)
 };

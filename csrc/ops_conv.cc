@@ -455,6 +455,22 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
     return;
   }
 
+  // 3x3 without horizontal dilation: the weights also paired vertically
+  // (DwconvRow::w3), for kernels that reuse an input column's pairs.
+  std::vector<int16_t> w3;
+  if (g.kh == 3 && g.kw == 3 && g.dw == 1) {
+    const int16_t* w = reinterpret_cast<const int16_t*>(p.packed_w);
+    auto tap = [&](size_t t, size_t ch) { return w[((t / 2) * c_pad + ch) * 2 + t % 2]; };
+    w3.assign(3 * 2 * c_pad * 2, 0);
+    for (size_t kw = 0; kw < 3; ++kw)
+      for (size_t ch = 0; ch < C; ++ch) {
+        int16_t* d = w3.data() + (kw * 2 * c_pad + ch) * 2;
+        d[0] = tap(kw, ch);                  // kh 0
+        d[1] = tap(3 + kw, ch);              // kh 1
+        d[2 * c_pad] = tap(6 + kw, ch);      // kh 2, paired with zero
+      }
+  }
+
   // Tasks: blocks of output rows of one image, enough to share between
   // threads, and each block's staging rows small enough for L2.
   const size_t row_bytes = stage_for(g, 0, 1, 0, C).row_bytes();
@@ -491,6 +507,7 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
     r.c_pad = c_pad;
     static_cast<DwconvWindow&>(r) = window;
     r.w = reinterpret_cast<const int16_t*>(p.packed_w);
+    r.w3 = w3.empty() ? nullptr : w3.data();
     r.ep = &ep;
     for (size_t oh = oh0; oh < oh1; ++oh) {
       r.x = stage + (oh - oh0) * g.sh * st.row_bytes();

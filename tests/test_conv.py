@@ -190,6 +190,38 @@ def test_depthwise(isa, c):
                             f"{what} qconv2d float")
 
 
+DW3X3_CHANNELS = [1, 16, 31, 33, 144]
+
+
+@pytest.mark.parametrize("c", DW3X3_CHANNELS)
+def test_depthwise_3x3_column_pairs(isa, c):
+    """3x3 depthwise without horizontal dilation (the kernels that pair an input column's rows once
+    for every output pixel that reads it): horizontal strides 1 and 2 (and 3, which does not take
+    that path), vertical strides 1 and 2, vertical dilation 1 and 2, asymmetric padding, inputs 1 to
+    13 pixels wide (output rows of 1 to 13 pixels, around the 4-pixel blocks), both layouts and
+    dtypes, weight zero points, and all three epilogues."""
+    rng = rng_for("dw3x3", c)
+    for sh, sw, dh, width in [(1, 1, 1, 1), (1, 1, 1, 4), (1, 1, 1, 7), (2, 1, 1, 13), (1, 2, 1, 9), (2, 2, 1, 8),
+                              (1, 2, 2, 5), (1, 1, 2, 11), (2, 3, 1, 10), (1, 1, 1, 3)]:
+        for layout in ("NHWC", "NCHW"):
+            dtype = (np.int8, np.uint8)[rng.integers(2)]
+            lo, hi = Q_RANGE[np.dtype(dtype)]
+            x = rand_q(rng, shape_in(layout, 2, c, int(rng.integers(5, 9)), width), dtype)
+            wt = rand_q(rng, (c, 1, 3, 3), np.int8)
+            kw = dict(stride=(sh, sw), dilation=(dh, 1), padding=(1, 1, 2, 1), groups=c, layout=layout,
+                      x_zero_point=int(rng.integers(lo, hi + 1)),
+                      w_zero_point=rng.integers(-128, 128, c).astype(np.int32) if rng.random() < 0.5 else 0)
+            what = f"isa={isa} C={c} stride=({sh},{sw}) dilation=({dh},1) width={width} {layout} {np.dtype(dtype)}"
+            assert_same(iq.conv2d(x, wt, **kw), ref.conv2d(x, wt, **kw), what)
+            qkw = dict(kw, bias=rng.integers(-500, 500, c).astype(np.int32), out_scale=0.02, out_zero_point=5,
+                       out_dtype=np.uint8)
+            assert_same(iq.qconv2d(x, wt, 0.05, 0.01, **qkw), ref.qconv2d(x, wt, 0.05, 0.01, **qkw),
+                        f"{what} qconv2d")
+            fkw = dict(kw, bias=rng.standard_normal(c).astype(np.float32), relu=True)
+            assert_same(iq.qconv2d(x, wt, 0.05, 0.003, **fkw), ref.qconv2d(x, wt, 0.05, 0.003, **fkw),
+                        f"{what} qconv2d float")
+
+
 POINTWISE = [(1, 1), (3, 17), (16, 16), (33, 130), (64, 64), (144, 24)]
 
 
