@@ -601,6 +601,32 @@ def test_epilogue_arguments_changed_in_place(isa):
                 bias += 0.25
 
 
+def test_bias_offsets_remembered_per_weights_and_zero_point(isa):
+    """A requantized epilogue with a bias folds the bias into each packed weights' column offsets
+    once per activation zero point and remembers it: one epilogue used in turn with two packed
+    weights and two zero points, repeated, gives the reference every time, and the weights it
+    remembered can still be freed."""
+    import gc
+    import weakref
+
+    rng = rng_for("bias-offsets", 0)
+    oc = 7
+    pws = [iq.pack_conv_weights(rand_q(rng, (oc, 4, 3, 3), np.int8), zero_point=zp) for zp in (0, 5)]
+    x = rand_q(rng, (1, 4, 6, 7), np.uint8)
+    kw = dict(padding=1, bias=(rng.standard_normal(oc) * 40).astype(np.float32), out_scale=0.5,
+              out_zero_point=3, out_dtype=np.uint8)
+    for _ in range(2):
+        for pw in pws:
+            for x_zp in (0, 200):
+                assert_same(iq.qconv2d(x, pw, 0.02, 0.01, x_zero_point=x_zp, **kw),
+                            ref.qconv2d(x, pw.weights, 0.02, 0.01, x_zero_point=x_zp, w_zero_point=pw.zero_point,
+                                        **kw), f"isa={isa} w_zp={pw.zero_point[0]} x_zp={x_zp}")
+    gone = weakref.ref(pws[0])
+    del pws[0], pw
+    gc.collect()
+    assert gone() is None, "the remembered offsets kept the packed weights alive"
+
+
 @pytest.mark.parametrize("c,k,layout", [(1536, 3, "NHWC"), (2100, 3, "NCHW"), (4104, 1, "NHWC")],
                          ids=["implicit-C1536", "im2col-C2100", "pointwise-C4104"])
 def test_deep_channels(isa, c, k, layout):

@@ -9,8 +9,8 @@ from . import reference as _ref
 from ._conv_common import (accumulator_bound, channel_zero_points, check_packed_args, conv_activations,
                            conv_geometry, conv_weights, resolve_qconv)
 from ._dispatch import active_isa
-from ._gemm_common import EpilogueCache
-from ._gemm import _KIND_F32, _KIND_I32, _KIND_Q8, _NO_EPILOGUE, _columns, _wrap_int32
+from ._gemm_common import EpilogueCache, kernel_args
+from ._gemm import _KIND_F32, _KIND_I32, _KIND_Q8, _columns
 from ._packed_conv import PackedConvWeights
 
 #: Depthwise kernels keep their taps on the stack; larger kernels take the GEMM path.
@@ -92,9 +92,7 @@ def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_poi
     g = plan.g
     qmin, qmax = v.q_range(x.dtype)
     x_zp = v.scalar_int(x_zero_point, "x_zero_point", qmin, qmax)
-    bias_q = ep.bias_q if ep is not None else None
-    bias_bound = ep.bias_bound if ep is not None else 0
-    bound_key = (g.k, x.dtype, x_zp, pw._span, bias_bound)
+    bound_key = (g.k, x.dtype, x_zp, pw._span, ep.bias_bound if ep is not None else 0)
     if bound_key not in _BOUNDS_OK:
         accumulator_bound(*bound_key)  # raises past the bound
         if len(_BOUNDS_OK) < 1024:
@@ -103,10 +101,7 @@ def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_poi
     y = np.empty(g.out_shape, out_dtype) if out is None else v.check_out(out, g.out_shape, out_dtype)
     if y.size == 0:
         return y
-    x_zp_u = x_zp + (128 if x.dtype == np.int8 else 0)
-    col_off = pw._column_offsets(x_zp_u, wrapped=True) if bias_q is None else \
-        _wrap_int32(pw._column_offsets(x_zp_u) - bias_q)
-    epilogue = _NO_EPILOGUE if ep is None else (ep.scale, ep.bias, ep.relu, ep.out_zp, ep.lo, ep.hi)
+    col_off, epilogue = kernel_args(pw, x_zp + (128 if x.dtype == np.int8 else 0), ep)
     w_zp = pw.zero_point if pw._has_zp else None
     x = np.ascontiguousarray(x)
     if plan.nchw_1x1 and kind == _KIND_I32 and _vnni4(isa):

@@ -9,12 +9,10 @@ from . import _core
 from . import _validate as v
 from . import reference as _ref
 from ._dispatch import active_isa
-from ._gemm_common import EpilogueCache, resolve_qgemm
+from ._gemm_common import EpilogueCache, kernel_args, resolve_qgemm
 from ._packed import PackedWeights, check_no_zero_point
 
 _KIND_I32, _KIND_F32, _KIND_Q8 = 0, 1, 2
-# scale, bias, relu, out_zero_point, lo, hi of the int32 output (unused there)
-_NO_EPILOGUE = (None, None, False, 0, 0, 0)
 
 
 def _packed(b, b_zero_point) -> PackedWeights:
@@ -25,32 +23,21 @@ def _packed(b, b_zero_point) -> PackedWeights:
     return PackedWeights(b, zero_point=v.column_zero_points(b_zero_point, b.shape[1]))
 
 
-def _wrap_int32(x: np.ndarray) -> np.ndarray:
-    """int64 values modulo 2**32 as int32 (the kernels' arithmetic)."""
-    return x.astype(np.uint32, casting="unsafe").view(np.int32)
-
-
 def _run(a, pw: PackedWeights, a_zero_point, kind, out, out_dtype, ep=None):
     isa = active_isa()
     k, n = pw.shape
     a = v.activations(a, k)
     qmin, qmax = v.q_range(a.dtype)
     a_zp = v.scalar_int(a_zero_point, "a_zero_point", qmin, qmax)
-    bias_q = ep.bias_q if ep is not None else None
-    bias_bound = ep.bias_bound if ep is not None else 0
-    v.accumulator_bound(k, a.dtype, a_zp, pw._span, bias_bound)
+    v.accumulator_bound(k, a.dtype, a_zp, pw._span, ep.bias_bound if ep is not None else 0)
 
     shape = a.shape[:-1] + (n,)
     a2 = a.reshape(math.prod(a.shape[:-1]), k)  # not -1: K may be 0
     if (k > 1 and a2.strides[1] != 1) or (a2.shape[0] > 1 and a2.strides[0] < k):
         a2 = np.ascontiguousarray(a2)
 
-    # Every per-column constant folds into one offset (see csrc/gemm.h).
-    a_zp_u = a_zp + (128 if a.dtype == np.int8 else 0)
-    col_off = pw._column_offsets(a_zp_u, wrapped=True) if bias_q is None else \
-        _wrap_int32(pw._column_offsets(a_zp_u) - bias_q)
+    col_off, epilogue = kernel_args(pw, a_zp + (128 if a.dtype == np.int8 else 0), ep)
     y = np.empty(shape, out_dtype) if out is None else v.check_out(out, shape, out_dtype)
-    epilogue = _NO_EPILOGUE if ep is None else (ep.scale, ep.bias, ep.relu, ep.out_zp, ep.lo, ep.hi)
     _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
                col_off, kind, y.reshape(a2.shape[0], n), *epilogue)
     return y

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import weakref
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,6 +24,45 @@ class QgemmEpilogue:
     lo: int
     hi: int
     bias_bound: int = 0  # max |bias_q| (0 without a quantized bias), for the exactness bound
+    # The epilogue arguments of the compiled kernels, and per packed weights and
+    # activation zero point the column offsets with bias_q folded in (kernel_args).
+    args: tuple = field(init=False, repr=False, compare=False)
+    memo: weakref.WeakKeyDictionary = field(init=False, repr=False, compare=False,
+                                            default_factory=weakref.WeakKeyDictionary)
+
+    def __post_init__(self):
+        object.__setattr__(self, "args", (self.scale, self.bias, self.relu, self.out_zp, self.lo, self.hi))
+
+
+# scale, bias, relu, out_zero_point, lo, hi of the int32 output (unused there)
+NO_EPILOGUE = (None, None, False, 0, 0, 0)
+
+
+def wrap_int32(x: np.ndarray) -> np.ndarray:
+    """int64 values modulo 2**32 as int32 (the kernels' arithmetic)."""
+    return x.astype(np.uint32, casting="unsafe").view(np.int32)
+
+
+def kernel_args(pw, a_zp_u: int, ep: "QgemmEpilogue | None"):
+    """The column offsets (int32: every per-column constant folded in, see csrc/gemm.h) and the
+    epilogue arguments of one call on packed weights ``pw``, remembered: with a quantized bias
+    the offsets are ``pw``'s offsets minus ``bias_q``, kept with the epilogue per weights and
+    activation zero point (the weights weakly, so that they can go)."""
+    if ep is None:
+        return pw._column_offsets(a_zp_u, wrapped=True), NO_EPILOGUE
+    if ep.bias_q is None:
+        return pw._column_offsets(a_zp_u, wrapped=True), ep.args
+    per_w = ep.memo.get(pw)
+    if per_w is None:
+        per_w = {}
+        ep.memo[pw] = per_w
+    col_off = per_w.get(a_zp_u)
+    if col_off is None:
+        col_off = wrap_int32(pw._column_offsets(a_zp_u) - ep.bias_q)
+        col_off.setflags(write=False)
+        if len(per_w) < 16:
+            per_w[a_zp_u] = col_off
+    return col_off, ep.args
 
 
 
@@ -116,15 +156,36 @@ def resolve_qgemm(n, a_scale, b_scale, bias, relu, out_scale, out_zero_point, ou
     return QgemmEpilogue(m, None, bias_q, relu, odt, True, ozp, lo, qmax, bound)
 
 
+_SCALAR_TYPES = frozenset((type(None), bool, int, float))
+
+
 def _key(value):
     """A hashable key that determines ``value`` as an argument (type and contents), or
     raises TypeError for values it cannot describe that way."""
-    if value is None or type(value) in (bool, int, float):
-        return (type(value), value)
-    a = np.asarray(value)
+    t = type(value)
+    if t in _SCALAR_TYPES:
+        return (t, value)
+    a = value if t is np.ndarray else np.asarray(value)
     if a.dtype.kind not in "biuf":
         raise TypeError("no key")
-    return (type(value), a.dtype.str, a.shape, a.tobytes())
+    return (t, a.dtype.str, a.shape, a.tobytes())
+
+
+_DTYPE_STR: dict = {}
+
+
+def _dtype_key(dtype) -> str:
+    """``np.dtype(dtype).str``, remembered per hashable ``dtype`` argument."""
+    try:
+        return _DTYPE_STR[dtype]
+    except (KeyError, TypeError):
+        s = np.dtype(dtype).str
+        try:
+            if len(_DTYPE_STR) < 64:
+                _DTYPE_STR[dtype] = s
+        except TypeError:  # unhashable: np.dtype accepted it all the same
+            pass
+        return s
 
 
 class EpilogueCache:
@@ -141,7 +202,8 @@ class EpilogueCache:
     def __call__(self, n, scale_a, scale_b, bias, relu, out_scale, out_zero_point, out_dtype, columns):
         args = (n, scale_a, scale_b, bias, relu, out_scale, out_zero_point, out_dtype)
         try:
-            key = tuple(_key(a) for a in args[:-1]) + (np.dtype(out_dtype).str, columns)
+            key = (n, _key(scale_a), _key(scale_b), _key(bias), _key(relu), _key(out_scale),
+                   _key(out_zero_point), _dtype_key(out_dtype), columns)
         except (TypeError, ValueError):
             return self._resolve(*args, columns=columns)
         ep = self._cache.get(key)
