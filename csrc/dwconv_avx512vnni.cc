@@ -19,13 +19,54 @@ namespace iqk {
 
 namespace {
 
+// The epilogue of one block of 32 channels, its per-channel terms loaded once
+// per block (the kernels are bound by their loads): the steps of
+// gemm_store16_avx512_as without the b_zp term (depthwise weights carry their
+// zero point). Pixel i of the row goes to out + i * step bytes.
+struct Block32 {
+  __m512i off0, off1;
+  __m512 scale0, scale1, bias0, bias1;
+  __mmask16 mask0, mask1;
+  uint8_t* out;
+  size_t step;
+};
+
+template <GemmOut Kind>
+inline Block32 block32(const DwconvRow& r, const GemmEpilogue& ep, size_t c0) {
+  Block32 b;
+  const size_t left = r.c - c0, bytes = gemm_out_bytes(Kind);
+  b.mask0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
+  b.mask1 = left >= 32 ? __mmask16(0xFFFF) : left > 16 ? __mmask16((1u << (left - 16)) - 1u) : 0;
+  b.off0 = _mm512_loadu_si512(ep.col_off + c0);
+  b.off1 = _mm512_loadu_si512(ep.col_off + c0 + 16);
+  b.scale0 = Kind == GemmOut::i32 ? _mm512_setzero_ps() : _mm512_loadu_ps(ep.scale + c0);
+  b.scale1 = Kind == GemmOut::i32 ? _mm512_setzero_ps() : _mm512_loadu_ps(ep.scale + c0 + 16);
+  b.bias0 = Kind == GemmOut::f32 ? _mm512_loadu_ps(ep.bias + c0) : _mm512_setzero_ps();
+  b.bias1 = Kind == GemmOut::f32 ? _mm512_loadu_ps(ep.bias + c0 + 16) : _mm512_setzero_ps();
+  b.out = static_cast<uint8_t*>(ep.c) + (r.m0 * ep.ldc + c0) * bytes;
+  b.step = ep.ldc * bytes;
+  return b;
+}
+
+// Stores pixel i's 32 channels, lo and hi in the unpack order (see the top).
+template <GemmOut Kind>
+inline void store32(const GemmEpilogue& ep, const Block32& b, size_t i, __m512i lo, __m512i hi) {
+  const __m512i out0_idx = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i out1_idx = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  uint8_t* y = b.out + i * b.step;
+  const __m512i v0 = _mm512_sub_epi32(_mm512_permutex2var_epi32(lo, out0_idx, hi), b.off0);
+  gemm_finish16_avx512<Kind>(ep, v0, b.scale0, b.bias0, y, b.mask0, b.mask0 == 0xFFFF);
+  if (b.mask1) {
+    const __m512i v1 = _mm512_sub_epi32(_mm512_permutex2var_epi32(lo, out1_idx, hi), b.off1);
+    gemm_finish16_avx512<Kind>(ep, v1, b.scale1, b.bias1, y + 16 * gemm_out_bytes(Kind), b.mask1, b.mask1 == 0xFFFF);
+  }
+}
+
 // P output pixels from column ow, 32 channels from c0: P independent chains
 // of vpdpwssd, so that their latencies overlap.
 template <size_t P, GemmOut Kind>
-inline void pixels(const DwconvRow& r, const GemmEpilogue& ep, size_t ow, size_t c0, const __m512i* wlo, const __m512i* whi,
-                   size_t pairs, const size_t* off, __mmask16 mask0, __mmask16 mask1) {
-  const __m512i out0_idx = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
-  const __m512i out1_idx = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+inline void pixels(const DwconvRow& r, const GemmEpilogue& ep, const Block32& blk, size_t ow, size_t c0,
+                   const __m512i* wlo, const __m512i* whi, size_t pairs, const size_t* off) {
   const uint8_t* px = r.x + ow * r.sw * r.c + c0;
   const size_t step = r.sw * r.c;
   __m512i lo[P], hi[P];
@@ -46,11 +87,7 @@ inline void pixels(const DwconvRow& r, const GemmEpilogue& ep, size_t ow, size_t
     }
   }
 #pragma GCC unroll 4
-  for (size_t i = 0; i < P; ++i) {
-    gemm_store16_avx512_as<Kind>(ep, r.m0 + ow + i, c0, _mm512_permutex2var_epi32(lo[i], out0_idx, hi[i]), mask0);
-    if (mask1)
-      gemm_store16_avx512_as<Kind>(ep, r.m0 + ow + i, c0 + 16, _mm512_permutex2var_epi32(lo[i], out1_idx, hi[i]), mask1);
-  }
+  for (size_t i = 0; i < P; ++i) store32<Kind>(ep, blk, ow + i, lo[i], hi[i]);
 }
 
 // 3x3 without horizontal dilation, horizontal stride S (1 or 2): the taps
@@ -62,10 +99,8 @@ inline void pixels(const DwconvRow& r, const GemmEpilogue& ep, size_t ow, size_t
 // output and 32 channels against 10, but 4.5 loads and 6 unpacks against 10
 // and 10.
 template <size_t P, size_t S, GemmOut Kind>
-inline void pixels3x3(const DwconvRow& r, const GemmEpilogue& ep, size_t ow0, size_t c0, const __m512i (*wl)[2],
-                      const __m512i (*wh)[2], __mmask16 mask0, __mmask16 mask1) {
-  const __m512i out0_idx = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
-  const __m512i out1_idx = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+inline void pixels3x3(const DwconvRow& r, const GemmEpilogue& ep, const Block32& blk, size_t ow0, size_t c0,
+                      const __m512i (*wl)[2], const __m512i (*wh)[2]) {
   const uint8_t* x0 = r.x + ow0 * S * r.c + c0;
   const uint8_t* x1 = x0 + r.dh * r.x_row;
   const uint8_t* x2 = x1 + r.dh * r.x_row;
@@ -93,12 +128,7 @@ inline void pixels3x3(const DwconvRow& r, const GemmEpilogue& ep, size_t ow0, si
     }
   }
 #pragma GCC unroll 8
-  for (size_t i = 0; i < P; ++i) {
-    gemm_store16_avx512_as<Kind>(ep, r.m0 + ow0 + i, c0, _mm512_permutex2var_epi32(lo[i], out0_idx, hi[i]), mask0);
-    if (mask1)
-      gemm_store16_avx512_as<Kind>(ep, r.m0 + ow0 + i, c0 + 16, _mm512_permutex2var_epi32(lo[i], out1_idx, hi[i]),
-                                   mask1);
-  }
+  for (size_t i = 0; i < P; ++i) store32<Kind>(ep, blk, ow0 + i, lo[i], hi[i]);
 }
 
 template <size_t S, GemmOut Kind>
@@ -108,9 +138,7 @@ void row3x3(const DwconvRow& r) {
   const __m512i w_hi_idx = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
   __m512i wl[3][2], wh[3][2];
   for (size_t c0 = 0; c0 < r.c; c0 += 32) {
-    const size_t left = r.c - c0;
-    const __mmask16 mask0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
-    const __mmask16 mask1 = left >= 32 ? __mmask16(0xFFFF) : left > 16 ? __mmask16((1u << (left - 16)) - 1u) : 0;
+    const Block32 blk = block32<Kind>(r, ep, c0);
     for (size_t kw = 0; kw < 3; ++kw)
       for (size_t p = 0; p < 2; ++p) {
         const int16_t* w = r.w3 + ((kw * 2 + p) * r.c_pad + c0) * 2;
@@ -119,8 +147,8 @@ void row3x3(const DwconvRow& r) {
         wh[kw][p] = _mm512_permutex2var_epi32(w0, w_hi_idx, w1);
       }
     size_t ow = 0;
-    for (; ow + 4 <= r.ow; ow += 4) pixels3x3<4, S, Kind>(r, ep, ow, c0, wl, wh, mask0, mask1);
-    for (; ow < r.ow; ++ow) pixels3x3<1, S, Kind>(r, ep, ow, c0, wl, wh, mask0, mask1);
+    for (; ow + 4 <= r.ow; ow += 4) pixels3x3<4, S, Kind>(r, ep, blk, ow, c0, wl, wh);
+    for (; ow < r.ow; ++ow) pixels3x3<1, S, Kind>(r, ep, blk, ow, c0, wl, wh);
   }
 }
 
@@ -136,9 +164,7 @@ void row(const DwconvRow& r) {
   const __m512i w_hi_idx = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
   __m512i wlo[kDwconvMaxPairs], whi[kDwconvMaxPairs];
   for (size_t c0 = 0; c0 < r.c; c0 += 32) {
-    const size_t left = r.c - c0;
-    const __mmask16 mask0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
-    const __mmask16 mask1 = left >= 32 ? __mmask16(0xFFFF) : left > 16 ? __mmask16((1u << (left - 16)) - 1u) : 0;
+    const Block32 blk = block32<Kind>(r, ep, c0);
     for (size_t q = 0; q < pairs; ++q) {
       const int16_t* w = r.w + (q * r.c_pad + c0) * 2;
       const __m512i w0 = _mm512_loadu_si512(w), w1 = _mm512_loadu_si512(w + 32);
@@ -146,8 +172,8 @@ void row(const DwconvRow& r) {
       whi[q] = _mm512_permutex2var_epi32(w0, w_hi_idx, w1);
     }
     size_t ow = 0;
-    for (; ow + 4 <= r.ow; ow += 4) pixels<4, Kind>(r, ep, ow, c0, wlo, whi, pairs, off, mask0, mask1);
-    for (; ow < r.ow; ++ow) pixels<1, Kind>(r, ep, ow, c0, wlo, whi, pairs, off, mask0, mask1);
+    for (; ow + 4 <= r.ow; ow += 4) pixels<4, Kind>(r, ep, blk, ow, c0, wlo, whi, pairs, off);
+    for (; ow < r.ow; ++ow) pixels<1, Kind>(r, ep, blk, ow, c0, wlo, whi, pairs, off);
   }
 }
 
