@@ -1,5 +1,7 @@
 // int8 2-D convolution: the problem description shared by the drivers
-// (ops_conv.cc) and the depthwise kernel signature. No intrinsics here.
+// (ops_conv.cc) and the depthwise kernel signature. No intrinsics here. (A
+// 1x1 NCHW convolution with int32 output has a third driver, without
+// staging: Conv1x1Nchw below.)
 //
 // Both drivers first copy the input rows a block of output rows needs into a
 // staging buffer: NHWC pixels of the group's channels, as unsigned bytes
@@ -126,6 +128,7 @@ struct DwconvKernel {
   const char* name = nullptr;
   DwconvPlaneFn plane = nullptr;
   const char* plane_name = nullptr;
+  bool column_pairs = false;  // fn uses DwconvRow::w3 when given (3x3, horizontal stride 1 or 2)
 };
 
 extern const DwconvKernel dwconv_kernel__scalar;
@@ -142,8 +145,10 @@ size_t dwconv_packed_elems(size_t c, size_t taps);
 // GEMM tile kernels with the roles of the GEMM swapped, so that tiles of Y
 // are stored straight into the NCHW planes (no transposes): A = w + 128
 // (uint8 rows of OC), B = x_u - 128 (int8, packed per call from the planes),
-// and the corrections of both shifts and both zero points come in through
-// the epilogue (see conv1x1_nchw in ops_conv.cc). vnni4 kernels only.
+// and the corrections of both shifts and both zero points come in as each
+// tile's starting sums (acc_in: the per-row terms) and through the epilogue
+// (the per-column and product terms); see conv1x1_nchw in ops_conv.cc.
+// vnni4 kernels only.
 struct Conv1x1Nchw {
   size_t n = 0, c = 0, pixels = 0, oc = 0;
   const uint8_t* x = nullptr;  // N x C x pixels

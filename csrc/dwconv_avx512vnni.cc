@@ -154,7 +154,6 @@ void row3x3(const DwconvRow& r) {
 
 template <GemmOut Kind>
 void row(const DwconvRow& r) {
-  if (r.w3 && r.sw <= 2) return r.sw == 1 ? row3x3<1, Kind>(r) : row3x3<2, Kind>(r);
   // A local copy: stores through the output pointer cannot change it, so
   // its fields stay in registers.
   const GemmEpilogue ep = *r.ep;
@@ -179,8 +178,21 @@ void row(const DwconvRow& r) {
 
 }  // namespace
 
+// The 3x3 form (counted on its own, inside the row kernel's count, so that
+// callers can see which form ran).
+void dwconv3x3_u8s16_c32__avx512vnni(const DwconvRow& r) {
+  IQK_KERNEL_ENTRY("dwconv3x3_u8s16_c32__avx512vnni");
+  with_kind(r.ep->kind, [&](auto kind) {
+    if (r.sw == 1)
+      row3x3<1, decltype(kind)::value>(r);
+    else
+      row3x3<2, decltype(kind)::value>(r);
+  });
+}
+
 void dwconv_u8s16_c32__avx512vnni(const DwconvRow& r) {
   IQK_KERNEL_ENTRY("dwconv_u8s16_c32__avx512vnni");
+  if (r.w3 && r.sw <= 2) return dwconv3x3_u8s16_c32__avx512vnni(r);
   with_kind(r.ep->kind, [&](auto kind) { row<decltype(kind)::value>(r); });
 }
 
@@ -263,6 +275,6 @@ void dwconv_nchw_u8s16_p32__avx512vnni(const DwconvPlane& p) {
 
 extern const DwconvKernel dwconv_kernel__avx512vnni{&dwconv_u8s16_c32__avx512vnni, "dwconv_u8s16_c32__avx512vnni",
                                                    &dwconv_nchw_u8s16_p32__avx512vnni,
-                                                   "dwconv_nchw_u8s16_p32__avx512vnni"};
+                                                   "dwconv_nchw_u8s16_p32__avx512vnni", true};
 
 }  // namespace iqk

@@ -70,7 +70,8 @@ struct GemmEpilogue {
 // further on (a convolution's kernel rows in its staged input); a plain row
 // has seg_groups >= groups. K may come in several
 // slices (cache blocking): `acc_in`, when not null, holds the MR x NR
-// (row-major, stride NR) int32 sums of the earlier slices to start from;
+// (row-major, stride NR) int32 sums to start from (the earlier slices', or
+// any starting terms a driver adds, as conv1x1_nchw does; read only);
 // `acc_out`, when not null, receives the sums so far (no epilogue). The last
 // slice has acc_out == null and applies the epilogue into ep.c.
 using GemmTileFn = void (*)(size_t mr, size_t nr, size_t groups, const void* a_rows,

@@ -64,17 +64,21 @@ static inline void gemm_finish8_avx2(const GemmEpilogue& ep, __m256i v, __m256 s
   }
 }
 
+// The corrections of gemm.h on 8 columns: acc - row_sum * b_zp (when the
+// epilogue has b_zp; rs is row_sum[m] broadcast) - col_off.
+static inline __m256i gemm_correct8_avx2(const GemmEpilogue& ep, __m256i acc, __m256i rs, __m256i b_zp,
+                                         __m256i col_off) {
+  if (ep.b_zp) acc = _mm256_sub_epi32(acc, _mm256_mullo_epi32(rs, b_zp));
+  return _mm256_sub_epi32(acc, col_off);
+}
+
 // Stores columns [n, n + cols) of row m, cols in 1..8, for an epilogue of
 // kind Kind (== ep.kind).
 template <GemmOut Kind>
 static inline void gemm_store8_avx2_as(const GemmEpilogue& ep, size_t m, size_t n, __m256i acc, size_t cols) {
-  __m256i v = acc;
-  if (ep.b_zp) {
-    const __m256i rs = _mm256_set1_epi32(ep.row_sum[m]);
-    v = _mm256_sub_epi32(
-        v, _mm256_mullo_epi32(rs, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ep.b_zp + n))));
-  }
-  v = _mm256_sub_epi32(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ep.col_off + n)));
+  auto ld = [](const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+  const __m256i v = ep.b_zp ? gemm_correct8_avx2(ep, acc, _mm256_set1_epi32(ep.row_sum[m]), ld(ep.b_zp + n), ld(ep.col_off + n))
+                            : gemm_correct8_avx2(ep, acc, acc, acc, ld(ep.col_off + n));
   const size_t bytes = gemm_out_bytes(Kind);
   void* out = static_cast<uint8_t*>(ep.c) + (m * ep.ldc + n) * bytes;
   if (Kind == GemmOut::i32)
@@ -103,14 +107,9 @@ static inline void gemm_store_tile_4x16_ymm(const GemmEpilogue& e, size_t nr, si
   uint8_t* row = static_cast<uint8_t*>(e.c) + (m0 * e.ldc + n0) * bytes;
 #pragma GCC unroll 6
   for (size_t i = 0; i < R; ++i, row += e.ldc * bytes) {
-    __m256i v0 = c0[i], v1 = c1[i];
-    if (e.b_zp) {
-      const __m256i rs = _mm256_set1_epi32(e.row_sum[m0 + i]);
-      v0 = _mm256_sub_epi32(v0, _mm256_mullo_epi32(rs, z0));
-      v1 = _mm256_sub_epi32(v1, _mm256_mullo_epi32(rs, z1));
-    }
-    gemm_finish8_avx2<Kind>(e, _mm256_sub_epi32(v0, o0), s0, b0, row, cols0);
-    if (nr > 8) gemm_finish8_avx2<Kind>(e, _mm256_sub_epi32(v1, o1), s1, b1, row + 8 * bytes, nr - 8);
+    const __m256i rs = e.b_zp ? _mm256_set1_epi32(e.row_sum[m0 + i]) : _mm256_setzero_si256();
+    gemm_finish8_avx2<Kind>(e, gemm_correct8_avx2(e, c0[i], rs, z0, o0), s0, b0, row, cols0);
+    if (nr > 8) gemm_finish8_avx2<Kind>(e, gemm_correct8_avx2(e, c1[i], rs, z1, o1), s1, b1, row + 8 * bytes, nr - 8);
   }
 }
 

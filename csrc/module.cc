@@ -318,6 +318,7 @@ PYBIND11_MODULE(_core, m) {
       py::arg("w_rows"), py::arg("w_sum"), py::arg("w_zp"), py::arg("out"));
 
   m.def("dwconv_packed_elems", &iqk::dwconv_packed_elems, py::arg("c"), py::arg("taps"));
+  m.attr("GEMM_LAYOUT_VNNI4") = static_cast<int>(iqk::GemmLayout::vnni4);
   m.attr("DWCONV_MAX_TAPS") = iqk::kDwconvMaxTaps;
 
   m.def(

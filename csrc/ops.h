@@ -98,6 +98,16 @@ struct Columns {
   }
 };
 
+// The first row of each of m_panels row panels of M rows, and M at the end:
+// rows spread evenly (16 rows at MR = 5 as 4+4+4+4, not 5+5+5+1: a nearly
+// empty panel costs almost a full pass over its B panel), looked up rather
+// than divided per tile (with a short K, two divisions per tile showed).
+inline std::vector<size_t> panel_starts(size_t M, size_t m_panels) {
+  std::vector<size_t> first(m_panels + 1);
+  for (size_t mp = 0; mp <= m_panels; ++mp) first[mp] = mp * M / m_panels;
+  return first;
+}
+
 // Output-column panels split into chunks, so that `outer` tasks (row blocks)
 // times the chunks give each of `threads` threads about four tasks.
 struct PanelChunks {

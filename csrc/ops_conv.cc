@@ -1,6 +1,8 @@
-// Convolution drivers: stage the input rows of a block of output rows (any
-// layout, padding filled), then either build im2col rows for the GEMM tile
-// kernels (general case) or run the depthwise kernel (see conv.h).
+// Convolution drivers (see conv.h): conv2d and dwconv2d stage the input rows
+// of a block of output rows (any layout, padding filled), then either feed
+// the GEMM tile kernels (implicit GEMM or im2col rows) or run the depthwise
+// kernel; conv1x1_nchw runs a 1x1 NCHW convolution as the GEMM with its
+// roles swapped, on the channel planes packed per call (no staging).
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -304,10 +306,7 @@ void conv1x1_nchw(const Conv1x1Nchw& p, const GemmKernel& kernel) {
   if (p.n == 0 || M == 0 || N == 0) return;
   const size_t groups = ceil_div(K, 4), a_row = groups * 4;
   const size_t m_panels = ceil_div(M, mr), n_panels = ceil_div(N, nr);
-  // Rows spread evenly over the panels (as in the GEMM driver), looked up:
-  // K is often short here, and two divisions per tile showed.
-  std::vector<size_t> first_rows(m_panels + 1);
-  for (size_t mp = 0; mp <= m_panels; ++mp) first_rows[mp] = mp * M / m_panels;
+  const std::vector<size_t> first_rows = panel_starts(M, m_panels);
   auto panel_row = [&](size_t mp) { return first_rows[mp]; };
   // With a = w + 128 and b = x_u - 128 (x_u: x as unsigned, x_zp_u its zero
   // point), acc = sum_c a * b, and the convolution is
@@ -368,15 +367,16 @@ void conv1x1_nchw(const Conv1x1Nchw& p, const GemmKernel& kernel) {
         pack_vnni4_strip16(src, N, K, flip, dst, nr * 4, s + (col - col0));
       }
     }
+    // The chunk's columns are numbered from col0: its output and column arrays start there.
     GemmEpilogue ep = base;
-    ep.c = p.y + img * M * N;
+    ep.c = p.y + img * M * N + col0;
     if (p.w_zp) {
-      ep.b_zp = s - col0;  // indexed by the absolute column (pixel)
+      ep.b_zp = s;
     } else {
       // No weight zero point: the product term is 128 * s[p], a per-column
       // offset (no multiply in the epilogue).
       for (size_t i = 0; i < (np1 - np0) * nr; ++i) s[i] = static_cast<int32_t>(static_cast<uint32_t>(s[i]) << 7);
-      ep.col_off = s - col0;
+      ep.col_off = s;
       ep.row_sum = nullptr;
     }
     if (n_slices > 1 && partial.size() < m_panels * mr * nr) partial.resize(m_panels * mr * nr);
@@ -402,7 +402,7 @@ void conv1x1_nchw(const Conv1x1Nchw& p, const GemmKernel& kernel) {
             const size_t m0 = rows[mp];
             int32_t* part = part0 + mp * tile;  // a tile's slices run back to back
             fn(rows[mp + 1] - m0, ncols, sl.gn, w_rows + m0 * a_row + 4 * sl.g0, a_row, sl.seg_groups, 0,
-               bp + 4 * sl.g0 * nr, first ? r0 + mp * tile : part, last ? nullptr : part, ep, m0, n0);
+               bp + 4 * sl.g0 * nr, first ? r0 + mp * tile : part, last ? nullptr : part, ep, m0, n0 - col0);
           }
         }
       }
@@ -455,10 +455,11 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
     return;
   }
 
-  // 3x3 without horizontal dilation: the weights also paired vertically
-  // (DwconvRow::w3), for kernels that reuse an input column's pairs.
+  // 3x3 without horizontal dilation, horizontal stride 1 or 2: the weights
+  // also paired vertically (DwconvRow::w3) for kernels that reuse an input
+  // column's pairs (DwconvKernel::column_pairs).
   std::vector<int16_t> w3;
-  if (g.kh == 3 && g.kw == 3 && g.dw == 1) {
+  if (kernel.column_pairs && g.kh == 3 && g.kw == 3 && g.dw == 1 && g.sw <= 2) {
     const int16_t* w = reinterpret_cast<const int16_t*>(p.packed_w);
     auto tap = [&](size_t t, size_t ch) { return w[((t / 2) * c_pad + ch) * 2 + t % 2]; };
     w3.assign(3 * 2 * c_pad * 2, 0);

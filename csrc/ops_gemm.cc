@@ -87,13 +87,7 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
   if (M == 0 || N == 0) return;
   const size_t groups = ceil_div(K, s.k_group());
   const size_t n_panels = ceil_div(N, nr), m_panels = ceil_div(M, mr);
-  // Rows are spread evenly over the panels (16 rows at MR = 5 run as
-  // 4+4+4+4, not 5+5+5+1): a nearly empty panel costs almost a full pass over
-  // its B panel.
-  // Looked up, not divided per tile: with a short K, two divisions per tile
-  // showed in profiles.
-  std::vector<size_t> first_rows(m_panels + 1);
-  for (size_t mp = 0; mp <= m_panels; ++mp) first_rows[mp] = mp * M / m_panels;
+  const std::vector<size_t> first_rows = panel_starts(M, m_panels);
   auto panel_row = [&](size_t mp) { return first_rows[mp]; };
   const size_t a_panel = panel_bytes(s, K, mr), b_panel = panel_bytes(s, K, nr);
   const size_t a_row_bytes = groups * 4;

@@ -49,8 +49,13 @@ from test_conv_reference import (
 
 #: The driver of 1x1 NCHW int32 convolutions on the vnni4 GEMM kernels (csrc/conv.h, Conv1x1Nchw).
 NCHW_1X1 = "conv1x1_nchw"
-#: The paths whose GEMM kernel takes the vnni4 layout, where that driver runs.
-VNNI4_ISAS = {"scalar", "avx_vnni", "avx512_vnni", "amx"}
+#: The 3x3 form of the AVX512-VNNI depthwise row kernel (taps paired per input column).
+DW3X3 = "dwconv3x3_u8s16_c32__avx512vnni"
+
+
+def vnni4(isa) -> bool:
+    """Whether ``isa``'s GEMM kernel takes the vnni4 layout (where the NCHW 1x1 driver runs)."""
+    return _core.gemm_shape(isa)[0] == _core.GEMM_LAYOUT_VNNI4
 
 
 def channels(x, layout) -> int:
@@ -72,20 +77,24 @@ def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
     names = iq.kernel_names(isa)
     c, oc = channels(x, layout), w.shape[0]
     if groups == c == oc == 1:
-        allowed = {names["gemm"], names["dwconv"], names["dwconv_nchw"]}
+        allowed = {names["gemm"], names["dwconv"], names["dwconv_nchw"], DW3X3}
     elif groups == c == oc:
+        # The row kernel may run its 3x3 form too (test_depthwise_3x3_column_pairs checks where).
         if layout == "NHWC":
-            allowed = {names["dwconv"]}
+            allowed = {names["dwconv"], DW3X3}
         elif conv_kwargs is None:
-            allowed = {names["dwconv"], names["dwconv_nchw"]}
+            allowed = {names["dwconv"], names["dwconv_nchw"], DW3X3}
         else:
             kw = {k: conv_kwargs.get(k, d) for k, d in (("stride", 1), ("padding", 0), ("dilation", 1))}
             g = conv_geometry(x.shape, w.shape, groups=groups, layout=layout, **kw)
-            allowed = {names["dwconv_nchw"] if g.sw <= 2 and g.ow >= 24 else names["dwconv"]}
+            allowed = {names["dwconv_nchw"]} if g.sw <= 2 and g.ow >= 24 else {names["dwconv"], DW3X3}
     else:
         allowed = {names["gemm"]}
         if layout == "NCHW" and groups == 1 and w.shape[2:] == (1, 1):
-            allowed.add(NCHW_1X1)
+            plain = conv_kwargs is None or all(conv_kwargs.get(k, 1 if k == "stride" else 0) in (1, 0, (1, 1), (0, 0))
+                                               for k in ("stride", "padding"))
+            if plain:
+                allowed.add(NCHW_1X1)
     before = iq.kernel_calls()
     yield
     after = iq.kernel_calls()
@@ -212,7 +221,11 @@ def test_depthwise_3x3_column_pairs(isa, c):
                       x_zero_point=int(rng.integers(lo, hi + 1)),
                       w_zero_point=rng.integers(-128, 128, c).astype(np.int32) if rng.random() < 0.5 else 0)
             what = f"isa={isa} C={c} stride=({sh},{sw}) dilation=({dh},1) width={width} {layout} {np.dtype(dtype)}"
+            before = iq.kernel_calls().get(DW3X3, 0)
             assert_same(iq.conv2d(x, wt, **kw), ref.conv2d(x, wt, **kw), what)
+            ran = iq.kernel_calls().get(DW3X3, 0) > before
+            pairs = iq.kernel_names(isa)["dwconv"].endswith("__avx512vnni") and sw <= 2
+            assert ran == pairs, f"{what}: the 3x3 column-pair kernel {'did not run' if pairs else 'ran'}"
             qkw = dict(kw, bias=rng.integers(-500, 500, c).astype(np.int32), out_scale=0.02, out_zero_point=5,
                        out_dtype=np.uint8)
             assert_same(iq.qconv2d(x, wt, 0.05, 0.01, **qkw), ref.qconv2d(x, wt, 0.05, 0.01, **qkw),
@@ -615,12 +628,24 @@ def test_bias_offsets_remembered_per_weights_and_zero_point(isa):
     x = rand_q(rng, (1, 4, 6, 7), np.uint8)
     kw = dict(padding=1, bias=(rng.standard_normal(oc) * 40).astype(np.float32), out_scale=0.5,
               out_zero_point=3, out_dtype=np.uint8)
+    xs = {np.uint8: x, np.int8: rand_q(rng, x.shape, np.int8)}
     for _ in range(2):
         for pw in pws:
-            for x_zp in (0, 200):
-                assert_same(iq.qconv2d(x, pw, 0.02, 0.01, x_zero_point=x_zp, **kw),
-                            ref.qconv2d(x, pw.weights, 0.02, 0.01, x_zero_point=x_zp, w_zero_point=pw.zero_point,
-                                        **kw), f"isa={isa} w_zp={pw.zero_point[0]} x_zp={x_zp}")
+            # uint8 zero point 0 and int8 -128 are the same unsigned zero point: one remembered entry.
+            for dt, x_zp in ((np.uint8, 0), (np.uint8, 200), (np.int8, -128), (np.int8, 5)):
+                assert_same(iq.qconv2d(xs[dt], pw, 0.02, 0.01, x_zero_point=x_zp, **kw),
+                            ref.qconv2d(xs[dt], pw.weights, 0.02, 0.01, x_zero_point=x_zp, w_zero_point=pw.zero_point,
+                                        **kw), f"isa={isa} w_zp={pw.zero_point[0]} x={np.dtype(dt)} x_zp={x_zp}")
+    # The same through qgemm (the GEMM fast path shares the helper).
+    a = rand_q(rng, (5, 12), np.uint8)
+    pgs = [iq.pack_weights(rand_q(rng, (12, oc), np.int8), zero_point=zp) for zp in (0, -3)]
+    for _ in range(2):
+        for pg in pgs:
+            for a_zp in (0, 131):
+                gkw = dict(a_zero_point=a_zp, bias=kw["bias"], out_scale=0.5, out_zero_point=3, out_dtype=np.uint8)
+                assert_same(iq.qgemm(a, pg, 0.02, 0.01, **gkw),
+                            ref.qgemm(a, pg.weights, 0.02, 0.01, b_zero_point=pg.zero_point, **gkw),
+                            f"isa={isa} qgemm b_zp={pg.zero_point[0]} a_zp={a_zp}")
     gone = weakref.ref(pws[0])
     del pws[0], pw
     gc.collect()
@@ -697,6 +722,11 @@ def test_concurrent_python_threads(isa):
             xs = [rand_q(rng, shape_in(layout, 2, c, 30, 30), np.uint8) for _ in range(4)]
             kw = dict(padding=1, groups=groups, layout=layout, x_zero_point=9)
             cases.append((pw, xs, kw, [ref.conv2d(x, pw.weights, **kw) for x in xs]))
+    # 1x1 NCHW (the swapped GEMM, with its own per-thread buffers), per-channel weight zero points.
+    pw = iq.pack_conv_weights(rand_q(rng, (96, 64, 1, 1), np.int8), zero_point=rng.integers(-5, 5, 96))
+    xs = [rand_q(rng, (2, 64, 30, 31), np.uint8) for _ in range(4)]
+    cases.append((pw, xs, dict(x_zero_point=9), [ref.conv2d(x, pw.weights, x_zero_point=9, w_zero_point=pw.zero_point)
+                                                 for x in xs]))
     iq.set_num_threads(2)
 
     def work(i):
@@ -722,14 +752,16 @@ def test_nchw_1x1_swapped_gemm(isa, c, oc, hw):
     requantized epilogues, and the other paths, keep the general driver."""
     rng = rng_for("nchw_1x1", c, oc, hw)
     h, w = hw
-    wt = rand_q(rng, (oc, c, 1, 1), np.int8)
-    swapped = isa in VNNI4_ISAS
-    cases = [(np.uint8, 0, 0), (np.uint8, 255, -128), (np.int8, -128, 127), (np.int8, 17, rng.integers(-128, 128, oc)),
+    wt = wt_random = rand_q(rng, (oc, c, 1, 1), np.int8)
+    swapped = vnni4(isa)
+    cases = [(np.uint8, 0, 0), (np.uint8, 0, 127), (np.int8, -128, 127), (np.int8, 17, rng.integers(-128, 128, oc)),
              (np.uint8, 131, rng.integers(-128, 128, oc))]
+    wt_extreme = np.full((oc, c, 1, 1), -128, np.int8)
     for i, (dt, xzp, wzp) in enumerate(cases):
         x = rand_q(rng, (2, c, h, w), dt)
         if i == 1:
-            x[:] = np.iinfo(dt).max  # every product at its largest
+            x[:] = 255  # every product at its largest: (255 - 0) * (-128 - 127)
+        wt = wt_extreme if i == 1 else wt_random
         kw = dict(x_zero_point=xzp, w_zero_point=wzp)
         want = ref.conv2d(x, wt, **kw)
         for threads in (1, 2):
@@ -745,13 +777,47 @@ def test_nchw_1x1_swapped_gemm(isa, c, oc, hw):
             assert ran == (1 if swapped else 0), f"{what}: conv1x1_nchw ran {ran} times"
             if swapped and threads == 2 and hw == (36, 37):
                 assert shared, f"{what}: the work was not shared between threads"
-            # Packed weights, and out=, take the same path.
-            out = np.full_like(want, -1)
+            # Packed weights, and out= (a view into a larger buffer whose ends must stay untouched),
+            # take the same path.
+            buf = np.full(want.size + 64, -7, np.int32)
+            out = buf[32:32 + want.size].reshape(want.shape)
             iq.conv2d(x, iq.pack_conv_weights(wt, zero_point=wzp), x_zero_point=xzp, out=out)
             assert_same(out, want, f"{what} packed, out=")
+            assert (buf[:32] == -7).all() and (buf[32 + want.size:] == -7).all(), f"{what}: wrote outside out"
     # The float epilogue is per output channel, a row here: the general driver.
+    wt = wt_random
     x = rand_q(rng, (2, c, h, w), np.uint8)
     qkw = dict(x_zero_point=3, bias=rng.standard_normal(oc).astype(np.float32))
     before = iq.kernel_calls().get(NCHW_1X1, 0)
     assert_same(iq.qconv2d(x, wt, 0.02, 0.003, **qkw), ref.qconv2d(x, wt, 0.02, 0.003, **qkw), f"isa={isa} qconv2d")
     assert iq.kernel_calls().get(NCHW_1X1, 0) == before, f"isa={isa}: qconv2d took the int32-only driver"
+
+
+def test_nchw_1x1_at_the_bound(isa):
+    """The swapped GEMM at the largest K the int32 bound allows for full-range extremes (every
+    product (255 - 0) * (-128 - 127)), over whole 16-pixel strips and a partial one, so that the
+    packed column sums run through many 16-bit flushes."""
+    k = (2**31 - 1) // (255 * 255)
+    x = np.full((1, k, 1, 17), 255, np.uint8)
+    w = np.full((2, k, 1, 1), -128, np.int8)
+    want = np.full((1, 2, 1, 17), k * 255 * -255, np.int32)
+    assert_same(ref.conv2d(x, w, w_zero_point=127), want, "reference")
+    before = iq.kernel_calls().get(NCHW_1X1, 0)
+    assert_same(iq.conv2d(x, w, w_zero_point=127), want, f"isa={isa} K={k}")
+    assert iq.kernel_calls().get(NCHW_1X1, 0) - before == (1 if vnni4(isa) else 0)
+
+
+def test_depthwise_nchw_output_tiles(isa):
+    """NCHW depthwise output through several 128 KB tiles of output rows per task, the last one
+    partial (512 channels, 23-pixel rows: two rows a tile, 13 rows), one and two threads."""
+    rng = rng_for("dw-tiles", 0)
+    x = rand_q(rng, (2, 512, 13, 23), np.uint8)
+    w = rand_q(rng, (512, 1, 3, 3), np.int8)
+    kw = dict(padding=1, groups=512, x_zero_point=77, w_zero_point=rng.integers(-9, 9, 512))
+    want = ref.conv2d(x, w, **kw)
+    for threads in (1, 2):
+        iq.set_num_threads(threads)
+        try:
+            assert_same(iq.conv2d(x, w, **kw), want, f"isa={isa} threads={threads}")
+        finally:
+            iq.set_num_threads(1)

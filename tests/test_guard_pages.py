@@ -78,7 +78,12 @@ SCRIPT = textwrap.dedent(
             x = at_page_end(rng.integers(info.min, info.max + 1, (2, c, h, w_), dtype=dt))
             w = rng.integers(-128, 128, (6, c, 1, 1), dtype=np.int8)
             kw = dict(x_zero_point=int(info.max), w_zero_point=3)
-            assert np.array_equal(iq.conv2d(x, w, **kw), iq.reference.conv2d(np.array(x), w, **kw))
+            want = iq.reference.conv2d(np.array(x), w, **kw)
+            assert np.array_equal(iq.conv2d(x, w, **kw), want)
+            # The output straight into the caller's array, its last element before the page too.
+            out = at_page_end(np.zeros(want.shape, np.int32))
+            iq.conv2d(x, w, out=out, **kw)
+            assert np.array_equal(out, want)
     print("ok")
     """
 )

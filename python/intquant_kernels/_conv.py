@@ -15,8 +15,6 @@ from ._packed_conv import PackedConvWeights
 
 #: Depthwise kernels keep their taps on the stack; larger kernels take the GEMM path.
 _DW_MAX_TAPS = _core.DWCONV_MAX_TAPS
-#: GemmLayout::vnni4 (csrc/gemm.h): four k per 32-bit lane.
-_VNNI4 = 0
 _VNNI4_ISAS: dict = {}
 
 
@@ -24,7 +22,7 @@ def _vnni4(isa: str) -> bool:
     """Whether ``isa``'s GEMM kernel takes the vnni4 layout."""
     known = _VNNI4_ISAS.get(isa)
     if known is None:
-        known = _VNNI4_ISAS[isa] = _core.gemm_shape(isa)[0] == _VNNI4
+        known = _VNNI4_ISAS[isa] = _core.gemm_shape(isa)[0] == _core.GEMM_LAYOUT_VNNI4
     return known
 
 
@@ -101,12 +99,12 @@ def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_poi
     y = np.empty(g.out_shape, out_dtype) if out is None else v.check_out(out, g.out_shape, out_dtype)
     if y.size == 0:
         return y
-    col_off, epilogue = kernel_args(pw, x_zp + (128 if x.dtype == np.int8 else 0), ep)
     w_zp = pw.zero_point if pw._has_zp else None
     x = np.ascontiguousarray(x)
     if plan.nchw_1x1 and kind == _KIND_I32 and _vnni4(isa):
         _core.conv1x1_nchw(isa, x, g.n, g.c, g.h * g.w, g.oc, x_zp, pw._rows_u8(), pw._colsum, w_zp, y)
         return y
+    col_off, epilogue = kernel_args(pw, x_zp + (128 if x.dtype == np.int8 else 0), ep)
     if plan.gemm:
         _core.gemm(isa, x.reshape(-1, g.c), pw._for_isa(isa), g.c, g.oc, w_zp, col_off, kind, y.reshape(-1, g.oc),
                    *epilogue)
