@@ -20,6 +20,7 @@
 #include <cstdint>
 
 #include "gemm.h"
+#include "transpose.h"
 
 namespace iqk {
 
@@ -45,6 +46,8 @@ struct ConvProblem {
   const uint8_t* packed_w = nullptr;
   const int32_t* w_zp = nullptr;    // OC entries, or null when all are zero (general case only)
   const int32_t* col_off = nullptr;  // OC entries (gemm.h; depthwise: DwconvRow)
+  // NCHW output: 16 x 16 transposes of the ISA, or null (kernel_table.h).
+  Transpose16x16Fn transpose16 = nullptr;
   // kind, c (the output array, in y's layout), relu, out_zp, lo, hi as given;
   // scale (OC, required for f32 and q8) and bias (OC or null). ldc is set by
   // the driver.

@@ -69,6 +69,7 @@ KernelTable build_table(Isa isa) {
     case Isa::avx512_vnni:
     case Isa::amx:
       set_quantize_kernels_avx512(t);
+      t.transpose16x16_b32 = &transpose16x16_b32__avx512;
       t.gemm = gemm_kernel__avx512vnni;
       t.dwconv = dwconv_kernel__avx512vnni;
       break;

@@ -10,6 +10,7 @@
 #include "gemm.h"
 #include "isa.h"
 #include "kernels.h"
+#include "transpose.h"
 
 namespace iqk {
 
@@ -27,6 +28,7 @@ struct KernelTable {
   Kernel<DequantizeChannelsFn> dequantize_channels_s8, dequantize_channels_u8;
   GemmKernel gemm;
   DwconvKernel dwconv;
+  Transpose16x16Fn transpose16x16_b32 = nullptr;  // NCHW output (ops_conv.cc); null: 4 x 4 blocks
 };
 
 // Was this path compiled into the module?

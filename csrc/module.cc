@@ -280,6 +280,7 @@ PYBIND11_MODULE(_core, m) {
         }
         p.col_off = checked_data<const int32_t>(col_off, py::dtype::of<int32_t>(), g.oc, "col_off", false);
         p.y_nchw = y_nchw;
+        p.transpose16 = t.transpose16x16_b32;
         p.epilogue = epilogue_of(kind, out, g.n * g.oh * g.ow, g.oc, scale, bias, relu, out_zp, lo, hi);
         py::gil_scoped_release release;
         if (depthwise)

@@ -109,6 +109,15 @@ void scatter_nchw(const ConvProblem& p, const uint8_t* tile, size_t rows, size_t
   // other's lines before they are full.
   // A partial last block (of rows or of channels) is a whole block ending at
   // the last one, which rewrites some outputs with the same values.
+  if (eb == 4 && p.transpose16 && rows >= 16 && j1 - j0 >= 16) {
+    // 16 x 16 blocks of the ISA, 16 planes at a time.
+    for (size_t jb0 = j0; jb0 < j1; jb0 += 16)
+      for (size_t m0 = 0; m0 < rows; m0 += 16) {
+        const size_t m = std::min(m0, rows - 16), j = std::min(jb0, j1 - 16);
+        p.transpose16(tile + (m * ld + j) * 4, ld, y + (j * plane + m) * 4, plane);
+      }
+    return;
+  }
   const size_t B = eb == 1 ? 8 : 4;
   const size_t mb = rows < B ? 0 : rows, jb = j1 - j0 < B ? j0 : j1;
   for (size_t j16 = j0; j16 < jb; j16 += 16)

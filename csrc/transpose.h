@@ -13,6 +13,14 @@
 
 namespace iqk {
 
+// A 16 x 16 transpose of 4-byte elements, strides in elements: dst[j *
+// dst_stride + i] = src[i * src_stride + j]. Per ISA (kernel table), null
+// where there is none; the 4 x 4 one below serves everywhere.
+using Transpose16x16Fn = void (*)(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride);
+#if defined(IQK_BUILD_X86)
+void transpose16x16_b32__avx512(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride);
+#endif
+
 // dst[j * dst_stride + i] = src[i * src_stride + j] ^ flip for i, j < 8.
 inline void transpose8x8_u8(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride, uint8_t flip) {
 #if defined(__SSE2__)
