@@ -131,7 +131,9 @@ struct DwconvKernel {
   const char* name = nullptr;
   DwconvPlaneFn plane = nullptr;
   const char* plane_name = nullptr;
-  bool column_pairs = false;  // fn uses DwconvRow::w3 when given (3x3, horizontal stride 1 or 2)
+  // Non-null: fn uses DwconvRow::w3 when given (3x3, horizontal stride 1 or
+  // 2), in its 3x3 form, which counts itself under this name.
+  const char* column_pairs_name = nullptr;
 };
 
 extern const DwconvKernel dwconv_kernel__scalar;

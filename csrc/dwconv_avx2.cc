@@ -49,6 +49,102 @@ inline void pixels(const DwconvRow& r, const GemmEpilogue& ep, size_t ow, size_t
   }
 }
 
+// The epilogue of one block of 16 channels, its per-channel terms loaded
+// once per block (as in dwconv_avx512vnni.cc): pixel i goes to out + i * step.
+struct Block16 {
+  __m256i off0, off1;
+  __m256 scale0, scale1, bias0, bias1;
+  size_t cols0, cols1;  // channels stored of each half (cols1 may be 0)
+  uint8_t* out;
+  size_t step;
+};
+
+template <GemmOut Kind>
+inline Block16 block16(const DwconvRow& r, const GemmEpilogue& ep, size_t c0) {
+  auto ld = [](const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+  Block16 b;
+  const size_t left = r.c - c0, bytes = gemm_out_bytes(Kind);
+  b.cols0 = left < 8 ? left : 8;
+  b.cols1 = left > 8 ? (left < 16 ? left - 8 : 8) : 0;
+  b.off0 = ld(ep.col_off + c0);
+  b.off1 = ld(ep.col_off + c0 + 8);
+  b.scale0 = Kind == GemmOut::i32 ? _mm256_setzero_ps() : _mm256_loadu_ps(ep.scale + c0);
+  b.scale1 = Kind == GemmOut::i32 ? _mm256_setzero_ps() : _mm256_loadu_ps(ep.scale + c0 + 8);
+  b.bias0 = Kind == GemmOut::f32 ? _mm256_loadu_ps(ep.bias + c0) : _mm256_setzero_ps();
+  b.bias1 = Kind == GemmOut::f32 ? _mm256_loadu_ps(ep.bias + c0 + 8) : _mm256_setzero_ps();
+  b.out = static_cast<uint8_t*>(ep.c) + (r.m0 * ep.ldc + c0) * bytes;
+  b.step = ep.ldc * bytes;
+  return b;
+}
+
+// 3x3 without horizontal dilation, horizontal stride S (1 or 2): the taps
+// paired vertically per input column, as in dwconv_avx512vnni.cc (which
+// explains why); 16 channels, the weights read from memory (12 vectors do
+// not fit beside the accumulators in 16 registers).
+template <size_t P, size_t S, GemmOut Kind>
+inline void pixels3x3(const DwconvRow& r, const GemmEpilogue& ep, const Block16& blk, size_t ow0, size_t c0,
+                      const __m256i (*wl)[2], const __m256i (*wh)[2]) {
+  const uint8_t* x0 = r.x + ow0 * S * r.c + c0;
+  const uint8_t* x1 = x0 + r.dh * r.x_row;
+  const uint8_t* x2 = x1 + r.dh * r.x_row;
+  auto widen = [](const uint8_t* p) {
+    // Channels past C read the staging buffer's next bytes (it has slack);
+    // their weights are zero and they are never stored.
+    return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  };
+  __m256i lo[P], hi[P];
+#pragma GCC unroll 8
+  for (size_t i = 0; i < P; ++i) lo[i] = hi[i] = _mm256_setzero_si256();
+  constexpr size_t kCols = (P - 1) * S + 3;
+#pragma GCC unroll 16
+  for (size_t j = 0; j < kCols; ++j) {
+    const __m256i a = widen(x0 + j * r.c), b = widen(x1 + j * r.c), c = widen(x2 + j * r.c);
+    const __m256i ab_lo = _mm256_unpacklo_epi16(a, b), ab_hi = _mm256_unpackhi_epi16(a, b);
+    const __m256i c_lo = _mm256_unpacklo_epi16(c, _mm256_setzero_si256());
+    const __m256i c_hi = _mm256_unpackhi_epi16(c, _mm256_setzero_si256());
+#pragma GCC unroll 3
+    for (size_t kw = 0; kw < 3; ++kw) {
+      if (j < kw || (j - kw) % S != 0 || (j - kw) / S >= P) continue;
+      const size_t i = (j - kw) / S;
+      lo[i] = _mm256_add_epi32(lo[i], _mm256_add_epi32(_mm256_madd_epi16(ab_lo, wl[kw][0]),
+                                                       _mm256_madd_epi16(c_lo, wl[kw][1])));
+      hi[i] = _mm256_add_epi32(hi[i], _mm256_add_epi32(_mm256_madd_epi16(ab_hi, wh[kw][0]),
+                                                       _mm256_madd_epi16(c_hi, wh[kw][1])));
+    }
+  }
+  constexpr size_t bytes = gemm_out_bytes(Kind);
+#pragma GCC unroll 8
+  for (size_t i = 0; i < P; ++i) {
+    uint8_t* y = blk.out + (ow0 + i) * blk.step;
+    const __m256i v0 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[i], hi[i], 0x20), blk.off0);
+    gemm_finish8_avx2<Kind>(ep, v0, blk.scale0, blk.bias0, y, blk.cols0);
+    if (blk.cols1) {
+      const __m256i v1 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[i], hi[i], 0x31), blk.off1);
+      gemm_finish8_avx2<Kind>(ep, v1, blk.scale1, blk.bias1, y + 8 * bytes, blk.cols1);
+    }
+  }
+}
+
+template <size_t S, GemmOut Kind>
+void row3x3(const DwconvRow& r) {
+  const GemmEpilogue ep = *r.ep;
+  __m256i wl[3][2], wh[3][2];
+  for (size_t c0 = 0; c0 < r.c; c0 += 16) {
+    const Block16 blk = block16<Kind>(r, ep, c0);
+    for (size_t kw = 0; kw < 3; ++kw)
+      for (size_t p = 0; p < 2; ++p) {
+        const int16_t* w = r.w3 + ((kw * 2 + p) * r.c_pad + c0) * 2;
+        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16));
+        wl[kw][p] = _mm256_permute2x128_si256(w0, w1, 0x20);  // channels 0-3, 8-11
+        wh[kw][p] = _mm256_permute2x128_si256(w0, w1, 0x31);  // channels 4-7, 12-15
+      }
+    size_t ow = 0;
+    for (; ow + 4 <= r.ow; ow += 4) pixels3x3<4, S, Kind>(r, ep, blk, ow, c0, wl, wh);
+    for (; ow < r.ow; ++ow) pixels3x3<1, S, Kind>(r, ep, blk, ow, c0, wl, wh);
+  }
+}
+
 template <GemmOut Kind>
 void row(const DwconvRow& r) {
   // A local copy: stores through the output pointer cannot change it, so
@@ -74,8 +170,20 @@ void row(const DwconvRow& r) {
 
 }  // namespace
 
+// The 3x3 form (counted on its own, inside the row kernel's count).
+void dwconv3x3_u8s16_c16__avx2(const DwconvRow& r) {
+  IQK_KERNEL_ENTRY("dwconv3x3_u8s16_c16__avx2");
+  with_kind(r.ep->kind, [&](auto kind) {
+    if (r.sw == 1)
+      row3x3<1, decltype(kind)::value>(r);
+    else
+      row3x3<2, decltype(kind)::value>(r);
+  });
+}
+
 void dwconv_u8s16_c16__avx2(const DwconvRow& r) {
   IQK_KERNEL_ENTRY("dwconv_u8s16_c16__avx2");
+  if (r.w3 && r.sw <= 2) return dwconv3x3_u8s16_c16__avx2(r);
   with_kind(r.ep->kind, [&](auto kind) { row<decltype(kind)::value>(r); });
 }
 
@@ -155,6 +263,7 @@ void dwconv_nchw_u8s16_p16__avx2(const DwconvPlane& p) {
 }
 
 extern const DwconvKernel dwconv_kernel__avx2{&dwconv_u8s16_c16__avx2, "dwconv_u8s16_c16__avx2",
-                                             &dwconv_nchw_u8s16_p16__avx2, "dwconv_nchw_u8s16_p16__avx2"};
+                                             &dwconv_nchw_u8s16_p16__avx2, "dwconv_nchw_u8s16_p16__avx2",
+                                             "dwconv3x3_u8s16_c16__avx2"};
 
 }  // namespace iqk

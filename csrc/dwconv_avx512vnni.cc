@@ -275,6 +275,7 @@ void dwconv_nchw_u8s16_p32__avx512vnni(const DwconvPlane& p) {
 
 extern const DwconvKernel dwconv_kernel__avx512vnni{&dwconv_u8s16_c32__avx512vnni, "dwconv_u8s16_c32__avx512vnni",
                                                    &dwconv_nchw_u8s16_p32__avx512vnni,
-                                                   "dwconv_nchw_u8s16_p32__avx512vnni", true};
+                                                   "dwconv_nchw_u8s16_p32__avx512vnni",
+                                                   "dwconv3x3_u8s16_c32__avx512vnni"};
 
 }  // namespace iqk

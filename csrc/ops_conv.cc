@@ -466,9 +466,9 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
 
   // 3x3 without horizontal dilation, horizontal stride 1 or 2: the weights
   // also paired vertically (DwconvRow::w3) for kernels that reuse an input
-  // column's pairs (DwconvKernel::column_pairs).
+  // column's pairs (DwconvKernel::column_pairs_name).
   std::vector<int16_t> w3;
-  if (kernel.column_pairs && g.kh == 3 && g.kw == 3 && g.dw == 1 && g.sw <= 2) {
+  if (kernel.column_pairs_name && g.kh == 3 && g.kw == 3 && g.dw == 1 && g.sw <= 2) {
     const int16_t* w = reinterpret_cast<const int16_t*>(p.packed_w);
     auto tap = [&](size_t t, size_t ch) { return w[((t / 2) * c_pad + ch) * 2 + t % 2]; };
     w3.assign(3 * 2 * c_pad * 2, 0);
