@@ -16,11 +16,42 @@ namespace iqk {
 
 namespace {
 
-// P output pixels from column ow, 16 channels from c0 (`left` of them are
-// real): P independent chains, so that their latencies overlap.
+// The epilogue of one block of 16 channels, its per-channel terms loaded
+// once per block (the kernels are bound by their loads): pixel i goes to
+// out + i * step.
+struct Block16 {
+  GemmCols8 cols0, cols1;
+  size_t n0, n1;  // channels stored of each half (n1 may be 0)
+  uint8_t* out;
+  size_t step;
+};
+
+template <GemmOut Kind>
+inline Block16 block16(const DwconvRow& r, const GemmEpilogue& ep, size_t c0) {
+  const size_t left = r.c - c0, bytes = gemm_out_bytes(Kind);
+  return {gemm_cols8_avx2<Kind>(ep, c0), gemm_cols8_avx2<Kind>(ep, c0 + 8), left < 8 ? left : 8,
+          left > 8 ? (left < 16 ? left - 8 : 8) : 0, static_cast<uint8_t*>(ep.c) + (r.m0 * ep.ldc + c0) * bytes,
+          ep.ldc * bytes};
+}
+
+// Stores pixel i's 16 channels, lo and hi in the unpack order (see the top).
+// Depthwise epilogues have no b_zp: the corrections are the offsets alone.
+template <GemmOut Kind>
+inline void store16(const GemmEpilogue& ep, const Block16& b, size_t i, __m256i lo, __m256i hi) {
+  uint8_t* y = b.out + i * b.step;
+  const __m256i v0 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo, hi, 0x20), b.cols0.off);
+  gemm_finish8_avx2<Kind>(ep, v0, b.cols0.scale, b.cols0.bias, y, b.n0);
+  if (b.n1) {
+    const __m256i v1 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo, hi, 0x31), b.cols1.off);
+    gemm_finish8_avx2<Kind>(ep, v1, b.cols1.scale, b.cols1.bias, y + 8 * gemm_out_bytes(Kind), b.n1);
+  }
+}
+
+// P output pixels from column ow, 16 channels from c0: P independent chains,
+// so that their latencies overlap.
 template <size_t P, GemmOut Kind>
-inline void pixels(const DwconvRow& r, const GemmEpilogue& ep, size_t ow, size_t c0, const __m256i* wlo, const __m256i* whi,
-                   size_t pairs, const size_t* off, size_t left) {
+inline void pixels(const DwconvRow& r, const GemmEpilogue& ep, const Block16& blk, size_t ow, size_t c0,
+                   const __m256i* wlo, const __m256i* whi, size_t pairs, const size_t* off) {
   const uint8_t* px = r.x + ow * r.sw * r.c + c0;
   const size_t step = r.sw * r.c;
   __m256i lo[P], hi[P];
@@ -41,40 +72,7 @@ inline void pixels(const DwconvRow& r, const GemmEpilogue& ep, size_t ow, size_t
     }
   }
 #pragma GCC unroll 4
-  for (size_t i = 0; i < P; ++i) {
-    gemm_store8_avx2_as<Kind>(ep, r.m0 + ow + i, c0, _mm256_permute2x128_si256(lo[i], hi[i], 0x20), left < 8 ? left : 8);
-    if (left > 8)
-      gemm_store8_avx2_as<Kind>(ep, r.m0 + ow + i, c0 + 8, _mm256_permute2x128_si256(lo[i], hi[i], 0x31),
-                       left < 16 ? left - 8 : 8);
-  }
-}
-
-// The epilogue of one block of 16 channels, its per-channel terms loaded
-// once per block (as in dwconv_avx512vnni.cc): pixel i goes to out + i * step.
-struct Block16 {
-  __m256i off0, off1;
-  __m256 scale0, scale1, bias0, bias1;
-  size_t cols0, cols1;  // channels stored of each half (cols1 may be 0)
-  uint8_t* out;
-  size_t step;
-};
-
-template <GemmOut Kind>
-inline Block16 block16(const DwconvRow& r, const GemmEpilogue& ep, size_t c0) {
-  auto ld = [](const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
-  Block16 b;
-  const size_t left = r.c - c0, bytes = gemm_out_bytes(Kind);
-  b.cols0 = left < 8 ? left : 8;
-  b.cols1 = left > 8 ? (left < 16 ? left - 8 : 8) : 0;
-  b.off0 = ld(ep.col_off + c0);
-  b.off1 = ld(ep.col_off + c0 + 8);
-  b.scale0 = Kind == GemmOut::i32 ? _mm256_setzero_ps() : _mm256_loadu_ps(ep.scale + c0);
-  b.scale1 = Kind == GemmOut::i32 ? _mm256_setzero_ps() : _mm256_loadu_ps(ep.scale + c0 + 8);
-  b.bias0 = Kind == GemmOut::f32 ? _mm256_loadu_ps(ep.bias + c0) : _mm256_setzero_ps();
-  b.bias1 = Kind == GemmOut::f32 ? _mm256_loadu_ps(ep.bias + c0 + 8) : _mm256_setzero_ps();
-  b.out = static_cast<uint8_t*>(ep.c) + (r.m0 * ep.ldc + c0) * bytes;
-  b.step = ep.ldc * bytes;
-  return b;
+  for (size_t i = 0; i < P; ++i) store16<Kind>(ep, blk, ow + i, lo[i], hi[i]);
 }
 
 // 3x3 without horizontal dilation, horizontal stride S (1 or 2): the taps
@@ -112,17 +110,8 @@ inline void pixels3x3(const DwconvRow& r, const GemmEpilogue& ep, const Block16&
                                                        _mm256_madd_epi16(c_hi, wh[kw][1])));
     }
   }
-  constexpr size_t bytes = gemm_out_bytes(Kind);
 #pragma GCC unroll 8
-  for (size_t i = 0; i < P; ++i) {
-    uint8_t* y = blk.out + (ow0 + i) * blk.step;
-    const __m256i v0 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[i], hi[i], 0x20), blk.off0);
-    gemm_finish8_avx2<Kind>(ep, v0, blk.scale0, blk.bias0, y, blk.cols0);
-    if (blk.cols1) {
-      const __m256i v1 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[i], hi[i], 0x31), blk.off1);
-      gemm_finish8_avx2<Kind>(ep, v1, blk.scale1, blk.bias1, y + 8 * bytes, blk.cols1);
-    }
-  }
+  for (size_t i = 0; i < P; ++i) store16<Kind>(ep, blk, ow0 + i, lo[i], hi[i]);
 }
 
 template <size_t S, GemmOut Kind>
@@ -154,7 +143,7 @@ void row(const DwconvRow& r) {
   const size_t pairs = dwconv_tap_offsets(r.kh, r.kw, r.dh * r.x_row, r.dw * r.c, off);
   __m256i wlo[kDwconvMaxPairs], whi[kDwconvMaxPairs];
   for (size_t c0 = 0; c0 < r.c; c0 += 16) {
-    const size_t left = r.c - c0;
+    const Block16 blk = block16<Kind>(r, ep, c0);
     for (size_t q = 0; q < pairs; ++q) {
       const int16_t* w = r.w + (q * r.c_pad + c0) * 2;
       const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
@@ -163,8 +152,8 @@ void row(const DwconvRow& r) {
       whi[q] = _mm256_permute2x128_si256(w0, w1, 0x31);  // channels 4-7, 12-15
     }
     size_t ow = 0;
-    for (; ow + 4 <= r.ow; ow += 4) pixels<4, Kind>(r, ep, ow, c0, wlo, whi, pairs, off, left);
-    for (; ow < r.ow; ++ow) pixels<1, Kind>(r, ep, ow, c0, wlo, whi, pairs, off, left);
+    for (; ow + 4 <= r.ow; ow += 4) pixels<4, Kind>(r, ep, blk, ow, c0, wlo, whi, pairs, off);
+    for (; ow < r.ow; ++ow) pixels<1, Kind>(r, ep, blk, ow, c0, wlo, whi, pairs, off);
   }
 }
 
@@ -174,10 +163,7 @@ void row(const DwconvRow& r) {
 void dwconv3x3_u8s16_c16__avx2(const DwconvRow& r) {
   IQK_KERNEL_ENTRY("dwconv3x3_u8s16_c16__avx2");
   with_kind(r.ep->kind, [&](auto kind) {
-    if (r.sw == 1)
-      row3x3<1, decltype(kind)::value>(r);
-    else
-      row3x3<2, decltype(kind)::value>(r);
+    with_stride_1_or_2(r.sw, [&](auto s) { row3x3<decltype(s)::value, decltype(kind)::value>(r); });
   });
 }
 
@@ -255,10 +241,7 @@ void plane(const DwconvPlane& p) {
 void dwconv_nchw_u8s16_p16__avx2(const DwconvPlane& p) {
   IQK_KERNEL_ENTRY("dwconv_nchw_u8s16_p16__avx2");
   with_kind(p.ep->kind, [&](auto kind) {
-    if (p.sw == 1)
-      plane<1, decltype(kind)::value>(p);
-    else
-      plane<2, decltype(kind)::value>(p);
+    with_stride_1_or_2(p.sw, [&](auto s) { plane<decltype(s)::value, decltype(kind)::value>(p); });
   });
 }
 

@@ -24,8 +24,7 @@ namespace {
 // gemm_store16_avx512_as without the b_zp term (depthwise weights carry their
 // zero point). Pixel i of the row goes to out + i * step bytes.
 struct Block32 {
-  __m512i off0, off1;
-  __m512 scale0, scale1, bias0, bias1;
+  GemmCols16 cols0, cols1;
   __mmask16 mask0, mask1;
   uint8_t* out;
   size_t step;
@@ -33,19 +32,10 @@ struct Block32 {
 
 template <GemmOut Kind>
 inline Block32 block32(const DwconvRow& r, const GemmEpilogue& ep, size_t c0) {
-  Block32 b;
-  const size_t left = r.c - c0, bytes = gemm_out_bytes(Kind);
-  b.mask0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
-  b.mask1 = left >= 32 ? __mmask16(0xFFFF) : left > 16 ? __mmask16((1u << (left - 16)) - 1u) : 0;
-  b.off0 = _mm512_loadu_si512(ep.col_off + c0);
-  b.off1 = _mm512_loadu_si512(ep.col_off + c0 + 16);
-  b.scale0 = Kind == GemmOut::i32 ? _mm512_setzero_ps() : _mm512_loadu_ps(ep.scale + c0);
-  b.scale1 = Kind == GemmOut::i32 ? _mm512_setzero_ps() : _mm512_loadu_ps(ep.scale + c0 + 16);
-  b.bias0 = Kind == GemmOut::f32 ? _mm512_loadu_ps(ep.bias + c0) : _mm512_setzero_ps();
-  b.bias1 = Kind == GemmOut::f32 ? _mm512_loadu_ps(ep.bias + c0 + 16) : _mm512_setzero_ps();
-  b.out = static_cast<uint8_t*>(ep.c) + (r.m0 * ep.ldc + c0) * bytes;
-  b.step = ep.ldc * bytes;
-  return b;
+  const size_t left = r.c - c0;
+  return {gemm_cols16_avx512<Kind>(ep, c0), gemm_cols16_avx512<Kind>(ep, c0 + 16), gemm_tail_mask16(left),
+          left > 16 ? gemm_tail_mask16(left - 16) : __mmask16(0),
+          static_cast<uint8_t*>(ep.c) + (r.m0 * ep.ldc + c0) * gemm_out_bytes(Kind), ep.ldc * gemm_out_bytes(Kind)};
 }
 
 // Stores pixel i's 32 channels, lo and hi in the unpack order (see the top).
@@ -54,11 +44,12 @@ inline void store32(const GemmEpilogue& ep, const Block32& b, size_t i, __m512i 
   const __m512i out0_idx = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
   const __m512i out1_idx = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
   uint8_t* y = b.out + i * b.step;
-  const __m512i v0 = _mm512_sub_epi32(_mm512_permutex2var_epi32(lo, out0_idx, hi), b.off0);
-  gemm_finish16_avx512<Kind>(ep, v0, b.scale0, b.bias0, y, b.mask0, b.mask0 == 0xFFFF);
+  const __m512i v0 = _mm512_sub_epi32(_mm512_permutex2var_epi32(lo, out0_idx, hi), b.cols0.off);
+  gemm_finish16_avx512<Kind>(ep, v0, b.cols0.scale, b.cols0.bias, y, b.mask0, b.mask0 == 0xFFFF);
   if (b.mask1) {
-    const __m512i v1 = _mm512_sub_epi32(_mm512_permutex2var_epi32(lo, out1_idx, hi), b.off1);
-    gemm_finish16_avx512<Kind>(ep, v1, b.scale1, b.bias1, y + 16 * gemm_out_bytes(Kind), b.mask1, b.mask1 == 0xFFFF);
+    const __m512i v1 = _mm512_sub_epi32(_mm512_permutex2var_epi32(lo, out1_idx, hi), b.cols1.off);
+    gemm_finish16_avx512<Kind>(ep, v1, b.cols1.scale, b.cols1.bias, y + 16 * gemm_out_bytes(Kind), b.mask1,
+                               b.mask1 == 0xFFFF);
   }
 }
 
@@ -183,10 +174,7 @@ void row(const DwconvRow& r) {
 void dwconv3x3_u8s16_c32__avx512vnni(const DwconvRow& r) {
   IQK_KERNEL_ENTRY("dwconv3x3_u8s16_c32__avx512vnni");
   with_kind(r.ep->kind, [&](auto kind) {
-    if (r.sw == 1)
-      row3x3<1, decltype(kind)::value>(r);
-    else
-      row3x3<2, decltype(kind)::value>(r);
+    with_stride_1_or_2(r.sw, [&](auto s) { row3x3<decltype(s)::value, decltype(kind)::value>(r); });
   });
 }
 
@@ -231,8 +219,7 @@ inline void plane_block(const DwconvPlane& p, const GemmEpilogue& ep, size_t oh0
     }
   }
   const size_t left = p.ow - ow0, bytes = gemm_out_bytes(Kind);
-  const __mmask16 mask0 = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
-  const __mmask16 mask1 = left >= 32 ? __mmask16(0xFFFF) : left > 16 ? __mmask16((1u << (left - 16)) - 1u) : 0;
+  const __mmask16 mask0 = gemm_tail_mask16(left), mask1 = left > 16 ? gemm_tail_mask16(left - 16) : __mmask16(0);
   const __m512i off_v = _mm512_set1_epi32(p.col_off);
   const __m512 scale = _mm512_set1_ps(p.scale), bias = _mm512_set1_ps(p.bias);
 #pragma GCC unroll 4
@@ -266,10 +253,7 @@ void plane(const DwconvPlane& p) {
 void dwconv_nchw_u8s16_p32__avx512vnni(const DwconvPlane& p) {
   IQK_KERNEL_ENTRY("dwconv_nchw_u8s16_p32__avx512vnni");
   with_kind(p.ep->kind, [&](auto kind) {
-    if (p.sw == 1)
-      plane<1, decltype(kind)::value>(p);
-    else
-      plane<2, decltype(kind)::value>(p);
+    with_stride_1_or_2(p.sw, [&](auto s) { plane<decltype(s)::value, decltype(kind)::value>(p); });
   });
 }
 

@@ -42,16 +42,12 @@ __attribute__((always_inline)) inline void store_rows(const GemmEpilogue& e, siz
                                                       const __m512i* c0, const __m512i* c1, const __m512i* c2,
                                                       const __m512i* c3) {
   const size_t elem_bytes = gemm_out_bytes(Kind);
-  auto mask_of = [nr](size_t j) {
-    const size_t left = nr > 16 * j ? nr - 16 * j : 0;
-    return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
-  };
-  auto scale_of = [&](size_t n) { return Kind == GemmOut::i32 ? _mm512_setzero_ps() : _mm512_loadu_ps(e.scale + n); };
-  auto bias_of = [&](size_t n) { return Kind == GemmOut::f32 ? _mm512_loadu_ps(e.bias + n) : _mm512_setzero_ps(); };
-  const __m512i o0 = _mm512_loadu_si512(e.col_off + n0), o1 = _mm512_loadu_si512(e.col_off + n0 + 16),
-                o2 = _mm512_loadu_si512(e.col_off + n0 + 32), o3 = _mm512_loadu_si512(e.col_off + n0 + 48);
-  const __m512 s0 = scale_of(n0), s1 = scale_of(n0 + 16), s2 = scale_of(n0 + 32), s3 = scale_of(n0 + 48);
-  const __m512 b0 = bias_of(n0), b1 = bias_of(n0 + 16), b2 = bias_of(n0 + 32), b3 = bias_of(n0 + 48);
+  auto mask_of = [nr](size_t j) { return gemm_tail_mask16(nr > 16 * j ? nr - 16 * j : 0); };
+  const GemmCols16 t0 = gemm_cols16_avx512<Kind>(e, n0), t1 = gemm_cols16_avx512<Kind>(e, n0 + 16),
+                   t2 = gemm_cols16_avx512<Kind>(e, n0 + 32), t3 = gemm_cols16_avx512<Kind>(e, n0 + 48);
+  const __m512i o0 = t0.off, o1 = t1.off, o2 = t2.off, o3 = t3.off;
+  const __m512 s0 = t0.scale, s1 = t1.scale, s2 = t2.scale, s3 = t3.scale;
+  const __m512 b0 = t0.bias, b1 = t1.bias, b2 = t2.bias, b3 = t3.bias;
   const __mmask16 k0 = mask_of(0), k1 = mask_of(1), k2 = mask_of(2), k3 = mask_of(3);
   const bool full = nr == NR;
   char* row = static_cast<char*>(e.c) + (m0 * e.ldc + n0) * elem_bytes;

@@ -39,6 +39,16 @@ inline void with_kind(GemmOut kind, F&& f) {
   }
 }
 
+// Calls f(std::integral_constant<size_t, S>{}) for a horizontal stride s of
+// 1 or 2 (kernels vectorized along output rows specialize on it).
+template <typename F>
+inline void with_stride_1_or_2(size_t s, F&& f) {
+  if (s == 1)
+    f(std::integral_constant<size_t, 1>{});
+  else
+    f(std::integral_constant<size_t, 2>{});
+}
+
 // Four bytes of one row of A (one k-group), to broadcast. static: each ISA
 // file gets its own copy, built with its own flags.
 static inline int32_t gemm_load4(const uint8_t* p) {

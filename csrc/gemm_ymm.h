@@ -64,28 +64,36 @@ static inline void gemm_finish8_avx2(const GemmEpilogue& ep, __m256i v, __m256 s
   }
 }
 
-// The corrections of gemm.h on 8 columns: acc - row_sum * b_zp (when the
-// epilogue has b_zp; rs is row_sum[m] broadcast) - col_off.
-static inline __m256i gemm_correct8_avx2(const GemmEpilogue& ep, __m256i acc, __m256i rs, __m256i b_zp,
-                                         __m256i col_off) {
-  if (ep.b_zp) acc = _mm256_sub_epi32(acc, _mm256_mullo_epi32(rs, b_zp));
-  return _mm256_sub_epi32(acc, col_off);
+// The per-column terms of 8 columns from n for an epilogue of kind Kind:
+// loaded once per tile or block, for every row stored (b_zp zero without
+// one; scale and bias zero where the kind does not use them).
+struct GemmCols8 {
+  __m256i off, b_zp;
+  __m256 scale, bias;
+};
+
+template <GemmOut Kind>
+static inline GemmCols8 gemm_cols8_avx2(const GemmEpilogue& e, size_t n) {
+  auto ld = [](const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+  return {ld(e.col_off + n), e.b_zp ? ld(e.b_zp + n) : _mm256_setzero_si256(),
+          Kind == GemmOut::i32 ? _mm256_setzero_ps() : _mm256_loadu_ps(e.scale + n),
+          Kind == GemmOut::f32 ? _mm256_loadu_ps(e.bias + n) : _mm256_setzero_ps()};
+}
+
+// The corrections of gemm.h on 8 columns of row m: acc - row_sum[m] * b_zp
+// (when the epilogue has b_zp) - col_off.
+static inline __m256i gemm_correct8_avx2(const GemmEpilogue& e, __m256i acc, size_t m, const GemmCols8& c) {
+  if (e.b_zp) acc = _mm256_sub_epi32(acc, _mm256_mullo_epi32(_mm256_set1_epi32(e.row_sum[m]), c.b_zp));
+  return _mm256_sub_epi32(acc, c.off);
 }
 
 // Stores columns [n, n + cols) of row m, cols in 1..8, for an epilogue of
 // kind Kind (== ep.kind).
 template <GemmOut Kind>
 static inline void gemm_store8_avx2_as(const GemmEpilogue& ep, size_t m, size_t n, __m256i acc, size_t cols) {
-  auto ld = [](const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
-  const __m256i v = ep.b_zp ? gemm_correct8_avx2(ep, acc, _mm256_set1_epi32(ep.row_sum[m]), ld(ep.b_zp + n), ld(ep.col_off + n))
-                            : gemm_correct8_avx2(ep, acc, acc, acc, ld(ep.col_off + n));
-  const size_t bytes = gemm_out_bytes(Kind);
-  void* out = static_cast<uint8_t*>(ep.c) + (m * ep.ldc + n) * bytes;
-  if (Kind == GemmOut::i32)
-    gemm_finish8_avx2<Kind>(ep, v, _mm256_setzero_ps(), _mm256_setzero_ps(), out, cols);
-  else
-    gemm_finish8_avx2<Kind>(ep, v, _mm256_loadu_ps(ep.scale + n),
-                            Kind == GemmOut::f32 ? _mm256_loadu_ps(ep.bias + n) : _mm256_setzero_ps(), out, cols);
+  const GemmCols8 c = gemm_cols8_avx2<Kind>(ep, n);
+  void* out = static_cast<uint8_t*>(ep.c) + (m * ep.ldc + n) * gemm_out_bytes(Kind);
+  gemm_finish8_avx2<Kind>(ep, gemm_correct8_avx2(ep, acc, m, c), c.scale, c.bias, out, cols);
 }
 
 // The epilogue of a whole R x 16 tile, kind Kind (== e.kind): the steps of
@@ -95,21 +103,14 @@ static inline void gemm_store8_avx2_as(const GemmEpilogue& ep, size_t m, size_t 
 template <GemmOut Kind, size_t R>
 static inline void gemm_store_tile_4x16_ymm(const GemmEpilogue& e, size_t nr, size_t m0, size_t n0,
                                             const __m256i* c0, const __m256i* c1) {
-  auto ld = [](const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
-  const __m256i o0 = ld(e.col_off + n0), o1 = ld(e.col_off + n0 + 8);
-  const __m256 s0 = Kind == GemmOut::i32 ? _mm256_setzero_ps() : _mm256_loadu_ps(e.scale + n0);
-  const __m256 s1 = Kind == GemmOut::i32 ? _mm256_setzero_ps() : _mm256_loadu_ps(e.scale + n0 + 8);
-  const __m256 b0 = Kind == GemmOut::f32 ? _mm256_loadu_ps(e.bias + n0) : _mm256_setzero_ps();
-  const __m256 b1 = Kind == GemmOut::f32 ? _mm256_loadu_ps(e.bias + n0 + 8) : _mm256_setzero_ps();
-  const __m256i z0 = e.b_zp ? ld(e.b_zp + n0) : _mm256_setzero_si256();
-  const __m256i z1 = e.b_zp ? ld(e.b_zp + n0 + 8) : _mm256_setzero_si256();
+  const GemmCols8 t0 = gemm_cols8_avx2<Kind>(e, n0), t1 = gemm_cols8_avx2<Kind>(e, n0 + 8);
   const size_t bytes = gemm_out_bytes(Kind), cols0 = nr < 8 ? nr : 8;
   uint8_t* row = static_cast<uint8_t*>(e.c) + (m0 * e.ldc + n0) * bytes;
 #pragma GCC unroll 6
   for (size_t i = 0; i < R; ++i, row += e.ldc * bytes) {
-    const __m256i rs = e.b_zp ? _mm256_set1_epi32(e.row_sum[m0 + i]) : _mm256_setzero_si256();
-    gemm_finish8_avx2<Kind>(e, gemm_correct8_avx2(e, c0[i], rs, z0, o0), s0, b0, row, cols0);
-    if (nr > 8) gemm_finish8_avx2<Kind>(e, gemm_correct8_avx2(e, c1[i], rs, z1, o1), s1, b1, row + 8 * bytes, nr - 8);
+    gemm_finish8_avx2<Kind>(e, gemm_correct8_avx2(e, c0[i], m0 + i, t0), t0.scale, t0.bias, row, cols0);
+    if (nr > 8)
+      gemm_finish8_avx2<Kind>(e, gemm_correct8_avx2(e, c1[i], m0 + i, t1), t1.scale, t1.bias, row + 8 * bytes, nr - 8);
   }
 }
 

@@ -55,6 +55,26 @@ static inline void gemm_finish16_avx512(const GemmEpilogue& ep, __m512i v, __m51
   }
 }
 
+// The mask of the first `left` of 16 lanes (all of them from 16 on).
+static inline __mmask16 gemm_tail_mask16(size_t left) {
+  return left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
+}
+
+// The per-column terms of 16 columns from n for an epilogue of kind Kind:
+// loaded once per tile or block, for every row stored (scale and bias are
+// zero where the kind does not use them).
+struct GemmCols16 {
+  __m512i off;
+  __m512 scale, bias;
+};
+
+template <GemmOut Kind>
+static inline GemmCols16 gemm_cols16_avx512(const GemmEpilogue& e, size_t n) {
+  return {_mm512_loadu_si512(e.col_off + n),
+          Kind == GemmOut::i32 ? _mm512_setzero_ps() : _mm512_loadu_ps(e.scale + n),
+          Kind == GemmOut::f32 ? _mm512_loadu_ps(e.bias + n) : _mm512_setzero_ps()};
+}
+
 // Stores the columns of row m selected by `mask`, starting at column n: the
 // steps of gemm_epilogue.h, in the same order, for an epilogue of kind Kind
 // (== ep.kind).
@@ -65,14 +85,9 @@ static inline void gemm_store16_avx512_as(const GemmEpilogue& ep, size_t m, size
     const __m512i rs = _mm512_set1_epi32(ep.row_sum[m]);
     v = _mm512_sub_epi32(v, _mm512_mullo_epi32(rs, _mm512_loadu_si512(ep.b_zp + n)));
   }
-  v = _mm512_sub_epi32(v, _mm512_loadu_si512(ep.col_off + n));
-  const size_t bytes = gemm_out_bytes(Kind);
-  void* out = static_cast<uint8_t*>(ep.c) + (m * ep.ldc + n) * bytes;
-  if (Kind == GemmOut::i32)
-    gemm_finish16_avx512<Kind>(ep, v, _mm512_setzero_ps(), _mm512_setzero_ps(), out, mask);
-  else
-    gemm_finish16_avx512<Kind>(ep, v, _mm512_loadu_ps(ep.scale + n),
-                               Kind == GemmOut::f32 ? _mm512_loadu_ps(ep.bias + n) : _mm512_setzero_ps(), out, mask);
+  const GemmCols16 cols = gemm_cols16_avx512<Kind>(ep, n);
+  void* out = static_cast<uint8_t*>(ep.c) + (m * ep.ldc + n) * gemm_out_bytes(Kind);
+  gemm_finish16_avx512<Kind>(ep, _mm512_sub_epi32(v, cols.off), cols.scale, cols.bias, out, mask);
 }
 
 }  // namespace iqk
