@@ -90,8 +90,9 @@ def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
     else:
         allowed = {names["gemm"]}
         if layout == "NCHW" and groups == 1 and w.shape[2:] == (1, 1):
-            plain = conv_kwargs is None or all(conv_kwargs.get(k, 1 if k == "stride" else 0) in (1, 0, (1, 1), (0, 0))
-                                               for k in ("stride", "padding"))
+            # Only stride 1 without padding runs the swapped GEMM (unknown without the call's kwargs).
+            plain = conv_kwargs is None or (conv_kwargs.get("stride", 1) in (1, (1, 1))
+                                            and conv_kwargs.get("padding", 0) in (0, (0, 0), (0, 0, 0, 0)))
             if plain:
                 allowed.add(NCHW_1X1)
     before = iq.kernel_calls()

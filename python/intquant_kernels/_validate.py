@@ -6,6 +6,7 @@ shape that is out of range.
 """
 from __future__ import annotations
 
+import functools
 import operator
 from dataclasses import dataclass
 
@@ -216,6 +217,7 @@ def weight_span(b_zp: np.ndarray) -> int:
     return int(max(np.max(np.abs(-128 - z)), np.max(np.abs(127 - z))))
 
 
+@functools.lru_cache(maxsize=1024)  # a model checks the same few layers on every call; a refusal raises every time
 def accumulator_bound(k: int, a_dtype: np.dtype, a_zp: int, bmax: int, extra: int = 0,
                       names=("a", "b"), k_what: str = "") -> None:
     """Refuse shapes whose exact result could leave int32.
