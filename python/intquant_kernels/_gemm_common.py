@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import weakref
 from dataclasses import dataclass, field
 
@@ -171,21 +172,11 @@ def _key(value):
     return (t, a.dtype.str, a.shape, a.tobytes())
 
 
-_DTYPE_STR: dict = {}
-
-
+@functools.lru_cache(maxsize=64)
 def _dtype_key(dtype) -> str:
-    """``np.dtype(dtype).str``, remembered per hashable ``dtype`` argument."""
-    try:
-        return _DTYPE_STR[dtype]
-    except (KeyError, TypeError):
-        s = np.dtype(dtype).str
-        try:
-            if len(_DTYPE_STR) < 64:
-                _DTYPE_STR[dtype] = s
-        except TypeError:  # unhashable: np.dtype accepted it all the same
-            pass
-        return s
+    """``np.dtype(dtype).str``, remembered per ``dtype`` argument (an unhashable one raises
+    TypeError, and the call is resolved without the cache)."""
+    return np.dtype(dtype).str
 
 
 class EpilogueCache:
