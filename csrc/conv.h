@@ -124,7 +124,37 @@ struct DwconvPlane : DwconvWindow {
   uint8_t* y = nullptr;              // output row 0; rows are ow elements apart
 };
 
+// NCHW depthwise, the byte form: consecutive channel planes of one image,
+// for kernels at most 4 columns wide, without horizontal dilation, whose
+// weights w' all fit int8. Per channel and kernel row kh, the row's weights
+// are 4 int8 bytes (w'[kh, 0..KW), zero past KW) read as one int32, so that
+// one vpdpbusd multiplies a whole kernel row for 16 output pixels (unsigned
+// bytes by signed bytes, four products summed into int32: exact). The
+// planes are read as given, with no staging: output pixel (oh, ow), tap
+// (kh, kw) reads input row oh * sh + kh * dh - pt, column ow * sw + kw - pl,
+// and every byte outside the plane is the zero point (fill_row stands for
+// the rows above and below it); bytes become unsigned by x ^ flip. Kernels
+// read nothing outside the planes and fill_row. The input rows of 4 output
+// rows span at most kDwconvBytesMaxSpan rows.
+struct DwconvPlanesBytes : DwconvWindow {
+  const uint8_t* x = nullptr;  // the first plane; planes are in_h * in_w bytes
+  size_t planes = 0;
+  size_t in_h = 0, in_w = 0, pt = 0, pl = 0;
+  size_t rows = 0, sh = 1;
+  uint8_t zp = 0, flip = 0;          // the zero point as a byte of x's dtype; 0x80 for int8, else 0
+  const uint8_t* fill_row = nullptr;  // in_w bytes of zp
+  const int32_t* w_rows = nullptr;    // planes x KH
+  const int32_t* col_off = nullptr;   // planes each: the channels' epilogue terms
+  const float* scale = nullptr;
+  const float* bias = nullptr;
+  const GemmEpilogue* ep = nullptr;  // kind, relu, out_zp, lo, hi
+  uint8_t* y = nullptr;              // the first output plane; planes are rows * ow elements
+};
+
+constexpr size_t kDwconvBytesMaxSpan = 64;
+
 using DwconvPlaneFn = void (*)(const DwconvPlane& p);
+using DwconvPlanesBytesFn = void (*)(const DwconvPlanesBytes& p);
 
 struct DwconvKernel {
   DwconvRowFn fn = nullptr;
@@ -134,6 +164,9 @@ struct DwconvKernel {
   // Non-null: fn uses DwconvRow::w3 when given (3x3, horizontal stride 1 or
   // 2), in its 3x3 form, which counts itself under this name.
   const char* column_pairs_name = nullptr;
+  // The planar byte form, where the ISA has one.
+  DwconvPlanesBytesFn plane_bytes = nullptr;
+  const char* plane_bytes_name = nullptr;
 };
 
 extern const DwconvKernel dwconv_kernel__scalar;

@@ -10,6 +10,9 @@
 // 64 multiply-adds, against ten with 32-bit widening.
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cstdint>
+
 #include "conv.h"
 #include "gemm_rows.h"
 #include "gemm_zmm.h"
@@ -248,7 +251,161 @@ void plane(const DwconvPlane& p) {
     for (size_t ow0 = 0; ow0 < p.ow; ow0 += 32) plane_block<1, S, Kind>(p, ep, oh, ow0, off, w, pairs);
 }
 
+// ---- NCHW, weights that fit int8: 16 output pixels per vpdpbusd ----
+//
+// A kernel row of up to 4 taps (DwconvPlaneBytes::w_rows) is one dword of
+// weights, so that 16 output pixels of one row need, per kernel row, their
+// 4-byte input windows in the 16 dwords of a vector: pixel o reads bytes
+// o * S + t, t = 0..3, of its input row. vpermd gives 128-bit lane j the
+// dwords from S * j on (bytes 4 * S * j on, which hold its 4 pixels'
+// windows), and vpshufb then picks each pixel's 4 bytes within the lane:
+// one masked load and three instructions per 16 pixels and input row, where
+// the int16 form takes two loads, two unpacks and two vpdpwssd per 32 pixels
+// and pair of taps, and a staging copy of the plane.
+
+// Bytes of the input row that the 16 windows read: dwords up to 3 + 3 * S.
+template <size_t S>
+constexpr size_t kWindowBytes = 16 + 12 * S;
+
+template <size_t S>
+inline __m512i windows16(__m512i v) {
+  const __m512i lanes = S == 1 ? _mm512_setr_epi32(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6)
+                               : _mm512_setr_epi32(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9);
+  const __m512i bytes = S == 1 ? _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 1, 2, 3, 4, 2, 3, 4, 5, 3, 4, 5, 6))
+                               : _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 2, 3, 4, 5, 4, 5, 6, 7, 6, 7, 8, 9));
+  return _mm512_shuffle_epi8(_mm512_permutexvar_epi32(lanes, v), bytes);
+}
+
+// One plane's input as a block of output pixels sees it: row pointers (the
+// plane's rows, or fill_row above and below it) and, per run of 16 output
+// pixels, which of the bytes from its first column lie inside the row.
+struct BytesPlane {
+  const uint8_t* x;
+  const uint8_t* fill_row;
+  size_t in_h, in_w;
+  __m512i zp, flip;
+
+  const uint8_t* row(long ih) const {
+    return ih >= 0 && ih < static_cast<long>(in_h) ? x + static_cast<size_t>(ih) * in_w : fill_row;
+  }
+  // Bytes [col, col + n) of a row, those outside [0, in_w) masked off (read
+  // as the zero point, never touched).
+  static __mmask64 inside(long col, size_t n, size_t in_w) {
+    const long lo = std::max<long>(0, -col), hi = std::min<long>(static_cast<long>(n), static_cast<long>(in_w) - col);
+    if (hi <= lo) return 0;
+    return (~__mmask64(0) >> (64 - (hi - lo))) << lo;
+  }
+  __m512i load(const uint8_t* row, long col, __mmask64 m) const {
+    // The address may lie before the row (left padding): only the bytes of
+    // the mask are read, so it is formed as an integer.
+    const void* p = reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(row) + static_cast<uintptr_t>(col));
+    return _mm512_xor_si512(_mm512_mask_loadu_epi8(zp, m, p), flip);
+  }
+};
+
+// Input row r of a block of R output rows serves output row i with kernel
+// row kh when r = i * sh + kh * dh, so that each input row's windows are
+// made once and used by every output row that reads it (three at stride 1).
+// The common geometries (3 kernel rows, sh 1 or 2, dh 1) have that schedule
+// at compile time; others look it up, with an all-zero weight where an
+// output row takes nothing from an input row (no branches).
+template <size_t R>
+struct RowsSchedule {
+  uint8_t kh[kDwconvBytesMaxSpan][R];
+  size_t span = 0;
+  RowsSchedule(size_t kh_n, size_t sh, size_t dh) {
+    span = (R - 1) * sh + (kh_n - 1) * dh + 1;
+    for (size_t r = 0; r < span; ++r)
+      for (size_t i = 0; i < R; ++i) {
+        const size_t d = r - i * sh;
+        kh[r][i] = static_cast<uint8_t>(r >= i * sh && d % dh == 0 && d / dh < kh_n ? d / dh : kh_n);
+      }
+  }
+};
+
+// One channel's epilogue terms, as vectors.
+struct BytesOut {
+  __m512i off;
+  __m512 scale, bias;
+  uint8_t* y;
+};
+
+// R output rows from oh0 of one plane, 16 pixels from ow0. KH3: 3 kernel
+// rows, no vertical dilation, vertical stride SH, all unrolled; otherwise
+// (KH3 false, SH unused) the schedule's.
+template <size_t R, size_t S, size_t SH, bool KH3, GemmOut Kind>
+inline void bytes_block(const DwconvPlanesBytes& p, const BytesPlane& pl, const GemmEpilogue& ep,
+                        const BytesOut& o, const RowsSchedule<R>& sched, size_t oh0, size_t ow0, const __m512i* w) {
+  const long col = static_cast<long>(ow0 * S) - static_cast<long>(p.pl);
+  const __mmask64 m = BytesPlane::inside(col, kWindowBytes<S>, pl.in_w);
+  const long ih0 = static_cast<long>(oh0 * (KH3 ? SH : p.sh)) - static_cast<long>(p.pt);
+  __m512i acc[R];
+#pragma GCC unroll 4
+  for (size_t i = 0; i < R; ++i) acc[i] = _mm512_setzero_si512();
+  if (KH3) {
+    constexpr size_t kSpan = (R - 1) * SH + 3;
+#pragma GCC unroll 16
+    for (size_t r = 0; r < kSpan; ++r) {
+      const __m512i win = windows16<S>(pl.load(pl.row(ih0 + static_cast<long>(r)), col, m));
+#pragma GCC unroll 4
+      for (size_t i = 0; i < R; ++i)
+        if (r >= i * SH && r - i * SH < 3) acc[i] = _mm512_dpbusd_epi32(acc[i], win, w[r - i * SH]);
+    }
+  } else {
+    for (size_t r = 0; r < sched.span; ++r) {
+      const __m512i win = windows16<S>(pl.load(pl.row(ih0 + static_cast<long>(r)), col, m));
+#pragma GCC unroll 4
+      for (size_t i = 0; i < R; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], win, w[sched.kh[r][i]]);
+    }
+  }
+  const size_t left = p.ow - ow0, bytes = gemm_out_bytes(Kind);
+  const __mmask16 mask = gemm_tail_mask16(left);
+#pragma GCC unroll 4
+  for (size_t i = 0; i < R; ++i)
+    gemm_finish16_avx512<Kind>(ep, _mm512_sub_epi32(acc[i], o.off), o.scale, o.bias,
+                               o.y + ((oh0 + i) * p.ow + ow0) * bytes, mask, left >= 16);
+}
+
+template <size_t S, size_t SH, bool KH3, GemmOut Kind>
+void planes_bytes(const DwconvPlanesBytes& p) {
+  const GemmEpilogue ep = *p.ep;
+  const size_t kh_n = KH3 ? 3 : p.kh;
+  // Once per call (the unrolled form does not read them).
+  const RowsSchedule<4> sched4(kh_n, KH3 ? SH : p.sh, KH3 ? 1 : p.dh);
+  const RowsSchedule<1> sched1(kh_n, KH3 ? SH : p.sh, KH3 ? 1 : p.dh);
+  const size_t in_plane = p.in_h * p.in_w, out_plane = p.rows * p.ow * gemm_out_bytes(Kind);
+  __m512i w[kDwconvMaxTaps + 1];  // w[KH]: zero, for the schedule's idle steps
+  w[kh_n] = _mm512_setzero_si512();
+  BytesPlane pl{p.x, p.fill_row, p.in_h, p.in_w, _mm512_set1_epi8(static_cast<char>(p.zp)),
+                _mm512_set1_epi8(static_cast<char>(p.flip))};
+  for (size_t c = 0; c < p.planes; ++c) {
+    pl.x = p.x + c * in_plane;
+    for (size_t kh = 0; kh < kh_n; ++kh) w[kh] = _mm512_set1_epi32(p.w_rows[c * kh_n + kh]);
+    const BytesOut o{_mm512_set1_epi32(p.col_off[c]), _mm512_set1_ps(p.scale[c]), _mm512_set1_ps(p.bias[c]),
+                     p.y + c * out_plane};
+    size_t oh = 0;
+    for (; oh + 4 <= p.rows; oh += 4)
+      for (size_t ow0 = 0; ow0 < p.ow; ow0 += 16) bytes_block<4, S, SH, KH3, Kind>(p, pl, ep, o, sched4, oh, ow0, w);
+    for (; oh < p.rows; ++oh)
+      for (size_t ow0 = 0; ow0 < p.ow; ow0 += 16) bytes_block<1, S, SH, KH3, Kind>(p, pl, ep, o, sched1, oh, ow0, w);
+  }
+}
+
+template <size_t S, GemmOut Kind>
+void planes_bytes(const DwconvPlanesBytes& p) {
+  if (p.kh == 3 && p.dh == 1 && p.sh <= 2)
+    return with_stride_1_or_2(p.sh, [&](auto sh) { planes_bytes<S, decltype(sh)::value, true, Kind>(p); });
+  planes_bytes<S, 1, false, Kind>(p);
+}
+
 }  // namespace
+
+void dwconv_nchw_u8s8_kw4_p16__avx512vnni(const DwconvPlanesBytes& p) {
+  IQK_KERNEL_ENTRY("dwconv_nchw_u8s8_kw4_p16__avx512vnni");
+  with_kind(p.ep->kind, [&](auto kind) {
+    with_stride_1_or_2(p.sw, [&](auto s) { planes_bytes<decltype(s)::value, decltype(kind)::value>(p); });
+  });
+}
 
 void dwconv_nchw_u8s16_p32__avx512vnni(const DwconvPlane& p) {
   IQK_KERNEL_ENTRY("dwconv_nchw_u8s16_p32__avx512vnni");
@@ -260,6 +417,8 @@ void dwconv_nchw_u8s16_p32__avx512vnni(const DwconvPlane& p) {
 extern const DwconvKernel dwconv_kernel__avx512vnni{&dwconv_u8s16_c32__avx512vnni, "dwconv_u8s16_c32__avx512vnni",
                                                    &dwconv_nchw_u8s16_p32__avx512vnni,
                                                    "dwconv_nchw_u8s16_p32__avx512vnni",
-                                                   "dwconv3x3_u8s16_c32__avx512vnni"};
+                                                   "dwconv3x3_u8s16_c32__avx512vnni",
+                                                   &dwconv_nchw_u8s8_kw4_p16__avx512vnni,
+                                                   "dwconv_nchw_u8s8_kw4_p16__avx512vnni"};
 
 }  // namespace iqk

@@ -141,6 +141,7 @@ PYBIND11_MODULE(_core, m) {
     d["dwconv"] = t->dwconv.name;
     d["dwconv_nchw"] = t->dwconv.plane_name;
     d["dwconv3x3"] = t->dwconv.column_pairs_name;  // None where the row kernel has no 3x3 form
+    d["dwconv_nchw_bytes"] = t->dwconv.plane_bytes_name;  // None where the planar kernel has no byte form
     return d;
   });
   m.def("kernel_call_counts", [] {

@@ -431,13 +431,39 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
 
   // NCHW with a horizontal stride of 1 or 2: each channel plane on its own,
   // vectorized along the output rows, read from and written to its planes
-  // directly (no transposes). Narrow planes go through NHWC staging instead:
-  // there the per-row cost of staging a plane outweighs the transposes
-  // (measured: 192 x 28 x 28 stride 2, OW = 14: 44 us planar, 34 us staged).
+  // directly (no transposes). The byte form (DwconvPlaneBytes) reads the
+  // planes as given and serves the channels whose weights w' all fit int8
+  // (all of them when w_zp is zero); the int16 form stages each plane first.
+  // Narrow planes go through NHWC staging instead unless every channel takes
+  // the byte form: there the per-row cost of staging a plane outweighs the
+  // transposes (measured: 192 x 28 x 28 stride 2, OW = 14: 44 us planar, 34
+  // us staged).
   constexpr size_t kPlaneMinWidth = 24;
-  if (p.x_nchw && p.y_nchw && g.sw <= 2 && g.ow >= kPlaneMinWidth && kernel.plane) {
+  const bool planar = p.x_nchw && p.y_nchw && g.sw <= 2 && kernel.plane;
+  std::vector<int32_t> w_rows;  // C x KH: DwconvPlaneBytes::w_rows
+  std::vector<uint8_t> fits;    // per channel: takes the byte form
+  size_t n_fits = 0;
+  if (planar && kernel.plane_bytes && g.kw <= 4 && g.dw == 1 &&
+      3 * g.sh + (g.kh - 1) * g.dh + 1 <= kDwconvBytesMaxSpan) {
+    const int16_t* w = reinterpret_cast<const int16_t*>(p.packed_w);
+    w_rows.assign(C * g.kh, 0);
+    fits.assign(C, 1);
+    for (size_t ch = 0; ch < C; ++ch) {
+      for (size_t kh = 0, t = 0; kh < g.kh; ++kh) {
+        uint32_t row = 0;
+        for (size_t kw = 0; kw < g.kw; ++kw, ++t) {
+          const int16_t v = w[((t >> 1) * c_pad + ch) * 2 + (t & 1)];
+          if (v < -128 || v > 127) fits[ch] = 0;
+          row |= static_cast<uint32_t>(static_cast<uint8_t>(v)) << (8 * kw);
+        }
+        w_rows[ch * g.kh + kh] = static_cast<int32_t>(row);
+      }
+      n_fits += fits[ch];
+    }
+  }
+  if (planar && (n_fits == C || g.ow >= kPlaneMinWidth)) {
     const Stage st = stage_for(g, 0, g.oh, 0, 1);  // one channel plane, padded; c0 set per task
-    // What every plane shares; each task fills in its channel's fields.
+    // What every plane shares; each task fills in its channels' fields.
     DwconvPlane common;
     static_cast<DwconvWindow&>(common) = window;
     common.x_row = st.row_bytes();
@@ -445,21 +471,56 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
     common.sh = g.sh;
     common.c_pad = c_pad;
     common.ep = &p.epilogue;
-    parallel_for(g.n * C, [&](size_t task) {
-      const size_t n = task / C, ch = task % C;
-      thread_local std::vector<uint8_t> plane_buf;
-      uint8_t* stage = aligned(plane_buf, st.rows * st.row_bytes(), 128);
-      Stage plane = st;
-      plane.c0 = ch;
-      stage_rows(p, n, plane, stage);
-      DwconvPlane pl = common;
-      pl.x = stage;
-      pl.w_pairs = reinterpret_cast<const int32_t*>(p.packed_w) + ch;
-      pl.col_off = cols.col_off[ch];
-      pl.scale = cols.scale[ch];
-      pl.bias = cols.bias[ch];
-      pl.y = static_cast<uint8_t*>(p.epilogue.c) + (n * C + ch) * P * eb;
-      kernel.plane(pl);
+    DwconvPlanesBytes bytes;
+    static_cast<DwconvWindow&>(bytes) = window;
+    bytes.in_h = g.h;
+    bytes.in_w = g.w;
+    bytes.pt = g.pt;
+    bytes.pl = g.pl;
+    bytes.rows = g.oh;
+    bytes.sh = g.sh;
+    bytes.zp = static_cast<uint8_t>(p.x_zp);
+    bytes.flip = p.x_signed ? 0x80 : 0x00;
+    const std::vector<uint8_t> fill_row(n_fits ? g.w : 0, bytes.zp);
+    bytes.fill_row = fill_row.data();
+    bytes.ep = &p.epilogue;
+    // Tasks: runs of channels of one image, a few per thread, so that the
+    // byte form's per-call set-up is paid once per run.
+    const size_t per_task = std::max<size_t>(1, ceil_div(g.n * C, 4 * threads) / std::max<size_t>(g.n, 1));
+    const size_t runs = ceil_div(C, per_task);
+    parallel_for(g.n * runs, [&](size_t task) {
+      const size_t n = task / runs, c0 = task % runs * per_task, c1 = std::min(C, c0 + per_task);
+      for (size_t ch = c0; ch < c1;) {
+        if (!fits.empty() && fits[ch]) {
+          size_t end = ch + 1;
+          while (end < c1 && fits[end]) ++end;
+          DwconvPlanesBytes b = bytes;
+          b.x = p.x + (n * C + ch) * g.h * g.w;
+          b.planes = end - ch;
+          b.w_rows = w_rows.data() + ch * g.kh;
+          b.col_off = cols.col_off.data() + ch;
+          b.scale = cols.scale.data() + ch;
+          b.bias = cols.bias.data() + ch;
+          b.y = static_cast<uint8_t*>(p.epilogue.c) + (n * C + ch) * P * eb;
+          kernel.plane_bytes(b);
+          ch = end;
+          continue;
+        }
+        thread_local std::vector<uint8_t> plane_buf;
+        uint8_t* stage = aligned(plane_buf, st.rows * st.row_bytes(), 128);
+        Stage plane = st;
+        plane.c0 = ch;
+        stage_rows(p, n, plane, stage);
+        DwconvPlane pl = common;
+        pl.x = stage;
+        pl.w_pairs = reinterpret_cast<const int32_t*>(p.packed_w) + ch;
+        pl.col_off = cols.col_off[ch];
+        pl.scale = cols.scale[ch];
+        pl.bias = cols.bias[ch];
+        pl.y = static_cast<uint8_t*>(p.epilogue.c) + (n * C + ch) * P * eb;
+        kernel.plane(pl);
+        ++ch;
+      }
     }, threads);
     return;
   }

@@ -74,19 +74,22 @@ def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
     """
     names = iq.kernel_names(isa)
     DW3X3 = names["dwconv3x3"]  # the row kernel's 3x3 form, or None
+    BYTES = names["dwconv_nchw_bytes"]  # the planar kernel's byte form, or None
     c, oc = channels(x, layout), w.shape[0]
+    exact = None  # the kernels that must all run, where known
     if groups == c == oc == 1:
-        allowed = {names["gemm"], names["dwconv"], names["dwconv_nchw"], DW3X3}
+        allowed = {names["gemm"], names["dwconv"], names["dwconv_nchw"], DW3X3, BYTES, NCHW_1X1}
     elif groups == c == oc:
         # The row kernel may run its 3x3 form too (test_depthwise_3x3_column_pairs checks where).
         if layout == "NHWC":
             allowed = {names["dwconv"], DW3X3}
         elif conv_kwargs is None:
-            allowed = {names["dwconv"], names["dwconv_nchw"], DW3X3}
+            allowed = {names["dwconv"], names["dwconv_nchw"], DW3X3, BYTES}
         else:
             kw = {k: conv_kwargs.get(k, d) for k, d in (("stride", 1), ("padding", 0), ("dilation", 1))}
             g = conv_geometry(x.shape, w.shape, groups=groups, layout=layout, **kw)
-            allowed = {names["dwconv_nchw"]} if g.sw <= 2 and g.ow >= 24 else {names["dwconv"], DW3X3}
+            exact = planar_forms(isa, g, w, conv_kwargs.get("w_zero_point", 0))
+            allowed = exact or {names["dwconv"], DW3X3}
     else:
         allowed = {names["gemm"]}
         if layout == "NCHW" and groups == 1 and w.shape[2:] == (1, 1):
@@ -101,7 +104,35 @@ def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
     ran = {name: count - before.get(name, 0) for name, count in after.items() if count != before.get(name, 0)}
     if x.shape[0] == 0 or oc == 0:
         return
+    allowed.discard(None)
     assert ran and set(ran) <= allowed, f"{what}: expected {' or '.join(sorted(allowed))} on {isa}, ran {ran}"
+    if exact:
+        assert set(ran) == exact, f"{what}: expected {' and '.join(sorted(exact))} on {isa}, ran {ran}"
+
+
+def planar_forms(isa, g, w, w_zero_point):
+    """The planar kernels that an NCHW depthwise convolution of geometry ``g`` and weights ``w``
+    runs on ``isa`` (an empty set: the row kernel runs instead). The byte form takes the channels
+    whose weights w - w_zero_point all fit int8, for kernels at most 4 wide without horizontal
+    dilation (and 4 output rows' input rows spanning at most 64 rows); the int16 form the others.
+    Planes whose output rows are narrower than 24 pixels take the planar path only when every
+    channel takes the byte form."""
+    names = iq.kernel_names(isa)
+    if g.sw > 2:
+        return set()
+    fits = None
+    if names["dwconv_nchw_bytes"] and g.kw <= 4 and g.dw == 1 and 3 * g.sh + (g.kh - 1) * g.dh + 1 <= 64:
+        zp = np.broadcast_to(np.asarray(w_zero_point, np.int64).reshape(-1), (w.shape[0],))
+        wp = np.asarray(w, np.int64).reshape(w.shape[0], -1) - zp[:, None]
+        fits = ((wp >= -128) & (wp <= 127)).all(axis=1)
+    if g.ow < 24 and not (fits is not None and fits.all()):
+        return set()
+    forms = set()
+    if fits is not None and fits.any():
+        forms.add(names["dwconv_nchw_bytes"])
+    if fits is None or not fits.all():
+        forms.add(names["dwconv_nchw"])
+    return forms
 
 
 @functools.lru_cache(maxsize=None)
@@ -225,7 +256,11 @@ def test_depthwise_3x3_column_pairs(isa, c):
             before = iq.kernel_calls().get(form, 0)
             assert_same(iq.conv2d(x, wt, **kw), ref.conv2d(x, wt, **kw), what)
             ran = iq.kernel_calls().get(form, 0) > before
-            pairs = form is not None and sw <= 2
+            # NCHW planes may take a planar kernel instead (planar_forms).
+            g = conv_geometry(x.shape, wt.shape, stride=(sh, sw), padding=(1, 1, 2, 1), dilation=(dh, 1), groups=c,
+                              layout=layout)
+            planar = layout == "NCHW" and planar_forms(isa, g, wt, kw["w_zero_point"])
+            pairs = form is not None and sw <= 2 and not planar
             assert ran == pairs, f"{what}: the 3x3 column-pair kernel {'did not run' if pairs else 'ran'}"
             qkw = dict(kw, bias=rng.integers(-500, 500, c).astype(np.int32), out_scale=0.02, out_zero_point=5,
                        out_dtype=np.uint8)
@@ -816,9 +851,92 @@ def test_depthwise_nchw_output_tiles(isa):
     w = rand_q(rng, (512, 1, 3, 3), np.int8)
     kw = dict(padding=1, groups=512, x_zero_point=77, w_zero_point=rng.integers(-9, 9, 512))
     want = ref.conv2d(x, w, **kw)
+    g = conv_geometry(x.shape, w.shape, stride=1, padding=1, dilation=1, groups=512, layout="NCHW")
+    # Some channels' weights do not fit int8, so these narrow planes take the row kernel, not a planar one.
+    assert not planar_forms(isa, g, w, kw["w_zero_point"])
     for threads in (1, 2):
         iq.set_num_threads(threads)
         try:
-            assert_same(iq.conv2d(x, w, **kw), want, f"isa={isa} threads={threads}")
+            with conv_kernel_runs(isa, x, w, 512, "NCHW", f"isa={isa} threads={threads}", kw):
+                got = iq.conv2d(x, w, **kw)
+            assert_same(got, want, f"isa={isa} threads={threads}")
         finally:
             iq.set_num_threads(1)
+
+
+BYTE_FORM_CASES = [
+    # (kh, kw), (sh, sw), (dh, dw), (top, left, bottom, right), (H, W): the unrolled 3-row forms
+    # (vertical stride 1 and 2), the looked-up schedules (other kernel heights, strides, vertical
+    # dilation), kernels 1 to 4 wide, padding wider than the kernel, rows around the 16-pixel runs
+    # and the 4-row blocks, planes 1 pixel wide or high.
+    ((3, 3), (1, 1), (1, 1), (1, 1, 1, 1), (9, 33)),
+    ((3, 3), (2, 2), (1, 1), (1, 1, 1, 1), (14, 35)),
+    ((3, 3), (2, 1), (1, 1), (0, 2, 3, 1), (7, 16)),
+    ((3, 3), (1, 2), (2, 1), (2, 0, 1, 2), (11, 47)),
+    ((3, 3), (3, 1), (1, 1), (1, 1, 1, 1), (13, 17)),
+    ((1, 1), (1, 1), (1, 1), (0, 0, 0, 0), (5, 15)),
+    ((1, 4), (1, 2), (1, 1), (0, 3, 0, 3), (4, 64)),
+    ((2, 2), (2, 2), (3, 1), (1, 0, 0, 1), (8, 31)),
+    ((5, 3), (1, 1), (1, 1), (2, 1, 2, 1), (6, 49)),
+    ((7, 2), (3, 2), (2, 1), (5, 4, 6, 5), (3, 2)),
+    ((3, 1), (1, 1), (1, 1), (1, 0, 1, 0), (1, 1)),
+    ((3, 4), (1, 1), (1, 1), (4, 5, 4, 5), (2, 3)),
+]
+
+
+@pytest.mark.parametrize("case", range(len(BYTE_FORM_CASES)), ids=lambda i: f"case{i}")
+def test_depthwise_nchw_byte_form(isa, case):
+    """The planar byte form (DwconvPlanesBytes): NCHW depthwise read from the planes as given, the
+    padding read as the zero point without touching memory outside the planes. Both dtypes, the
+    extreme zero points, weights that all fit int8 (the byte form for every channel) and per-channel
+    weight zero points that push some channels out of int8 (both planar forms in one call), all
+    three epilogues, one and two threads. The forms must run exactly where planar_forms says, and
+    the byte form must not run on paths without one."""
+    (kh, kw_), stride, dilation, padding, (h, w_) = BYTE_FORM_CASES[case]
+    rng = rng_for("dw-bytes", case)
+    names = iq.kernel_names(isa)
+    for c in (1, 3, 17, 64):
+        for dtype, x_zp in ((np.uint8, 0), (np.uint8, 255), (np.int8, -128), (np.int8, 127), (np.int8, 5)):
+            x = rand_q(rng, (2, c, h, w_), dtype)
+            wt = rand_q(rng, (c, 1, kh, kw_), np.int8)
+            mixed = rng.integers(-128, 128, c).astype(np.int32)
+            mixed[0] = 0  # one channel that fits, whatever the draws
+            for w_zp in (0, mixed):
+                kw = dict(stride=stride, padding=padding, dilation=dilation, groups=c, x_zero_point=x_zp,
+                          w_zero_point=w_zp)
+                what = f"isa={isa} C={c} x={np.dtype(dtype)} x_zp={x_zp} w_zp={'mixed' if np.ndim(w_zp) else 0}"
+                threads = 1 + int(rng.integers(2))
+                iq.set_num_threads(threads)
+                try:
+                    with conv_kernel_runs(isa, x, wt, c, "NCHW", f"{what} threads={threads}", kw):
+                        got = iq.conv2d(x, wt, **kw)
+                finally:
+                    iq.set_num_threads(1)
+                assert_same(got, ref.conv2d(x, wt, **kw), what)
+                if names["dwconv_nchw_bytes"] and np.ndim(w_zp) == 0 and stride[1] <= 2:
+                    g = conv_geometry(x.shape, wt.shape, stride=stride, padding=padding, dilation=dilation,
+                                      groups=c, layout="NCHW")
+                    assert planar_forms(isa, g, wt, 0) == {names["dwconv_nchw_bytes"]}, what
+                qkw = dict(kw, bias=rng.integers(-900, 900, c).astype(np.int32), out_scale=0.07,
+                           out_zero_point=-3, out_dtype=np.int8, relu=True)
+                assert_same(iq.qconv2d(x, wt, 0.05, 0.01, **qkw), ref.qconv2d(x, wt, 0.05, 0.01, **qkw),
+                            f"{what} qconv2d")
+                ws = (rng.random(c) * 0.02 + 0.001).astype(np.float32)
+                fkw = dict(kw, bias=rng.standard_normal(c).astype(np.float32))
+                assert_same(iq.qconv2d(x, wt, 0.05, ws, **fkw), ref.qconv2d(x, wt, 0.05, ws, **fkw),
+                            f"{what} qconv2d float")
+
+
+def test_depthwise_nchw_byte_form_at_the_bound(isa):
+    """The byte form's extremes: every input byte 255 (uint8, zero point 0) or -128 (int8, zero
+    point 127) against weights of -128 and 127, so that each 4-byte window sums the largest
+    products, over 7 kernel rows."""
+    for dtype, fill, x_zp in ((np.uint8, 255, 0), (np.int8, -128, 127)):
+        for wv in (-128, 127):
+            x = np.full((1, 5, 12, 40), fill, dtype)
+            w = np.full((5, 1, 7, 4), wv, np.int8)
+            kw = dict(padding=3, groups=5, x_zero_point=x_zp)
+            what = f"isa={isa} x={np.dtype(dtype)} fill={fill} w={wv}"
+            with conv_kernel_runs(isa, x, w, 5, "NCHW", what, kw):
+                got = iq.conv2d(x, w, **kw)
+            assert_same(got, ref.conv2d(x, w, **kw), what)

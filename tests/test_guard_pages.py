@@ -39,6 +39,19 @@ SCRIPT = textwrap.dedent(
         keep.append(buf)
         return out
 
+    def at_page_start(arr):
+        # A copy of arr whose first byte sits right after an unreadable page.
+        arr = np.ascontiguousarray(arr)
+        n = arr.nbytes
+        pages = (n + PAGE - 1) // PAGE + 1
+        buf = mmap.mmap(-1, pages * PAGE)
+        base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        assert libc.mprotect(base, PAGE, 0) == 0
+        out = np.frombuffer(buf, dtype=np.uint8, count=n, offset=PAGE).view(arr.dtype).reshape(arr.shape)
+        out[...] = arr
+        keep.append(buf)
+        return out
+
     iq.set_isa(sys.argv[1])
     rng = np.random.default_rng(0)
     for n in list(range(0, 70)) + [127, 129, 1000, 4097]:
@@ -70,6 +83,19 @@ SCRIPT = textwrap.dedent(
                 w = rng.integers(-128, 128, (oc, c // groups, k, k), dtype=np.int8)
                 kw = dict(padding=pad, groups=groups, layout=layout, x_zero_point=int(info.min) + 1)
                 assert np.array_equal(iq.conv2d(x, w, **kw), iq.reference.conv2d(np.array(x), w, **kw))
+    # NCHW depthwise read from the planes as given (the planar byte form),
+    # with padding on every side: the masked loads of the first and last
+    # rows must not touch the pages around the input.
+    for (kh, kw_), stride, pad, (h, w_) in [((3, 3), 1, 1, (9, 11)), ((3, 3), 2, (1, 2, 2, 3), (7, 40)),
+                                            ((2, 4), (1, 2), 3, (3, 5)), ((5, 1), 1, 2, (1, 1))]:
+        for dt in (np.uint8, np.int8):
+            info = np.iinfo(dt)
+            x0 = rng.integers(info.min, info.max + 1, (2, 3, h, w_), dtype=dt)
+            w = rng.integers(-128, 128, (3, 1, kh, kw_), dtype=np.int8)
+            kw = dict(stride=stride, padding=pad, groups=3, x_zero_point=int(info.max))
+            want = iq.reference.conv2d(x0, w, **kw)
+            for x in (at_page_end(x0), at_page_start(x0)):
+                assert np.array_equal(iq.conv2d(x, w, **kw), want)
     # 1x1 NCHW (the GEMM with its roles swapped, packing pixel strips of 16):
     # planes of 63 pixels end one byte short of a whole strip, 16 exactly on one.
     for c, h, w_ in [(17, 7, 9), (5, 1, 16), (4, 1, 1), (9, 3, 5)]:
