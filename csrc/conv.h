@@ -175,7 +175,25 @@ extern const DwconvKernel dwconv_kernel__avx2;
 extern const DwconvKernel dwconv_kernel__avx512vnni;
 #endif
 
-size_t dwconv_packed_elems(size_t c, size_t taps);
+// The depthwise packed weights (PackedConvWeights._pack_depthwise), in int16
+// elements, in this order:
+//  - pairs: ceil(taps / 2) x c_pad x 2, the tap pairs of DwconvRow::w;
+//  - w3: for 3x3 kernels, 3 x 2 x c_pad x 2, the vertical pairs of
+//    DwconvRow::w3; otherwise none;
+//  - rows: for kernels at most 4 wide, C x KH int32 (2 x C x KH int16), the
+//    byte rows of DwconvPlanesBytes::w_rows; otherwise none;
+//  - fits: for kernels at most 4 wide, C int16: 1 where all the channel's
+//    weights w' fit int8 (its rows are its weights), else 0.
+// pairs, w3 and rows start a multiple of 64 elements in (c_pad is a multiple
+// of 32), so the int32 rows are aligned.
+struct DwconvPacked {
+  size_t pairs = 0, w3 = 0, rows = 0, fits = 0, total = 0;  // offsets, and the size
+  DwconvPacked(size_t c, size_t kh, size_t kw);
+  bool has_w3() const { return rows > w3; }
+  bool has_rows() const { return total > rows; }
+};
+
+size_t dwconv_packed_elems(size_t c, size_t kh, size_t kw);
 
 // A 1x1, stride-1, unpadded NCHW convolution of one group with int32 output:
 // each image's output planes are Y = W X, OC x P (P = H * W pixels), the

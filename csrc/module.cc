@@ -271,7 +271,7 @@ PYBIND11_MODULE(_core, m) {
           throw py::value_error("x_zp: outside x's dtype range");
         if (depthwise) {
           p.packed_w = checked_data<const uint8_t>(packed, py::dtype::of<int16_t>(),
-                                                   iqk::dwconv_packed_elems(g.c, g.kh * g.kw), "packed", false);
+                                                   iqk::dwconv_packed_elems(g.c, g.kh, g.kw), "packed", false);
           if (!w_zp.is_none()) throw py::value_error("w_zp: depthwise weights carry their zero point");
         } else {
           p.packed_w = checked_data<const uint8_t>(
@@ -320,7 +320,7 @@ PYBIND11_MODULE(_core, m) {
       py::arg("isa"), py::arg("x"), py::arg("n"), py::arg("c"), py::arg("pixels"), py::arg("oc"), py::arg("x_zp"),
       py::arg("w_rows"), py::arg("w_sum"), py::arg("w_zp"), py::arg("out"));
 
-  m.def("dwconv_packed_elems", &iqk::dwconv_packed_elems, py::arg("c"), py::arg("taps"));
+  m.def("dwconv_packed_elems", &iqk::dwconv_packed_elems, py::arg("c"), py::arg("kh"), py::arg("kw"));
   m.attr("GEMM_LAYOUT_VNNI4") = static_cast<int>(iqk::GemmLayout::vnni4);
   m.attr("DWCONV_MAX_TAPS") = iqk::kDwconvMaxTaps;
 

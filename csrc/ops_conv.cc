@@ -135,7 +135,16 @@ void scatter_nchw(const ConvProblem& p, const uint8_t* tile, size_t rows, size_t
 
 }  // namespace
 
-size_t dwconv_packed_elems(size_t c, size_t taps) { return ceil_div(taps, 2) * dw_c_pad(c) * 2; }
+DwconvPacked::DwconvPacked(size_t c, size_t kh, size_t kw) {
+  const size_t c_pad = dw_c_pad(c);
+  pairs = 0;
+  w3 = ceil_div(kh * kw, 2) * c_pad * 2;
+  rows = w3 + (kh == 3 && kw == 3 ? 3 * 2 * c_pad * 2 : 0);
+  fits = rows + (kw <= 4 ? 2 * c * kh : 0);
+  total = fits + (kw <= 4 ? c : 0);
+}
+
+size_t dwconv_packed_elems(size_t c, size_t kh, size_t kw) { return DwconvPacked(c, kh, kw).total; }
 
 void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
   const ConvGeometry& g = p.g;
@@ -440,26 +449,16 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   // us staged).
   constexpr size_t kPlaneMinWidth = 24;
   const bool planar = p.x_nchw && p.y_nchw && g.sw <= 2 && kernel.plane;
-  std::vector<int32_t> w_rows;  // C x KH: DwconvPlaneBytes::w_rows
-  std::vector<uint8_t> fits;    // per channel: takes the byte form
+  const DwconvPacked packed(C, g.kh, g.kw);
+  const int16_t* const packed16 = reinterpret_cast<const int16_t*>(p.packed_w);
+  const int32_t* w_rows = nullptr;  // C x KH: DwconvPlanesBytes::w_rows
+  const int16_t* fits = nullptr;    // per channel: takes the byte form
   size_t n_fits = 0;
-  if (planar && kernel.plane_bytes && g.kw <= 4 && g.dw == 1 &&
+  if (planar && kernel.plane_bytes && packed.has_rows() && g.dw == 1 &&
       3 * g.sh + (g.kh - 1) * g.dh + 1 <= kDwconvBytesMaxSpan) {
-    const int16_t* w = reinterpret_cast<const int16_t*>(p.packed_w);
-    w_rows.assign(C * g.kh, 0);
-    fits.assign(C, 1);
-    for (size_t ch = 0; ch < C; ++ch) {
-      for (size_t kh = 0, t = 0; kh < g.kh; ++kh) {
-        uint32_t row = 0;
-        for (size_t kw = 0; kw < g.kw; ++kw, ++t) {
-          const int16_t v = w[((t >> 1) * c_pad + ch) * 2 + (t & 1)];
-          if (v < -128 || v > 127) fits[ch] = 0;
-          row |= static_cast<uint32_t>(static_cast<uint8_t>(v)) << (8 * kw);
-        }
-        w_rows[ch * g.kh + kh] = static_cast<int32_t>(row);
-      }
-      n_fits += fits[ch];
-    }
+    w_rows = reinterpret_cast<const int32_t*>(packed16 + packed.rows);
+    fits = packed16 + packed.fits;
+    for (size_t ch = 0; ch < C; ++ch) n_fits += fits[ch] != 0;
   }
   if (planar && (n_fits == C || g.ow >= kPlaneMinWidth)) {
     const Stage st = stage_for(g, 0, g.oh, 0, 1);  // one channel plane, padded; c0 set per task
@@ -491,13 +490,13 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
     parallel_for(g.n * runs, [&](size_t task) {
       const size_t n = task / runs, c0 = task % runs * per_task, c1 = std::min(C, c0 + per_task);
       for (size_t ch = c0; ch < c1;) {
-        if (!fits.empty() && fits[ch]) {
+        if (fits && fits[ch]) {
           size_t end = ch + 1;
           while (end < c1 && fits[end]) ++end;
           DwconvPlanesBytes b = bytes;
           b.x = p.x + (n * C + ch) * g.h * g.w;
           b.planes = end - ch;
-          b.w_rows = w_rows.data() + ch * g.kh;
+          b.w_rows = w_rows + ch * g.kh;
           b.col_off = cols.col_off.data() + ch;
           b.scale = cols.scale.data() + ch;
           b.bias = cols.bias.data() + ch;
@@ -528,19 +527,8 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   // 3x3 without horizontal dilation, horizontal stride 1 or 2: the weights
   // also paired vertically (DwconvRow::w3) for kernels that reuse an input
   // column's pairs (DwconvKernel::column_pairs_name).
-  std::vector<int16_t> w3;
-  if (kernel.column_pairs_name && g.kh == 3 && g.kw == 3 && g.dw == 1 && g.sw <= 2) {
-    const int16_t* w = reinterpret_cast<const int16_t*>(p.packed_w);
-    auto tap = [&](size_t t, size_t ch) { return w[((t / 2) * c_pad + ch) * 2 + t % 2]; };
-    w3.assign(3 * 2 * c_pad * 2, 0);
-    for (size_t kw = 0; kw < 3; ++kw)
-      for (size_t ch = 0; ch < C; ++ch) {
-        int16_t* d = w3.data() + (kw * 2 * c_pad + ch) * 2;
-        d[0] = tap(kw, ch);                  // kh 0
-        d[1] = tap(3 + kw, ch);              // kh 1
-        d[2 * c_pad] = tap(6 + kw, ch);      // kh 2, paired with zero
-      }
-  }
+  const int16_t* w3 = nullptr;
+  if (kernel.column_pairs_name && packed.has_w3() && g.dw == 1 && g.sw <= 2) w3 = packed16 + packed.w3;
 
   // Tasks: blocks of output rows of one image, enough to share between
   // threads, and each block's staging rows small enough for L2.
@@ -577,8 +565,8 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
     r.c = C;
     r.c_pad = c_pad;
     static_cast<DwconvWindow&>(r) = window;
-    r.w = reinterpret_cast<const int16_t*>(p.packed_w);
-    r.w3 = w3.empty() ? nullptr : w3.data();
+    r.w = packed16;
+    r.w3 = w3;
     r.ep = &ep;
     for (size_t oh = oh0; oh < oh1; ++oh) {
       r.x = stage + (oh - oh0) * g.sh * st.row_bytes();

@@ -120,6 +120,11 @@ class PackedConvWeights:
         return buf
 
     def _pack_depthwise(self):
+        """The depthwise kernels' weights, int16, in the order of csrc/conv.h
+        (DwconvPacked): the tap pairs of ``w' = w - zero_point``; for 3x3
+        kernels the same weights paired vertically; for kernels at most 4 wide
+        each kernel row's weights as 4 int8 bytes (one int32 per channel and
+        row) and, per channel, whether all its weights fit int8."""
         c, _, kh, kw = self._w.shape
         taps = kh * kw
         pairs = (taps + 1) // 2
@@ -128,8 +133,23 @@ class PackedConvWeights:
         t = np.zeros((2 * pairs, c_pad), np.int16)
         t[:taps, :c] = wd.T
         # [pair][channel][2]: both taps of a pair side by side per channel.
-        packed = np.ascontiguousarray(t.reshape(pairs, 2, c_pad).transpose(0, 2, 1)).reshape(-1)
-        assert packed.size == _core.dwconv_packed_elems(c, taps)
+        parts = [np.ascontiguousarray(t.reshape(pairs, 2, c_pad).transpose(0, 2, 1)).reshape(-1)]
+        if kh == 3 and kw == 3:
+            # [kw][pair p][channel][2] = (kh 2p, kh 2p + 1) of column kw, zero for kh 3.
+            v = np.zeros((3, 2, c_pad, 2), np.int16)
+            taps3 = wd.reshape(c, 3, 3)
+            v[:, 0, :c, 0] = taps3[:, 0, :].T
+            v[:, 0, :c, 1] = taps3[:, 1, :].T
+            v[:, 1, :c, 0] = taps3[:, 2, :].T
+            parts.append(v.reshape(-1))
+        if kw <= 4:
+            fits = ((wd >= -128) & (wd <= 127)).all(axis=1)
+            rows = np.zeros((c, kh, 4), np.int8)
+            rows[:, :, :kw] = np.where(fits[:, None], wd, 0).reshape(c, kh, kw)
+            parts.append(rows.view("<i4").reshape(-1).view(np.int16))
+            parts.append(fits.astype(np.int16))
+        packed = np.concatenate(parts)
+        assert packed.size == _core.dwconv_packed_elems(c, kh, kw)
         return packed
 
     def _column_offsets(self, x_zp_u: int, wrapped: bool = False) -> np.ndarray:
