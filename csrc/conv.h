@@ -124,26 +124,31 @@ struct DwconvPlane : DwconvWindow {
   uint8_t* y = nullptr;              // output row 0; rows are ow elements apart
 };
 
-// NCHW depthwise, the byte form: consecutive channel planes of one image,
-// for kernels at most 4 columns wide, without horizontal dilation, whose
-// weights w' all fit int8. Per channel and kernel row kh, the row's weights
-// are 4 int8 bytes (w'[kh, 0..KW), zero past KW) read as one int32, so that
-// one vpdpbusd multiplies a whole kernel row for 16 output pixels (unsigned
-// bytes by signed bytes, four products summed into int32: exact). The
-// planes are read as given, with no staging: output pixel (oh, ow), tap
-// (kh, kw) reads input row oh * sh + kh * dh - pt, column ow * sw + kw - pl,
-// and every byte outside the plane is the zero point (fill_row stands for
-// the rows above and below it); bytes become unsigned by x ^ flip. Kernels
-// read nothing outside the planes and fill_row. The input rows of 4 output
-// rows span at most kDwconvBytesMaxSpan rows.
-struct DwconvPlanesBytes : DwconvWindow {
+// NCHW depthwise read from the planes as given: consecutive channel planes of
+// one image, for kernels at most 4 wide without horizontal dilation. Output
+// pixel (oh, ow), tap (kh, kw) reads input row oh * sh + kh * dh - pt, column
+// ow * sw + kw - pl; every byte outside the plane is the zero point
+// (fill_row stands for the rows above and below it), and bytes become
+// unsigned by x ^ flip. Kernels read nothing outside the planes and
+// fill_row. A kernel row's (up to) 4 taps are multiplied at once, from the
+// input row's 4-byte window of each output pixel, with one of two weight
+// forms per channel and kernel row:
+//  - w_rows8: the row's weights w'[kh, 0..KW) as 4 int8 bytes (zero past KW)
+//    read as one int32, for one vpdpbusd (unsigned bytes by signed bytes,
+//    four products summed into int32: exact); only for channels whose
+//    weights w' all fit int8 (DwconvKernel::planes_bytes);
+//  - w_rows16: the same as two int32 of int16 pairs, (w'[kh, 0], w'[kh, 1])
+//    and (w'[kh, 2], w'[kh, 3]), for two vpmaddwd / vpdpwssd (exact); any w'.
+// The input rows of 4 output rows span at most kDwconvPlanesMaxSpan rows.
+struct DwconvPlanes : DwconvWindow {
   const uint8_t* x = nullptr;  // the first plane; planes are in_h * in_w bytes
   size_t planes = 0;
   size_t in_h = 0, in_w = 0, pt = 0, pl = 0;
   size_t rows = 0, sh = 1;
   uint8_t zp = 0, flip = 0;          // the zero point as a byte of x's dtype; 0x80 for int8, else 0
   const uint8_t* fill_row = nullptr;  // in_w bytes of zp
-  const int32_t* w_rows = nullptr;    // planes x KH
+  const int32_t* w_rows8 = nullptr;   // planes x KH
+  const int32_t* w_rows16 = nullptr;  // planes x KH x 2
   const int32_t* col_off = nullptr;   // planes each: the channels' epilogue terms
   const float* scale = nullptr;
   const float* bias = nullptr;
@@ -151,10 +156,29 @@ struct DwconvPlanesBytes : DwconvWindow {
   uint8_t* y = nullptr;              // the first output plane; planes are rows * ow elements
 };
 
-constexpr size_t kDwconvBytesMaxSpan = 64;
+constexpr size_t kDwconvPlanesMaxSpan = 64;
+
+// Input row r of a block of R output rows serves output row i with kernel row
+// kh when r = i * sh + kh * dh: kh[r][i], or KH where output row i takes
+// nothing from input row r (kernels keep an all-zero weight there, so that
+// every step is the same, without branches). Each input row's windows are
+// then made once for every output row that reads it (three at stride 1).
+template <size_t R>
+struct DwconvRowsSchedule {
+  uint8_t kh[kDwconvPlanesMaxSpan][R];
+  size_t span = 0;
+  DwconvRowsSchedule(size_t kh_n, size_t sh, size_t dh) {
+    span = (R - 1) * sh + (kh_n - 1) * dh + 1;
+    for (size_t r = 0; r < span; ++r)
+      for (size_t i = 0; i < R; ++i) {
+        const size_t d = r - i * sh;
+        kh[r][i] = static_cast<uint8_t>(r >= i * sh && d % dh == 0 && d / dh < kh_n ? d / dh : kh_n);
+      }
+  }
+};
 
 using DwconvPlaneFn = void (*)(const DwconvPlane& p);
-using DwconvPlanesBytesFn = void (*)(const DwconvPlanesBytes& p);
+using DwconvPlanesFn = void (*)(const DwconvPlanes& p);
 
 struct DwconvKernel {
   DwconvRowFn fn = nullptr;
@@ -164,9 +188,12 @@ struct DwconvKernel {
   // Non-null: fn uses DwconvRow::w3 when given (3x3, horizontal stride 1 or
   // 2), in its 3x3 form, which counts itself under this name.
   const char* column_pairs_name = nullptr;
-  // The planar byte form, where the ISA has one.
-  DwconvPlanesBytesFn plane_bytes = nullptr;
-  const char* plane_bytes_name = nullptr;
+  // The planar kernel that reads the planes as given (DwconvPlanes), where
+  // the ISA has one; planes_bytes: it takes w_rows8 (channels whose weights
+  // fit int8 only), else w_rows16.
+  DwconvPlanesFn planes = nullptr;
+  const char* planes_name = nullptr;
+  bool planes_bytes = false;
 };
 
 extern const DwconvKernel dwconv_kernel__scalar;
@@ -180,17 +207,20 @@ extern const DwconvKernel dwconv_kernel__avx512vnni;
 //  - pairs: ceil(taps / 2) x c_pad x 2, the tap pairs of DwconvRow::w;
 //  - w3: for 3x3 kernels, 3 x 2 x c_pad x 2, the vertical pairs of
 //    DwconvRow::w3; otherwise none;
-//  - rows: for kernels at most 4 wide, C x KH int32 (2 x C x KH int16), the
-//    byte rows of DwconvPlanesBytes::w_rows; otherwise none;
+//  - rows8: for kernels at most 4 wide, C x KH int32 (2 x C x KH int16),
+//    DwconvPlanes::w_rows8 (zero for channels whose weights do not fit
+//    int8); otherwise none;
+//  - rows16: for kernels at most 4 wide, C x KH x 2 int32, DwconvPlanes::
+//    w_rows16; otherwise none;
 //  - fits: for kernels at most 4 wide, C int16: 1 where all the channel's
-//    weights w' fit int8 (its rows are its weights), else 0.
-// pairs, w3 and rows start a multiple of 64 elements in (c_pad is a multiple
-// of 32), so the int32 rows are aligned.
+//    weights w' fit int8, else 0.
+// pairs, w3 and rows8 start a multiple of 64 elements in (c_pad is a
+// multiple of 32), and rows16 an even number, so the int32 rows are aligned.
 struct DwconvPacked {
-  size_t pairs = 0, w3 = 0, rows = 0, fits = 0, total = 0;  // offsets, and the size
+  size_t pairs = 0, w3 = 0, rows8 = 0, rows16 = 0, fits = 0, total = 0;  // offsets, and the size
   DwconvPacked(size_t c, size_t kh, size_t kw);
-  bool has_w3() const { return rows > w3; }
-  bool has_rows() const { return total > rows; }
+  bool has_w3() const { return rows8 > w3; }
+  bool has_rows() const { return total > rows8; }
 };
 
 size_t dwconv_packed_elems(size_t c, size_t kh, size_t kw);

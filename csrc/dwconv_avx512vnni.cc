@@ -303,25 +303,10 @@ struct BytesPlane {
   }
 };
 
-// Input row r of a block of R output rows serves output row i with kernel
-// row kh when r = i * sh + kh * dh, so that each input row's windows are
-// made once and used by every output row that reads it (three at stride 1).
-// The common geometries (3 kernel rows, sh 1 or 2, dh 1) have that schedule
-// at compile time; others look it up, with an all-zero weight where an
-// output row takes nothing from an input row (no branches).
+// The schedule of input rows (DwconvRowsSchedule): the common geometries (3
+// kernel rows, sh 1 or 2, dh 1) have it at compile time, others look it up.
 template <size_t R>
-struct RowsSchedule {
-  uint8_t kh[kDwconvBytesMaxSpan][R];
-  size_t span = 0;
-  RowsSchedule(size_t kh_n, size_t sh, size_t dh) {
-    span = (R - 1) * sh + (kh_n - 1) * dh + 1;
-    for (size_t r = 0; r < span; ++r)
-      for (size_t i = 0; i < R; ++i) {
-        const size_t d = r - i * sh;
-        kh[r][i] = static_cast<uint8_t>(r >= i * sh && d % dh == 0 && d / dh < kh_n ? d / dh : kh_n);
-      }
-  }
-};
+using RowsSchedule = DwconvRowsSchedule<R>;
 
 // One channel's epilogue terms, as vectors.
 struct BytesOut {
@@ -334,7 +319,7 @@ struct BytesOut {
 // rows, no vertical dilation, vertical stride SH, all unrolled; otherwise
 // (KH3 false, SH unused) the schedule's.
 template <size_t R, size_t S, size_t SH, bool KH3, GemmOut Kind>
-inline void bytes_block(const DwconvPlanesBytes& p, const BytesPlane& pl, const GemmEpilogue& ep,
+inline void bytes_block(const DwconvPlanes& p, const BytesPlane& pl, const GemmEpilogue& ep,
                         const BytesOut& o, const RowsSchedule<R>& sched, size_t oh0, size_t ow0, const __m512i* w) {
   const long col = static_cast<long>(ow0 * S) - static_cast<long>(p.pl);
   const __mmask64 m = BytesPlane::inside(col, kWindowBytes<S>, pl.in_w);
@@ -367,7 +352,7 @@ inline void bytes_block(const DwconvPlanesBytes& p, const BytesPlane& pl, const 
 }
 
 template <size_t S, size_t SH, bool KH3, GemmOut Kind>
-void planes_bytes(const DwconvPlanesBytes& p) {
+void planes_bytes(const DwconvPlanes& p) {
   const GemmEpilogue ep = *p.ep;
   const size_t kh_n = KH3 ? 3 : p.kh;
   // Once per call (the unrolled form does not read them).
@@ -380,7 +365,7 @@ void planes_bytes(const DwconvPlanesBytes& p) {
                 _mm512_set1_epi8(static_cast<char>(p.flip))};
   for (size_t c = 0; c < p.planes; ++c) {
     pl.x = p.x + c * in_plane;
-    for (size_t kh = 0; kh < kh_n; ++kh) w[kh] = _mm512_set1_epi32(p.w_rows[c * kh_n + kh]);
+    for (size_t kh = 0; kh < kh_n; ++kh) w[kh] = _mm512_set1_epi32(p.w_rows8[c * kh_n + kh]);
     const BytesOut o{_mm512_set1_epi32(p.col_off[c]), _mm512_set1_ps(p.scale[c]), _mm512_set1_ps(p.bias[c]),
                      p.y + c * out_plane};
     size_t oh = 0;
@@ -392,7 +377,7 @@ void planes_bytes(const DwconvPlanesBytes& p) {
 }
 
 template <size_t S, GemmOut Kind>
-void planes_bytes(const DwconvPlanesBytes& p) {
+void planes_bytes(const DwconvPlanes& p) {
   if (p.kh == 3 && p.dh == 1 && p.sh <= 2)
     return with_stride_1_or_2(p.sh, [&](auto sh) { planes_bytes<S, decltype(sh)::value, true, Kind>(p); });
   planes_bytes<S, 1, false, Kind>(p);
@@ -400,7 +385,7 @@ void planes_bytes(const DwconvPlanesBytes& p) {
 
 }  // namespace
 
-void dwconv_nchw_u8s8_kw4_p16__avx512vnni(const DwconvPlanesBytes& p) {
+void dwconv_nchw_u8s8_kw4_p16__avx512vnni(const DwconvPlanes& p) {
   IQK_KERNEL_ENTRY("dwconv_nchw_u8s8_kw4_p16__avx512vnni");
   with_kind(p.ep->kind, [&](auto kind) {
     with_stride_1_or_2(p.sw, [&](auto s) { planes_bytes<decltype(s)::value, decltype(kind)::value>(p); });
@@ -419,6 +404,6 @@ extern const DwconvKernel dwconv_kernel__avx512vnni{&dwconv_u8s16_c32__avx512vnn
                                                    "dwconv_nchw_u8s16_p32__avx512vnni",
                                                    "dwconv3x3_u8s16_c32__avx512vnni",
                                                    &dwconv_nchw_u8s8_kw4_p16__avx512vnni,
-                                                   "dwconv_nchw_u8s8_kw4_p16__avx512vnni"};
+                                                   "dwconv_nchw_u8s8_kw4_p16__avx512vnni", true};
 
 }  // namespace iqk

@@ -141,9 +141,12 @@ PYBIND11_MODULE(_core, m) {
     d["dwconv"] = t->dwconv.name;
     d["dwconv_nchw"] = t->dwconv.plane_name;
     d["dwconv3x3"] = t->dwconv.column_pairs_name;  // None where the row kernel has no 3x3 form
-    d["dwconv_nchw_bytes"] = t->dwconv.plane_bytes_name;  // None where the planar kernel has no byte form
+    d["dwconv_nchw_planes"] = t->dwconv.planes_name;  // None where no planar kernel reads the planes as given
     return d;
   });
+  // Whether the path's DwconvPlanes kernel takes only channels whose weights
+  // fit int8 (its byte rows), for the tests' expectations of what runs.
+  m.def("dwconv_planes_bytes", [](const std::string& name) { return table_of(name).dwconv.planes_bytes; });
   m.def("kernel_call_counts", [] {
     py::dict d;
     for (const auto& [name, calls] : iqk::kernel_call_counts()) d[py::str(name)] = calls;

@@ -136,11 +136,12 @@ void scatter_nchw(const ConvProblem& p, const uint8_t* tile, size_t rows, size_t
 }  // namespace
 
 DwconvPacked::DwconvPacked(size_t c, size_t kh, size_t kw) {
-  const size_t c_pad = dw_c_pad(c);
+  const size_t c_pad = dw_c_pad(c), rows = kw <= 4 ? c * kh : 0;
   pairs = 0;
   w3 = ceil_div(kh * kw, 2) * c_pad * 2;
-  rows = w3 + (kh == 3 && kw == 3 ? 3 * 2 * c_pad * 2 : 0);
-  fits = rows + (kw <= 4 ? 2 * c * kh : 0);
+  rows8 = w3 + (kh == 3 && kw == 3 ? 3 * 2 * c_pad * 2 : 0);
+  rows16 = rows8 + 2 * rows;
+  fits = rows16 + 4 * rows;
   total = fits + (kw <= 4 ? c : 0);
 }
 
@@ -440,27 +441,26 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
 
   // NCHW with a horizontal stride of 1 or 2: each channel plane on its own,
   // vectorized along the output rows, read from and written to its planes
-  // directly (no transposes). The byte form (DwconvPlaneBytes) reads the
-  // planes as given and serves the channels whose weights w' all fit int8
-  // (all of them when w_zp is zero); the int16 form stages each plane first.
-  // Narrow planes go through NHWC staging instead unless every channel takes
-  // the byte form: there the per-row cost of staging a plane outweighs the
-  // transposes (measured: 192 x 28 x 28 stride 2, OW = 14: 44 us planar, 34
-  // us staged).
+  // directly (no transposes). Kernels at most 4 wide without horizontal
+  // dilation read the planes as given (DwconvPlanes), on the channels they
+  // take (those whose weights w' fit int8, for a kernel of w_rows8: all of
+  // them when w_zp is zero); others stage each plane first (DwconvPlane).
+  // Narrow planes go through NHWC staging instead unless every channel reads
+  // its plane as given: there the per-row cost of staging a plane outweighs
+  // the transposes (measured: 192 x 28 x 28 stride 2, OW = 14: 44 us planar,
+  // 34 us staged).
   constexpr size_t kPlaneMinWidth = 24;
   const bool planar = p.x_nchw && p.y_nchw && g.sw <= 2 && kernel.plane;
   const DwconvPacked packed(C, g.kh, g.kw);
   const int16_t* const packed16 = reinterpret_cast<const int16_t*>(p.packed_w);
-  const int32_t* w_rows = nullptr;  // C x KH: DwconvPlanesBytes::w_rows
-  const int16_t* fits = nullptr;    // per channel: takes the byte form
-  size_t n_fits = 0;
-  if (planar && kernel.plane_bytes && packed.has_rows() && g.dw == 1 &&
-      3 * g.sh + (g.kh - 1) * g.dh + 1 <= kDwconvBytesMaxSpan) {
-    w_rows = reinterpret_cast<const int32_t*>(packed16 + packed.rows);
-    fits = packed16 + packed.fits;
-    for (size_t ch = 0; ch < C; ++ch) n_fits += fits[ch] != 0;
-  }
-  if (planar && (n_fits == C || g.ow >= kPlaneMinWidth)) {
+  const bool as_given = planar && kernel.planes && packed.has_rows() && g.dw == 1 &&
+                        3 * g.sh + (g.kh - 1) * g.dh + 1 <= kDwconvPlanesMaxSpan;
+  // Per channel: reads its plane as given (all of them, unless the kernel
+  // needs the weights to fit int8).
+  const int16_t* takes = as_given && kernel.planes_bytes ? packed16 + packed.fits : nullptr;
+  size_t n_given = as_given ? C : 0;
+  if (takes) n_given = static_cast<size_t>(std::count_if(takes, takes + C, [](int16_t f) { return f != 0; }));
+  if (planar && (n_given == C || g.ow >= kPlaneMinWidth)) {
     const Stage st = stage_for(g, 0, g.oh, 0, 1);  // one channel plane, padded; c0 set per task
     // What every plane shares; each task fills in its channels' fields.
     DwconvPlane common;
@@ -470,38 +470,41 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
     common.sh = g.sh;
     common.c_pad = c_pad;
     common.ep = &p.epilogue;
-    DwconvPlanesBytes bytes;
-    static_cast<DwconvWindow&>(bytes) = window;
-    bytes.in_h = g.h;
-    bytes.in_w = g.w;
-    bytes.pt = g.pt;
-    bytes.pl = g.pl;
-    bytes.rows = g.oh;
-    bytes.sh = g.sh;
-    bytes.zp = static_cast<uint8_t>(p.x_zp);
-    bytes.flip = p.x_signed ? 0x80 : 0x00;
-    const std::vector<uint8_t> fill_row(n_fits ? g.w : 0, bytes.zp);
-    bytes.fill_row = fill_row.data();
-    bytes.ep = &p.epilogue;
+    DwconvPlanes given;
+    static_cast<DwconvWindow&>(given) = window;
+    given.in_h = g.h;
+    given.in_w = g.w;
+    given.pt = g.pt;
+    given.pl = g.pl;
+    given.rows = g.oh;
+    given.sh = g.sh;
+    given.zp = static_cast<uint8_t>(p.x_zp);
+    given.flip = p.x_signed ? 0x80 : 0x00;
+    const std::vector<uint8_t> fill_row(n_given ? g.w : 0, given.zp);
+    given.fill_row = fill_row.data();
+    given.ep = &p.epilogue;
+    const int32_t* const rows8 = reinterpret_cast<const int32_t*>(packed16 + packed.rows8);
+    const int32_t* const rows16 = reinterpret_cast<const int32_t*>(packed16 + packed.rows16);
     // Tasks: runs of channels of one image, a few per thread, so that the
-    // byte form's per-call set-up is paid once per run.
+    // per-call set-up of DwconvPlanes kernels is paid once per run.
     const size_t per_task = std::max<size_t>(1, ceil_div(g.n * C, 4 * threads) / std::max<size_t>(g.n, 1));
     const size_t runs = ceil_div(C, per_task);
     parallel_for(g.n * runs, [&](size_t task) {
       const size_t n = task / runs, c0 = task % runs * per_task, c1 = std::min(C, c0 + per_task);
       for (size_t ch = c0; ch < c1;) {
-        if (fits && fits[ch]) {
+        if (n_given && (!takes || takes[ch])) {
           size_t end = ch + 1;
-          while (end < c1 && fits[end]) ++end;
-          DwconvPlanesBytes b = bytes;
+          while (end < c1 && (!takes || takes[end])) ++end;
+          DwconvPlanes b = given;
           b.x = p.x + (n * C + ch) * g.h * g.w;
           b.planes = end - ch;
-          b.w_rows = w_rows + ch * g.kh;
+          b.w_rows8 = rows8 + ch * g.kh;
+          b.w_rows16 = rows16 + ch * g.kh * 2;
           b.col_off = cols.col_off.data() + ch;
           b.scale = cols.scale.data() + ch;
           b.bias = cols.bias.data() + ch;
           b.y = static_cast<uint8_t*>(p.epilogue.c) + (n * C + ch) * P * eb;
-          kernel.plane_bytes(b);
+          kernel.planes(b);
           ch = end;
           continue;
         }

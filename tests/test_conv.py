@@ -74,17 +74,17 @@ def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
     """
     names = iq.kernel_names(isa)
     DW3X3 = names["dwconv3x3"]  # the row kernel's 3x3 form, or None
-    BYTES = names["dwconv_nchw_bytes"]  # the planar kernel's byte form, or None
+    GIVEN = names["dwconv_nchw_planes"]  # the planar kernel that reads the planes as given, or None
     c, oc = channels(x, layout), w.shape[0]
     exact = None  # the kernels that must all run, where known
     if groups == c == oc == 1:
-        allowed = {names["gemm"], names["dwconv"], names["dwconv_nchw"], DW3X3, BYTES, NCHW_1X1}
+        allowed = {names["gemm"], names["dwconv"], names["dwconv_nchw"], DW3X3, GIVEN, NCHW_1X1}
     elif groups == c == oc:
         # The row kernel may run its 3x3 form too (test_depthwise_3x3_column_pairs checks where).
         if layout == "NHWC":
             allowed = {names["dwconv"], DW3X3}
         elif conv_kwargs is None:
-            allowed = {names["dwconv"], names["dwconv_nchw"], DW3X3, BYTES}
+            allowed = {names["dwconv"], names["dwconv_nchw"], DW3X3, GIVEN}
         else:
             kw = {k: conv_kwargs.get(k, d) for k, d in (("stride", 1), ("padding", 0), ("dilation", 1))}
             g = conv_geometry(x.shape, w.shape, groups=groups, layout=layout, **kw)
@@ -112,25 +112,28 @@ def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
 
 def planar_forms(isa, g, w, w_zero_point):
     """The planar kernels that an NCHW depthwise convolution of geometry ``g`` and weights ``w``
-    runs on ``isa`` (an empty set: the row kernel runs instead). The byte form takes the channels
-    whose weights w - w_zero_point all fit int8, for kernels at most 4 wide without horizontal
-    dilation (and 4 output rows' input rows spanning at most 64 rows); the int16 form the others.
-    Planes whose output rows are narrower than 24 pixels take the planar path only when every
-    channel takes the byte form."""
+    runs on ``isa`` (an empty set: the row kernel runs instead). For kernels at most 4 wide
+    without horizontal dilation (and 4 output rows' input rows spanning at most 64 rows), the
+    kernel that reads the planes as given takes every channel, or on a path where it multiplies
+    bytes (``_core.dwconv_planes_bytes``) the channels whose weights w - w_zero_point all fit
+    int8; the staging planar kernel takes the others. Planes whose output rows are narrower than
+    24 pixels take the planar path only when every channel reads its plane as given."""
     names = iq.kernel_names(isa)
     if g.sw > 2:
         return set()
-    fits = None
-    if names["dwconv_nchw_bytes"] and g.kw <= 4 and g.dw == 1 and 3 * g.sh + (g.kh - 1) * g.dh + 1 <= 64:
-        zp = np.broadcast_to(np.asarray(w_zero_point, np.int64).reshape(-1), (w.shape[0],))
-        wp = np.asarray(w, np.int64).reshape(w.shape[0], -1) - zp[:, None]
-        fits = ((wp >= -128) & (wp <= 127)).all(axis=1)
-    if g.ow < 24 and not (fits is not None and fits.all()):
+    takes = None  # per channel: reads its plane as given
+    if names["dwconv_nchw_planes"] and g.kw <= 4 and g.dw == 1 and 3 * g.sh + (g.kh - 1) * g.dh + 1 <= 64:
+        takes = np.ones(w.shape[0], bool)
+        if _core.dwconv_planes_bytes(isa):
+            zp = np.broadcast_to(np.asarray(w_zero_point, np.int64).reshape(-1), (w.shape[0],))
+            wp = np.asarray(w, np.int64).reshape(w.shape[0], -1) - zp[:, None]
+            takes = ((wp >= -128) & (wp <= 127)).all(axis=1)
+    if g.ow < 24 and not (takes is not None and takes.all()):
         return set()
     forms = set()
-    if fits is not None and fits.any():
-        forms.add(names["dwconv_nchw_bytes"])
-    if fits is None or not fits.all():
+    if takes is not None and takes.any():
+        forms.add(names["dwconv_nchw_planes"])
+    if takes is None or not takes.all():
         forms.add(names["dwconv_nchw"])
     return forms
 
@@ -848,11 +851,11 @@ def test_depthwise_nchw_output_tiles(isa):
     partial (512 channels, 23-pixel rows: two rows a tile, 13 rows), one and two threads."""
     rng = rng_for("dw-tiles", 0)
     x = rand_q(rng, (2, 512, 13, 23), np.uint8)
-    w = rand_q(rng, (512, 1, 3, 3), np.int8)
-    kw = dict(padding=1, groups=512, x_zero_point=77, w_zero_point=rng.integers(-9, 9, 512))
+    w = rand_q(rng, (512, 1, 5, 5), np.int8)
+    kw = dict(padding=2, groups=512, x_zero_point=77, w_zero_point=rng.integers(-9, 9, 512))
     want = ref.conv2d(x, w, **kw)
-    g = conv_geometry(x.shape, w.shape, stride=1, padding=1, dilation=1, groups=512, layout="NCHW")
-    # Some channels' weights do not fit int8, so these narrow planes take the row kernel, not a planar one.
+    g = conv_geometry(x.shape, w.shape, stride=1, padding=2, dilation=1, groups=512, layout="NCHW")
+    # No planar kernel reads 5-wide kernels as given, so these narrow planes take the row kernel.
     assert not planar_forms(isa, g, w, kw["w_zero_point"])
     for threads in (1, 2):
         iq.set_num_threads(threads)
@@ -864,7 +867,7 @@ def test_depthwise_nchw_output_tiles(isa):
             iq.set_num_threads(1)
 
 
-BYTE_FORM_CASES = [
+PLANES_CASES = [
     # (kh, kw), (sh, sw), (dh, dw), (top, left, bottom, right), (H, W): the unrolled 3-row forms
     # (vertical stride 1 and 2), the looked-up schedules (other kernel heights, strides, vertical
     # dilation), kernels 1 to 4 wide, padding wider than the kernel, rows around the 16-pixel runs
@@ -884,15 +887,16 @@ BYTE_FORM_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", range(len(BYTE_FORM_CASES)), ids=lambda i: f"case{i}")
-def test_depthwise_nchw_byte_form(isa, case):
-    """The planar byte form (DwconvPlanesBytes): NCHW depthwise read from the planes as given, the
+@pytest.mark.parametrize("case", range(len(PLANES_CASES)), ids=lambda i: f"case{i}")
+def test_depthwise_nchw_planes_as_given(isa, case):
+    """The planar kernels that read the planes as given (DwconvPlanes): NCHW depthwise with the
     padding read as the zero point without touching memory outside the planes. Both dtypes, the
-    extreme zero points, weights that all fit int8 (the byte form for every channel) and per-channel
-    weight zero points that push some channels out of int8 (both planar forms in one call), all
-    three epilogues, one and two threads. The forms must run exactly where planar_forms says, and
-    the byte form must not run on paths without one."""
-    (kh, kw_), stride, dilation, padding, (h, w_) = BYTE_FORM_CASES[case]
+    extreme zero points, weights that all fit int8 and per-channel weight zero points that push
+    some channels out of int8 (on a path whose kernel multiplies bytes, both planar kernels in one
+    call), all three epilogues, one and two threads. The kernels must run exactly where
+    planar_forms says, which for weights without a zero point is the kernel that reads the planes
+    on every path that has one (horizontal stride 1 or 2)."""
+    (kh, kw_), stride, dilation, padding, (h, w_) = PLANES_CASES[case]
     rng = rng_for("dw-bytes", case)
     names = iq.kernel_names(isa)
     for c in (1, 3, 17, 64):
@@ -913,10 +917,10 @@ def test_depthwise_nchw_byte_form(isa, case):
                 finally:
                     iq.set_num_threads(1)
                 assert_same(got, ref.conv2d(x, wt, **kw), what)
-                if names["dwconv_nchw_bytes"] and np.ndim(w_zp) == 0 and stride[1] <= 2:
+                if names["dwconv_nchw_planes"] and np.ndim(w_zp) == 0 and stride[1] <= 2:
                     g = conv_geometry(x.shape, wt.shape, stride=stride, padding=padding, dilation=dilation,
                                       groups=c, layout="NCHW")
-                    assert planar_forms(isa, g, wt, 0) == {names["dwconv_nchw_bytes"]}, what
+                    assert planar_forms(isa, g, wt, 0) == {names["dwconv_nchw_planes"]}, what
                 qkw = dict(kw, bias=rng.integers(-900, 900, c).astype(np.int32), out_scale=0.07,
                            out_zero_point=-3, out_dtype=np.int8, relu=True)
                 assert_same(iq.qconv2d(x, wt, 0.05, 0.01, **qkw), ref.qconv2d(x, wt, 0.05, 0.01, **qkw),
@@ -927,10 +931,10 @@ def test_depthwise_nchw_byte_form(isa, case):
                             f"{what} qconv2d float")
 
 
-def test_depthwise_nchw_byte_form_at_the_bound(isa):
-    """The byte form's extremes: every input byte 255 (uint8, zero point 0) or -128 (int8, zero
-    point 127) against weights of -128 and 127, so that each 4-byte window sums the largest
-    products, over 7 kernel rows."""
+def test_depthwise_nchw_planes_at_the_bound(isa):
+    """The extremes of the kernels that read the planes as given: every input byte 255 (uint8,
+    zero point 0) or -128 (int8, zero point 127) against weights of -128 and 127, so that each
+    4-byte window sums the largest products, over 7 kernel rows."""
     for dtype, fill, x_zp in ((np.uint8, 255, 0), (np.int8, -128, 127)):
         for wv in (-128, 127):
             x = np.full((1, 5, 12, 40), fill, dtype)

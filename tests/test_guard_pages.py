@@ -83,10 +83,12 @@ SCRIPT = textwrap.dedent(
                 w = rng.integers(-128, 128, (oc, c // groups, k, k), dtype=np.int8)
                 kw = dict(padding=pad, groups=groups, layout=layout, x_zero_point=int(info.min) + 1)
                 assert np.array_equal(iq.conv2d(x, w, **kw), iq.reference.conv2d(np.array(x), w, **kw))
-    # NCHW depthwise read from the planes as given (the planar byte form),
-    # with padding on every side: the masked loads of the first and last
-    # rows must not touch the pages around the input.
+    # NCHW depthwise read from the planes as given (DwconvPlanes kernels),
+    # with padding on every side: the loads of the first and last rows
+    # (masked, or moved into place at the row edges, or byte by byte in rows
+    # narrower than 16) must not touch the pages around the input.
     for (kh, kw_), stride, pad, (h, w_) in [((3, 3), 1, 1, (9, 11)), ((3, 3), 2, (1, 2, 2, 3), (7, 40)),
+                                            ((3, 3), 1, (0, 1, 1, 2), (2, 16)), ((1, 4), (1, 2), 2, (3, 17)),
                                             ((2, 4), (1, 2), 3, (3, 5)), ((5, 1), 1, 2, (1, 1))]:
         for dt in (np.uint8, np.int8):
             info = np.iinfo(dt)

@@ -124,7 +124,8 @@ class PackedConvWeights:
         (DwconvPacked): the tap pairs of ``w' = w - zero_point``; for 3x3
         kernels the same weights paired vertically; for kernels at most 4 wide
         each kernel row's weights as 4 int8 bytes (one int32 per channel and
-        row) and, per channel, whether all its weights fit int8."""
+        row, zero where they do not fit int8) and as two int16 pairs, and per
+        channel whether all its weights fit int8."""
         c, _, kh, kw = self._w.shape
         taps = kh * kw
         pairs = (taps + 1) // 2
@@ -144,10 +145,10 @@ class PackedConvWeights:
             parts.append(v.reshape(-1))
         if kw <= 4:
             fits = ((wd >= -128) & (wd <= 127)).all(axis=1)
-            rows = np.zeros((c, kh, 4), np.int8)
-            rows[:, :, :kw] = np.where(fits[:, None], wd, 0).reshape(c, kh, kw)
-            parts.append(rows.view("<i4").reshape(-1).view(np.int16))
-            parts.append(fits.astype(np.int16))
+            rows16 = np.zeros((c, kh, 4), np.int16)  # int16 pairs (w'0, w'1), (w'2, w'3), little-endian
+            rows16[:, :, :kw] = wd.reshape(c, kh, kw)
+            rows8 = np.where(fits[:, None, None], rows16, 0).astype(np.int8)  # 4 bytes = one int32
+            parts += [rows8.reshape(-1).view(np.int16), rows16.reshape(-1), fits.astype(np.int16)]
         packed = np.concatenate(parts)
         assert packed.size == _core.dwconv_packed_elems(c, kh, kw)
         return packed
