@@ -194,6 +194,9 @@ struct DwconvKernel {
   DwconvPlanesFn planes = nullptr;
   const char* planes_name = nullptr;
   bool planes_bytes = false;
+  // Output rows narrower than this go through NHWC staging instead (where
+  // that was measured faster), even when planes takes every channel.
+  size_t planes_min_ow = 0;
 };
 
 extern const DwconvKernel dwconv_kernel__scalar;

@@ -144,9 +144,13 @@ PYBIND11_MODULE(_core, m) {
     d["dwconv_nchw_planes"] = t->dwconv.planes_name;  // None where no planar kernel reads the planes as given
     return d;
   });
-  // Whether the path's DwconvPlanes kernel takes only channels whose weights
-  // fit int8 (its byte rows), for the tests' expectations of what runs.
-  m.def("dwconv_planes_bytes", [](const std::string& name) { return table_of(name).dwconv.planes_bytes; });
+  // Where the path's DwconvPlanes kernel runs (conv.h, DwconvKernel): whether
+  // it takes only channels whose weights fit int8, and the narrowest output
+  // rows it takes; for the tests' expectations of what runs.
+  m.def("dwconv_planes_rules", [](const std::string& name) {
+    const iqk::DwconvKernel& k = table_of(name).dwconv;
+    return py::make_tuple(k.planes_bytes, k.planes_min_ow);
+  });
   m.def("kernel_call_counts", [] {
     py::dict d;
     for (const auto& [name, calls] : iqk::kernel_call_counts()) d[py::str(name)] = calls;

@@ -446,9 +446,10 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   // take (those whose weights w' fit int8, for a kernel of w_rows8: all of
   // them when w_zp is zero); others stage each plane first (DwconvPlane).
   // Narrow planes go through NHWC staging instead unless every channel reads
-  // its plane as given: there the per-row cost of staging a plane outweighs
-  // the transposes (measured: 192 x 28 x 28 stride 2, OW = 14: 44 us planar,
-  // 34 us staged).
+  // its plane as given (and the kernel is fast on narrow rows,
+  // DwconvKernel::planes_min_ow): there the per-row cost of staging a plane
+  // outweighs the transposes (measured: 192 x 28 x 28 stride 2, OW = 14: 44
+  // us planar, 34 us staged).
   constexpr size_t kPlaneMinWidth = 24;
   const bool planar = p.x_nchw && p.y_nchw && g.sw <= 2 && kernel.plane;
   const DwconvPacked packed(C, g.kh, g.kw);
@@ -460,7 +461,7 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   const int16_t* takes = as_given && kernel.planes_bytes ? packed16 + packed.fits : nullptr;
   size_t n_given = as_given ? C : 0;
   if (takes) n_given = static_cast<size_t>(std::count_if(takes, takes + C, [](int16_t f) { return f != 0; }));
-  if (planar && (n_given == C || g.ow >= kPlaneMinWidth)) {
+  if (planar && ((n_given == C && g.ow >= kernel.planes_min_ow) || g.ow >= kPlaneMinWidth)) {
     const Stage st = stage_for(g, 0, g.oh, 0, 1);  // one channel plane, padded; c0 set per task
     // What every plane shares; each task fills in its channels' fields.
     DwconvPlane common;

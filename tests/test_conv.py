@@ -115,20 +115,22 @@ def planar_forms(isa, g, w, w_zero_point):
     runs on ``isa`` (an empty set: the row kernel runs instead). For kernels at most 4 wide
     without horizontal dilation (and 4 output rows' input rows spanning at most 64 rows), the
     kernel that reads the planes as given takes every channel, or on a path where it multiplies
-    bytes (``_core.dwconv_planes_bytes``) the channels whose weights w - w_zero_point all fit
+    bytes (``_core.dwconv_planes_rules``) the channels whose weights w - w_zero_point all fit
     int8; the staging planar kernel takes the others. Planes whose output rows are narrower than
-    24 pixels take the planar path only when every channel reads its plane as given."""
+    24 pixels take the planar path only when every channel reads its plane as given and the rows
+    are at least as wide as that kernel takes (``dwconv_planes_rules``)."""
     names = iq.kernel_names(isa)
     if g.sw > 2:
         return set()
     takes = None  # per channel: reads its plane as given
+    bytes_only, min_ow = _core.dwconv_planes_rules(isa)
     if names["dwconv_nchw_planes"] and g.kw <= 4 and g.dw == 1 and 3 * g.sh + (g.kh - 1) * g.dh + 1 <= 64:
         takes = np.ones(w.shape[0], bool)
-        if _core.dwconv_planes_bytes(isa):
+        if bytes_only:
             zp = np.broadcast_to(np.asarray(w_zero_point, np.int64).reshape(-1), (w.shape[0],))
             wp = np.asarray(w, np.int64).reshape(w.shape[0], -1) - zp[:, None]
             takes = ((wp >= -128) & (wp <= 127)).all(axis=1)
-    if g.ow < 24 and not (takes is not None and takes.all()):
+    if g.ow < 24 and not (takes is not None and takes.all() and g.ow >= min_ow):
         return set()
     forms = set()
     if takes is not None and takes.any():
@@ -884,6 +886,10 @@ PLANES_CASES = [
     ((7, 2), (3, 2), (2, 1), (5, 4, 6, 5), (3, 2)),
     ((3, 1), (1, 1), (1, 1), (1, 0, 1, 0), (1, 1)),
     ((3, 4), (1, 1), (1, 1), (4, 5, 4, 5), (2, 3)),
+    # Rows narrower than 16 bytes under output rows of 24 and more (wide padding).
+    ((3, 3), (1, 1), (1, 1), (1, 12, 1, 12), (3, 2)),
+    ((1, 4), (1, 2), (1, 1), (0, 25, 0, 25), (2, 3)),
+    ((3, 3), (2, 2), (1, 1), (1, 20, 2, 21), (7, 15)),
 ]
 
 
@@ -899,6 +905,7 @@ def test_depthwise_nchw_planes_as_given(isa, case):
     (kh, kw_), stride, dilation, padding, (h, w_) = PLANES_CASES[case]
     rng = rng_for("dw-bytes", case)
     names = iq.kernel_names(isa)
+    min_ow = _core.dwconv_planes_rules(isa)[1]
     for c in (1, 3, 17, 64):
         for dtype, x_zp in ((np.uint8, 0), (np.uint8, 255), (np.int8, -128), (np.int8, 127), (np.int8, 5)):
             x = rand_q(rng, (2, c, h, w_), dtype)
@@ -917,9 +924,9 @@ def test_depthwise_nchw_planes_as_given(isa, case):
                 finally:
                     iq.set_num_threads(1)
                 assert_same(got, ref.conv2d(x, wt, **kw), what)
-                if names["dwconv_nchw_planes"] and np.ndim(w_zp) == 0 and stride[1] <= 2:
-                    g = conv_geometry(x.shape, wt.shape, stride=stride, padding=padding, dilation=dilation,
-                                      groups=c, layout="NCHW")
+                g = conv_geometry(x.shape, wt.shape, stride=stride, padding=padding, dilation=dilation,
+                                  groups=c, layout="NCHW")
+                if names["dwconv_nchw_planes"] and np.ndim(w_zp) == 0 and stride[1] <= 2 and g.ow >= min_ow:
                     assert planar_forms(isa, g, wt, 0) == {names["dwconv_nchw_planes"]}, what
                 qkw = dict(kw, bias=rng.integers(-900, 900, c).astype(np.int32), out_scale=0.07,
                            out_zero_point=-3, out_dtype=np.int8, relu=True)

@@ -89,6 +89,10 @@ SCRIPT = textwrap.dedent(
     # narrower than 16) must not touch the pages around the input.
     for (kh, kw_), stride, pad, (h, w_) in [((3, 3), 1, 1, (9, 11)), ((3, 3), 2, (1, 2, 2, 3), (7, 40)),
                                             ((3, 3), 1, (0, 1, 1, 2), (2, 16)), ((1, 4), (1, 2), 2, (3, 17)),
+                                            # output rows of 24 and more, which every path's kernel takes
+                                            ((3, 3), 1, 1, (4, 30)), ((3, 3), 2, 1, (5, 50)),
+                                            ((3, 3), 1, (1, 12, 1, 12), (3, 2)),
+                                            ((1, 4), (1, 2), (0, 25, 0, 25), (2, 3)),
                                             ((2, 4), (1, 2), 3, (3, 5)), ((5, 1), 1, 2, (1, 1))]:
         for dt in (np.uint8, np.int8):
             info = np.iinfo(dt)
