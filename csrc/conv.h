@@ -18,6 +18,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "gemm.h"
 #include "transpose.h"
@@ -176,6 +177,38 @@ struct DwconvRowsSchedule {
       }
   }
 };
+
+// What every DwconvPlanes kernel does around its blocks: the schedules of a
+// call, and the walk over one plane, blocks of R output rows and then the
+// rows left one at a time, each across the row in runs of P pixels:
+// f(rows, schedule, oh, ow0), rows a std::integral_constant (R or 1).
+template <size_t R>
+struct DwconvPlanesWalk {
+  DwconvRowsSchedule<R> rows_r;
+  DwconvRowsSchedule<1> rows_1;
+  // kh3: the unrolled 3-row form of vertical stride sh (which does not read
+  // the schedules).
+  DwconvPlanesWalk(const DwconvPlanes& p, bool kh3, size_t sh)
+      : rows_r(kh3 ? 3 : p.kh, sh, kh3 ? 1 : p.dh), rows_1(kh3 ? 3 : p.kh, sh, kh3 ? 1 : p.dh) {}
+  template <size_t P, typename F>
+  void plane(const DwconvPlanes& p, F&& f) const {
+    size_t oh = 0;
+    for (; oh + R <= p.rows; oh += R)
+      for (size_t ow0 = 0; ow0 < p.ow; ow0 += P) f(std::integral_constant<size_t, R>{}, rows_r, oh, ow0);
+    for (; oh < p.rows; ++oh)
+      for (size_t ow0 = 0; ow0 < p.ow; ow0 += P) f(std::integral_constant<size_t, 1>{}, rows_1, oh, ow0);
+  }
+};
+
+// Calls f(sh, kh3) with std::integral_constants: the unrolled 3-row form
+// (kh3 true) for 3 kernel rows without vertical dilation at vertical stride
+// sh of 1 or 2; otherwise kh3 false (and sh 1, unused).
+template <typename F>
+inline void with_planes_form(const DwconvPlanes& p, F&& f) {
+  if (p.kh == 3 && p.dh == 1 && p.sh == 1) return f(std::integral_constant<size_t, 1>{}, std::true_type{});
+  if (p.kh == 3 && p.dh == 1 && p.sh == 2) return f(std::integral_constant<size_t, 2>{}, std::true_type{});
+  f(std::integral_constant<size_t, 1>{}, std::false_type{});
+}
 
 using DwconvPlaneFn = void (*)(const DwconvPlane& p);
 using DwconvPlanesFn = void (*)(const DwconvPlanes& p);

@@ -376,9 +376,7 @@ template <size_t S, size_t SH, bool KH3, GemmOut Kind>
 void planes(const DwconvPlanes& p) {
   const GemmEpilogue ep = *p.ep;
   const size_t kh_n = KH3 ? 3 : p.kh;
-  // Once per call (the unrolled form does not read them).
-  const DwconvRowsSchedule<kRows> sched_r(kh_n, KH3 ? SH : p.sh, KH3 ? 1 : p.dh);
-  const DwconvRowsSchedule<1> sched1(kh_n, KH3 ? SH : p.sh, KH3 ? 1 : p.dh);
+  const DwconvPlanesWalk<kRows> walk(p, KH3, KH3 ? SH : p.sh);
   const size_t in_plane = p.in_h * p.in_w, out_plane = p.rows * p.ow * gemm_out_bytes(Kind);
   __m256i w[kDwconvMaxTaps + 1][2];  // w[KH]: zero, for the schedule's idle steps
   w[kh_n][0] = w[kh_n][1] = _mm256_setzero_si256();
@@ -392,20 +390,15 @@ void planes(const DwconvPlanes& p) {
     }
     const YmmOut o{_mm256_set1_epi32(p.col_off[c]), _mm256_set1_ps(p.scale[c]), _mm256_set1_ps(p.bias[c]),
                    p.y + c * out_plane};
-    size_t oh = 0;
-    for (; oh + kRows <= p.rows; oh += kRows)
-      for (size_t ow0 = 0; ow0 < p.ow; ow0 += 8)
-        planes_block<kRows, S, SH, KH3, Kind>(p, pl, ep, o, sched_r, oh, ow0, w);
-    for (; oh < p.rows; ++oh)
-      for (size_t ow0 = 0; ow0 < p.ow; ow0 += 8) planes_block<1, S, SH, KH3, Kind>(p, pl, ep, o, sched1, oh, ow0, w);
+    walk.plane<8>(p, [&](auto rows, const auto& sched, size_t oh, size_t ow0) {
+      planes_block<decltype(rows)::value, S, SH, KH3, Kind>(p, pl, ep, o, sched, oh, ow0, w);
+    });
   }
 }
 
 template <size_t S, GemmOut Kind>
 void planes(const DwconvPlanes& p) {
-  if (p.kh == 3 && p.dh == 1 && p.sh <= 2)
-    return with_stride_1_or_2(p.sh, [&](auto sh) { planes<S, decltype(sh)::value, true, Kind>(p); });
-  planes<S, 1, false, Kind>(p);
+  with_planes_form(p, [&](auto sh, auto kh3) { planes<S, decltype(sh)::value, decltype(kh3)::value, Kind>(p); });
 }
 
 }  // namespace

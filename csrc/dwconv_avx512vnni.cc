@@ -303,11 +303,6 @@ struct BytesPlane {
   }
 };
 
-// The schedule of input rows (DwconvRowsSchedule): the common geometries (3
-// kernel rows, sh 1 or 2, dh 1) have it at compile time, others look it up.
-template <size_t R>
-using RowsSchedule = DwconvRowsSchedule<R>;
-
 // One channel's epilogue terms, as vectors.
 struct BytesOut {
   __m512i off;
@@ -320,7 +315,7 @@ struct BytesOut {
 // (KH3 false, SH unused) the schedule's.
 template <size_t R, size_t S, size_t SH, bool KH3, GemmOut Kind>
 inline void bytes_block(const DwconvPlanes& p, const BytesPlane& pl, const GemmEpilogue& ep,
-                        const BytesOut& o, const RowsSchedule<R>& sched, size_t oh0, size_t ow0, const __m512i* w) {
+                        const BytesOut& o, const DwconvRowsSchedule<R>& sched, size_t oh0, size_t ow0, const __m512i* w) {
   const long col = static_cast<long>(ow0 * S) - static_cast<long>(p.pl);
   const __mmask64 m = BytesPlane::inside(col, kWindowBytes<S>, pl.in_w);
   const long ih0 = static_cast<long>(oh0 * (KH3 ? SH : p.sh)) - static_cast<long>(p.pt);
@@ -355,9 +350,7 @@ template <size_t S, size_t SH, bool KH3, GemmOut Kind>
 void planes_bytes(const DwconvPlanes& p) {
   const GemmEpilogue ep = *p.ep;
   const size_t kh_n = KH3 ? 3 : p.kh;
-  // Once per call (the unrolled form does not read them).
-  const RowsSchedule<4> sched4(kh_n, KH3 ? SH : p.sh, KH3 ? 1 : p.dh);
-  const RowsSchedule<1> sched1(kh_n, KH3 ? SH : p.sh, KH3 ? 1 : p.dh);
+  const DwconvPlanesWalk<4> walk(p, KH3, KH3 ? SH : p.sh);
   const size_t in_plane = p.in_h * p.in_w, out_plane = p.rows * p.ow * gemm_out_bytes(Kind);
   __m512i w[kDwconvMaxTaps + 1];  // w[KH]: zero, for the schedule's idle steps
   w[kh_n] = _mm512_setzero_si512();
@@ -368,19 +361,15 @@ void planes_bytes(const DwconvPlanes& p) {
     for (size_t kh = 0; kh < kh_n; ++kh) w[kh] = _mm512_set1_epi32(p.w_rows8[c * kh_n + kh]);
     const BytesOut o{_mm512_set1_epi32(p.col_off[c]), _mm512_set1_ps(p.scale[c]), _mm512_set1_ps(p.bias[c]),
                      p.y + c * out_plane};
-    size_t oh = 0;
-    for (; oh + 4 <= p.rows; oh += 4)
-      for (size_t ow0 = 0; ow0 < p.ow; ow0 += 16) bytes_block<4, S, SH, KH3, Kind>(p, pl, ep, o, sched4, oh, ow0, w);
-    for (; oh < p.rows; ++oh)
-      for (size_t ow0 = 0; ow0 < p.ow; ow0 += 16) bytes_block<1, S, SH, KH3, Kind>(p, pl, ep, o, sched1, oh, ow0, w);
+    walk.plane<16>(p, [&](auto rows, const auto& sched, size_t oh, size_t ow0) {
+      bytes_block<decltype(rows)::value, S, SH, KH3, Kind>(p, pl, ep, o, sched, oh, ow0, w);
+    });
   }
 }
 
 template <size_t S, GemmOut Kind>
 void planes_bytes(const DwconvPlanes& p) {
-  if (p.kh == 3 && p.dh == 1 && p.sh <= 2)
-    return with_stride_1_or_2(p.sh, [&](auto sh) { planes_bytes<S, decltype(sh)::value, true, Kind>(p); });
-  planes_bytes<S, 1, false, Kind>(p);
+  with_planes_form(p, [&](auto sh, auto kh3) { planes_bytes<S, decltype(sh)::value, decltype(kh3)::value, Kind>(p); });
 }
 
 }  // namespace

@@ -25,32 +25,26 @@ SCRIPT = textwrap.dedent(
     PAGE = mmap.PAGESIZE
     keep = []
 
-    def at_page_end(arr):
-        # A copy of arr whose last byte sits right before an unreadable page.
+    def guarded(arr, before):
+        # A copy of arr whose last byte sits right before an unreadable page,
+        # or with `before`, whose first byte sits right after one.
         arr = np.ascontiguousarray(arr)
         n = arr.nbytes
         pages = (n + PAGE - 1) // PAGE + 1
         buf = mmap.mmap(-1, pages * PAGE)
         base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-        assert libc.mprotect(base + (pages - 1) * PAGE, PAGE, 0) == 0
-        start = (pages - 1) * PAGE - n
+        assert libc.mprotect(base if before else base + (pages - 1) * PAGE, PAGE, 0) == 0
+        start = PAGE if before else (pages - 1) * PAGE - n
         out = np.frombuffer(buf, dtype=np.uint8, count=n, offset=start).view(arr.dtype).reshape(arr.shape)
         out[...] = arr
         keep.append(buf)
         return out
 
+    def at_page_end(arr):
+        return guarded(arr, False)
+
     def at_page_start(arr):
-        # A copy of arr whose first byte sits right after an unreadable page.
-        arr = np.ascontiguousarray(arr)
-        n = arr.nbytes
-        pages = (n + PAGE - 1) // PAGE + 1
-        buf = mmap.mmap(-1, pages * PAGE)
-        base = ctypes.addressof(ctypes.c_char.from_buffer(buf))
-        assert libc.mprotect(base, PAGE, 0) == 0
-        out = np.frombuffer(buf, dtype=np.uint8, count=n, offset=PAGE).view(arr.dtype).reshape(arr.shape)
-        out[...] = arr
-        keep.append(buf)
-        return out
+        return guarded(arr, True)
 
     iq.set_isa(sys.argv[1])
     rng = np.random.default_rng(0)
