@@ -36,12 +36,17 @@ static inline void gemm_finish16_avx512(const GemmEpilogue& ep, __m512i v, __m51
       break;
     }
     case GemmOut::q8: {
+      // clamp(round(t) + zp, lo, hi) = clamp(t, lo - zp, hi - zp), rounded,
+      // plus zp: rounding half to even is monotonic and keeps integers, so
+      // clamping to integer bounds commutes with it; the clamped value is
+      // small, so the conversion's own rounding (to nearest even, embedded)
+      // and the integer add are exact.
       __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
-      t = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-      t = _mm512_add_ps(t, _mm512_set1_ps(static_cast<float>(ep.out_zp)));
-      t = _mm512_max_ps(t, _mm512_set1_ps(static_cast<float>(ep.lo)));
-      t = _mm512_min_ps(t, _mm512_set1_ps(static_cast<float>(ep.hi)));
-      __m128i b = _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(t));
+      t = _mm512_max_ps(t, _mm512_set1_ps(static_cast<float>(ep.lo - ep.out_zp)));
+      t = _mm512_min_ps(t, _mm512_set1_ps(static_cast<float>(ep.hi - ep.out_zp)));
+      const __m512i q = _mm512_add_epi32(_mm512_cvt_roundps_epi32(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC),
+                                         _mm512_set1_epi32(ep.out_zp));
+      __m128i b = _mm512_cvtepi32_epi8(q);
       // Keep vpmovdb in its register form: the compiler would otherwise fuse
       // it with the store into vpmovdb-to-memory, which is far slower on
       // some CPUs (AMD Zen 4/5) than a register vpmovdb and a masked store.
