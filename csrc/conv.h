@@ -47,6 +47,8 @@ struct ConvProblem {
   const uint8_t* packed_w = nullptr;
   const int32_t* w_zp = nullptr;    // OC entries, or null when all are zero (general case only)
   const int32_t* col_off = nullptr;  // OC entries (gemm.h; depthwise: DwconvRow)
+  // Small groups (gconv2d): the weights of GconvRow.
+  const int8_t* gconv_w = nullptr;
   // NCHW output: 16 x 16 transposes of the ISA, or null (kernel_table.h).
   Transpose16x16Fn transpose16 = nullptr;
   // kind, c (the output array, in y's layout), relu, out_zp, lo, hi as given;
@@ -282,7 +284,41 @@ struct Conv1x1Nchw {
   int32_t* y = nullptr;             // N x OC x pixels
 };
 
+// Small-group convolution: 1 < groups < C, C/groups a multiple of 4, no
+// weight zero point, at most kGconvMaxTaps taps, and every block of 16
+// output channels reading at most 16 dwords of a pixel (gconv_fits). It is
+// vectorized across output channels: lane l of block b is output channel oc
+// = 16b + l, which multiplies the input channels of its group g = oc / OCg
+// four at a time, one dword of the pixel (moved into its lane by vpermd)
+// against its four weights (one dword), so that one vpdpbusd makes 16
+// output channels' sums over 4 input channels (unsigned bytes by signed
+// bytes: exact), where the GEMM would leave all but OCg of its 64 columns
+// empty. Weights (gconv_packed_bytes): per block b, tap t = kh * KW + kw
+// and j < C/groups / 4, 16 dwords, lane l holding the bytes
+// w[16b + l, 4j .. 4j + 3, kh, kw] (zero past OC).
+constexpr size_t kGconvMaxTaps = 64;
+
+struct GconvRow : DwconvWindow {
+  const uint8_t* x = nullptr;  // staging pixel of tap (0, 0) for output column 0, all C channels
+  size_t x_row = 0, c = 0;     // bytes between staging rows; channels per pixel (the staging rows
+                               // have at least 64 readable bytes past their end)
+  size_t oc = 0, cg = 0, ocg = 0;
+  const int8_t* w = nullptr;
+  const GemmEpilogue* ep = nullptr;  // per output channel col_off, scale, bias (b_zp null)
+  size_t m0 = 0;                     // epilogue row of output column 0 (row m0 + ow)
+};
+
+using GconvRowFn = void (*)(const GconvRow& r);
+
+#if defined(IQK_BUILD_X86)
+void gconv_u8s8s32_4x16c4__avx512vnni(const GconvRow& r);
+#endif
+
+bool gconv_fits(size_t oc, size_t cg, size_t ocg, size_t taps);
+size_t gconv_packed_bytes(size_t oc, size_t cg, size_t taps);
+
 void conv2d(const ConvProblem& p, const GemmKernel& kernel);
+void gconv2d(const ConvProblem& p, GconvRowFn kernel);
 void conv1x1_nchw(const Conv1x1Nchw& p, const GemmKernel& kernel);
 void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel);
 

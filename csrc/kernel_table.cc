@@ -72,6 +72,7 @@ KernelTable build_table(Isa isa) {
       t.transpose16x16_b32 = &transpose16x16_b32__avx512;
       t.gemm = gemm_kernel__avx512vnni;
       t.dwconv = dwconv_kernel__avx512vnni;
+      t.gconv = IQK_KERNEL(gconv_u8s8s32_4x16c4__avx512vnni);
       break;
 #endif
     default:

@@ -29,6 +29,7 @@ struct KernelTable {
   GemmKernel gemm;
   DwconvKernel dwconv;
   Transpose16x16Fn transpose16x16_b32 = nullptr;  // NCHW output (ops_conv.cc); null: 4 x 4 blocks
+  Kernel<GconvRowFn> gconv;                       // small groups (conv.h); null: the grouped GEMM
 };
 
 // Was this path compiled into the module?

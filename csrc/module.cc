@@ -142,6 +142,7 @@ PYBIND11_MODULE(_core, m) {
     d["dwconv_nchw"] = t->dwconv.plane_name;
     d["dwconv3x3"] = t->dwconv.column_pairs_name;  // None where the row kernel has no 3x3 form
     d["dwconv_nchw_planes"] = t->dwconv.planes_name;  // None where no planar kernel reads the planes as given
+    d["gconv"] = t->gconv.name;  // None where small groups run as a grouped GEMM
     return d;
   });
   // Where the path's DwconvPlanes kernel runs (conv.h, DwconvKernel): whether
@@ -254,7 +255,7 @@ PYBIND11_MODULE(_core, m) {
       [](const std::string& isa, const py::array& x, bool x_nchw, const std::vector<size_t>& geom,
          int32_t x_zp, const py::array& packed, bool depthwise, const py::object& w_zp,
          const py::array& col_off, int kind, const py::array& out, bool y_nchw, const py::object& scale,
-         const py::object& bias, bool relu, int32_t out_zp, int32_t lo, int32_t hi) {
+         const py::object& bias, bool relu, int32_t out_zp, int32_t lo, int32_t hi, const py::object& gconv) {
         const iqk::KernelTable& t = table_of(isa);
         if (geom.size() != 16) throw py::value_error("geometry: expected 16 values");
         iqk::ConvProblem p;
@@ -288,19 +289,28 @@ PYBIND11_MODULE(_core, m) {
             p.w_zp = checked_data<const int32_t>(w_zp.cast<py::array>(), py::dtype::of<int32_t>(), g.oc, "w_zp", false);
         }
         p.col_off = checked_data<const int32_t>(col_off, py::dtype::of<int32_t>(), g.oc, "col_off", false);
+        if (!gconv.is_none()) {
+          if (depthwise || p.w_zp || !t.gconv.fn || g.groups < 2 || !iqk::gconv_fits(g.oc, g.cg(), g.ocg(), g.kh * g.kw))
+            throw py::value_error("gconv: this convolution or path has no small-group kernel");
+          p.gconv_w = checked_data<const int8_t>(gconv.cast<py::array>(), py::dtype::of<int8_t>(),
+                                                 iqk::gconv_packed_bytes(g.oc, g.cg(), g.kh * g.kw), "gconv", false);
+        }
         p.y_nchw = y_nchw;
         p.transpose16 = t.transpose16x16_b32;
         p.epilogue = epilogue_of(kind, out, g.n * g.oh * g.ow, g.oc, scale, bias, relu, out_zp, lo, hi);
         py::gil_scoped_release release;
         if (depthwise)
           iqk::dwconv2d(p, t.dwconv);
+        else if (p.gconv_w)
+          iqk::gconv2d(p, t.gconv.fn);
         else
           iqk::conv2d(p, t.gemm);
       },
       py::arg("isa"), py::arg("x"), py::arg("x_nchw"), py::arg("geometry"), py::arg("x_zp"), py::arg("packed"),
       py::arg("depthwise"), py::arg("w_zp"), py::arg("col_off"), py::arg("kind"), py::arg("out"),
       py::arg("y_nchw"), py::arg("scale"), py::arg("bias"), py::arg("relu"), py::arg("out_zp"), py::arg("lo"),
-      py::arg("hi"));
+      py::arg("hi"), py::arg("gconv") = py::none());
+  m.def("gconv_fits", &iqk::gconv_fits, py::arg("oc"), py::arg("cg"), py::arg("ocg"), py::arg("taps"));
 
   m.def(
       "conv1x1_nchw",

@@ -133,6 +133,57 @@ void scatter_nchw(const ConvProblem& p, const uint8_t* tile, size_t rows, size_t
     for (size_t m = j < jb ? mb : 0; m < rows; ++m) std::memcpy(y + (j * plane + m) * eb, tile + (m * ld + j) * eb, eb);
 }
 
+// The row drivers' common part (the depthwise NHWC kernels and the
+// small-group kernels, whose row kernels take all C channels of a staging
+// pixel): tasks of blocks of output rows of one image, enough to share
+// between threads, each block's staging rows small enough for L2; then
+// run_row(x, x_row, ep, m0) per output row, x the staging pixel of tap (0, 0)
+// for output column 0 and x_row the bytes between staging rows, with ep
+// writing rows m0 on into y (NHWC) or into a tile of output rows that goes
+// into the NCHW planes when full. The staging rows have 64 readable bytes
+// past their end.
+template <typename RowFn>
+void staged_rows(const ConvProblem& p, const Columns& cols, size_t threads, RowFn&& run_row) {
+  const ConvGeometry& g = p.g;
+  const size_t C = g.c, OC = g.oc, P = g.oh * g.ow, eb = gemm_out_bytes(p.epilogue.kind);
+  const size_t row_bytes = stage_for(g, 0, 1, 0, C).row_bytes();
+  constexpr size_t kStageBytes = 256 * 1024;
+  size_t per_task = std::max<size_t>(1, kStageBytes / std::max<size_t>(row_bytes * g.sh, 1));
+  if (threads > 1) per_task = std::min(per_task, std::max<size_t>(1, ceil_div(g.n * g.oh, 4 * threads)));
+  per_task = std::min(per_task, g.oh);
+  const size_t blocks = ceil_div(g.oh, per_task);
+
+  parallel_for(g.n * blocks, [&](size_t task) {
+    const size_t n = task / blocks, blk = task % blocks;
+    const size_t oh0 = blk * per_task, oh1 = std::min(g.oh, oh0 + per_task);
+    thread_local std::vector<uint8_t> stage_buf, tmp_buf;
+    const Stage st = stage_for(g, oh0, oh1, 0, C);
+    uint8_t* stage = aligned(stage_buf, st.rows * st.row_bytes());
+    stage_rows(p, n, st, stage);
+
+    // NCHW output: runs of output rows through a tile of about 128 KB (in
+    // L2), then transposed, so that each plane takes runs of several rows.
+    const size_t tile_rows = p.y_nchw ? std::max<size_t>(1, (128 * 1024) / (g.ow * OC * eb)) : 1;
+    void* c;
+    size_t m_base;
+    if (p.y_nchw) {
+      c = aligned(tmp_buf, tile_rows * g.ow * OC * eb, 0);
+      m_base = 0;
+    } else {
+      c = static_cast<uint8_t*>(p.epilogue.c) + n * P * OC * eb;
+      m_base = oh0 * g.ow;
+    }
+    const GemmEpilogue ep = cols.of_group(p.epilogue, 0, c, OC, nullptr);
+    for (size_t oh = oh0; oh < oh1; ++oh) {
+      const size_t t0 = oh - (oh - oh0) % tile_rows;  // the tile's first row
+      run_row(stage + (oh - oh0) * g.sh * st.row_bytes(), st.row_bytes(), ep,
+              p.y_nchw ? (oh - t0) * g.ow : m_base + (oh - oh0) * g.ow);
+      if (p.y_nchw && (oh + 1 == oh1 || oh + 1 - t0 == tile_rows))
+        scatter_nchw(p, static_cast<const uint8_t*>(c), (oh + 1 - t0) * g.ow, OC, 0, OC, n, 0, t0 * g.ow);
+    }
+  }, threads);
+}
+
 }  // namespace
 
 DwconvPacked::DwconvPacked(size_t c, size_t kh, size_t kw) {
@@ -534,53 +585,54 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   const int16_t* w3 = nullptr;
   if (kernel.column_pairs_name && packed.has_w3() && g.dw == 1 && g.sw <= 2) w3 = packed16 + packed.w3;
 
-  // Tasks: blocks of output rows of one image, enough to share between
-  // threads, and each block's staging rows small enough for L2.
-  const size_t row_bytes = stage_for(g, 0, 1, 0, C).row_bytes();
-  constexpr size_t kStageBytes = 256 * 1024;
-  size_t per_task = std::max<size_t>(1, kStageBytes / std::max<size_t>(row_bytes * g.sh, 1));
-  if (threads > 1) per_task = std::min(per_task, std::max<size_t>(1, ceil_div(g.n * g.oh, 4 * threads)));
-  per_task = std::min(per_task, g.oh);
-  const size_t blocks = ceil_div(g.oh, per_task);
+  DwconvRow r;
+  r.c = C;
+  r.c_pad = c_pad;
+  static_cast<DwconvWindow&>(r) = window;
+  r.w = packed16;
+  r.w3 = w3;
+  staged_rows(p, cols, threads, [&](const uint8_t* x, size_t x_row, const GemmEpilogue& ep, size_t m0) {
+    DwconvRow row = r;  // per call: threads share r
+    row.x = x;
+    row.x_row = x_row;
+    row.ep = &ep;
+    row.m0 = m0;
+    kernel.fn(row);
+  });
+}
 
-  parallel_for(g.n * blocks, [&](size_t task) {
-    const size_t n = task / blocks, blk = task % blocks;
-    const size_t oh0 = blk * per_task, oh1 = std::min(g.oh, oh0 + per_task);
-    thread_local std::vector<uint8_t> stage_buf, tmp_buf;
-    const Stage st = stage_for(g, oh0, oh1, 0, C);
-    uint8_t* stage = aligned(stage_buf, st.rows * st.row_bytes());
-    stage_rows(p, n, st, stage);
+bool gconv_fits(size_t oc, size_t cg, size_t ocg, size_t taps) {
+  if (cg == 0 || cg % 4 || ocg == 0 || oc % ocg || taps == 0 || taps > kGconvMaxTaps) return false;
+  for (size_t oc0 = 0; oc0 < oc; oc0 += 16) {
+    const size_t g0 = oc0 / ocg, g1 = (std::min(oc, oc0 + 16) - 1) / ocg;
+    if ((g1 - g0 + 1) * (cg / 4) > 16) return false;
+  }
+  return true;
+}
 
-    // NCHW output: runs of output rows through a tile of about 128 KB (in
-    // L2), then transposed, so that each plane takes runs of several rows.
-    const size_t tile_rows = p.y_nchw ? std::max<size_t>(1, (128 * 1024) / (g.ow * C * eb)) : 1;
-    void* c;
-    size_t m_base;
-    if (p.y_nchw) {
-      c = aligned(tmp_buf, tile_rows * g.ow * C * eb, 0);
-      m_base = 0;
-    } else {
-      c = static_cast<uint8_t*>(p.epilogue.c) + n * P * C * eb;
-      m_base = oh0 * g.ow;
-    }
-    const GemmEpilogue ep = cols.of_group(p.epilogue, 0, c, C, nullptr);
-    DwconvRow r;
-    r.x_row = st.row_bytes();
-    r.c = C;
-    r.c_pad = c_pad;
-    static_cast<DwconvWindow&>(r) = window;
-    r.w = packed16;
-    r.w3 = w3;
-    r.ep = &ep;
-    for (size_t oh = oh0; oh < oh1; ++oh) {
-      r.x = stage + (oh - oh0) * g.sh * st.row_bytes();
-      const size_t t0 = oh - (oh - oh0) % tile_rows;  // the tile's first row
-      r.m0 = p.y_nchw ? (oh - t0) * g.ow : m_base + (oh - oh0) * g.ow;
-      kernel.fn(r);
-      if (p.y_nchw && (oh + 1 == oh1 || oh + 1 - t0 == tile_rows))
-        scatter_nchw(p, static_cast<const uint8_t*>(c), (oh + 1 - t0) * g.ow, C, 0, C, n, 0, t0 * g.ow);
-    }
-  }, threads);
+size_t gconv_packed_bytes(size_t oc, size_t cg, size_t taps) { return ceil_div(oc, 16) * 16 * cg * taps; }
+
+void gconv2d(const ConvProblem& p, GconvRowFn kernel) {
+  const ConvGeometry& g = p.g;
+  if (g.n == 0 || g.oh * g.ow == 0 || g.oc == 0) return;
+  const Columns cols(p.col_off, nullptr, p.epilogue, 1, g.oc, ceil_div(g.oc, 16) * 16);
+  // About 250 multiply-adds per ns on one thread.
+  const size_t threads = threads_for(static_cast<double>(g.n) * g.oh * g.ow * g.oc * g.k() / 250.0);
+  GconvRow r;
+  static_cast<DwconvWindow&>(r) = DwconvWindow{g.ow, g.sw, g.kh, g.kw, g.dh, g.dw};
+  r.c = g.c;
+  r.oc = g.oc;
+  r.cg = g.cg();
+  r.ocg = g.ocg();
+  r.w = p.gconv_w;
+  staged_rows(p, cols, threads, [&](const uint8_t* x, size_t x_row, const GemmEpilogue& ep, size_t m0) {
+    GconvRow row = r;  // per call: threads share r
+    row.x = x;
+    row.x_row = x_row;
+    row.ep = &ep;
+    row.m0 = m0;
+    kernel(row);
+  });
 }
 
 }  // namespace iqk

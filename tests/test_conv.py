@@ -67,7 +67,9 @@ def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
     Depthwise (groups == C == OC > 1): the depthwise kernel, which for NCHW input with a
     horizontal stride of 1 or 2 and output rows of at least 24 pixels is the planar one
     (``kernel_names(isa)["dwconv_nchw"]``; either may run when ``conv_kwargs``, the call's
-    keyword arguments, are not given); otherwise the GEMM tile kernel. With C == OC == groups == 1
+    keyword arguments, are not given); small groups (``_core.gconv_fits``) without a weight zero
+    point, the small-group kernel where the path has one; otherwise the GEMM tile kernel. With
+    C == OC == groups == 1
     any of them may run. A 1x1 NCHW convolution of one group may also run the swapped-GEMM
     driver (``conv1x1_nchw``, with the same GEMM tile kernel; see test_nchw_1x1_swapped_gemm).
     An empty output runs nothing.
@@ -90,6 +92,15 @@ def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
             g = conv_geometry(x.shape, w.shape, groups=groups, layout=layout, **kw)
             exact = planar_forms(isa, g, w, conv_kwargs.get("w_zero_point", 0))
             allowed = exact or {names["dwconv"], DW3X3}
+    elif groups > 1 and names["gconv"] and _core.gconv_fits(oc, c // groups, oc // groups, w.shape[2] * w.shape[3]):
+        # Small groups without a weight zero point run the small-group kernel
+        # (test_small_groups), others the GEMM.
+        if conv_kwargs is None:
+            allowed = {names["gemm"], names["gconv"]}
+        else:
+            zp = conv_kwargs.get("w_zero_point", getattr(w, "zero_point", 0))
+            allowed = {names["gconv"]} if not np.any(zp) else {names["gemm"]}
+            exact = allowed
     else:
         allowed = {names["gemm"]}
         if layout == "NCHW" and groups == 1 and w.shape[2:] == (1, 1):
@@ -949,5 +960,92 @@ def test_depthwise_nchw_planes_at_the_bound(isa):
             kw = dict(padding=3, groups=5, x_zero_point=x_zp)
             what = f"isa={isa} x={np.dtype(dtype)} fill={fill} w={wv}"
             with conv_kernel_runs(isa, x, w, 5, "NCHW", what, kw):
+                got = iq.conv2d(x, w, **kw)
+            assert_same(got, ref.conv2d(x, w, **kw), what)
+
+
+# --- small groups ---------------------------------------------------------------------------
+
+SMALL_GROUPS = [
+    # (C, OC, groups): C/groups 4, 8, 12 and 16; OC/groups 1, 2, 4, 12, 16, 24 and 32 (blocks of
+    # 16 output channels spanning one group, several, or straddling two); OC off the blocks of 16.
+    (8, 8, 2), (16, 4, 4), (64, 64, 16), (128, 128, 32), (12, 36, 3), (48, 96, 12), (32, 64, 2),
+    (40, 120, 5), (64, 32, 8), (96, 24, 24), (48, 48, 3),
+    # Blocks that would read 32 dwords of a pixel, and C/groups not a multiple of 4: the grouped GEMM.
+    (128, 16, 8), (12, 12, 2),
+]
+#: The cases above that the small-group kernel takes (without a weight zero point, kernels up to 64 taps).
+SMALL_GROUPS_FIT = {(c, oc, g) for c, oc, g in SMALL_GROUPS if (c, oc, g) not in {(128, 16, 8), (12, 12, 2)}}
+
+
+@pytest.mark.parametrize("c,oc,groups", SMALL_GROUPS, ids=[f"C={c}-OC={oc}-G={g}" for c, oc, g in SMALL_GROUPS])
+def test_small_groups(isa, c, oc, groups):
+    """Small-group convolution (csrc/conv.h, GconvRow: one lane per output channel, the group's
+    input channels 4 at a time): kernels 1x1 to 5x3 and 1x7, strides, dilation, asymmetric
+    padding, output rows around the 4-pixel steps, both layouts and dtypes, extreme zero points,
+    all three epilogues, one and two threads. It must run exactly where ``_core.gconv_fits`` and
+    the path say, without a weight zero point; with one the grouped GEMM runs."""
+    rng = rng_for("small-groups", c, oc, groups)
+    names = iq.kernel_names(isa)
+    cases = [((3, 3), 1, 1, 1, (5, 9)), ((3, 3), 2, 1, 1, (9, 17)), ((1, 1), 1, 0, 1, (4, 3)),
+             ((5, 3), (1, 2), (2, 1, 0, 3), (2, 1), (7, 9)), ((1, 7), 1, (0, 3), 1, (2, 5)), ((3, 3), 1, 1, 1, (1, 1))]
+    for i, ((kh, kw_), stride, padding, dilation, (h, w_)) in enumerate(cases):
+        layout = ("NHWC", "NCHW")[i % 2]
+        dtype, x_zp = ((np.uint8, 0), (np.uint8, 255), (np.int8, -128), (np.int8, 127), (np.uint8, 77), (np.int8, 3))[i]
+        x = rand_q(rng, shape_in(layout, 2, c, h, w_), dtype)
+        wt = rand_q(rng, (oc, c // groups, kh, kw_), np.int8)
+        for w_zp in (0, rng.integers(-128, 128, oc).astype(np.int32)):
+            kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, layout=layout,
+                      x_zero_point=x_zp, w_zero_point=w_zp)
+            what = f"isa={isa} C={c} OC={oc} G={groups} k={kh}x{kw_} {layout} {np.dtype(dtype)} w_zp={np.ndim(w_zp)}"
+            fits = _core.gconv_fits(oc, c // groups, oc // groups, kh * kw_)
+            assert fits == ((c, oc, groups) in SMALL_GROUPS_FIT), what
+            small = bool(names["gconv"]) and fits
+            threads = 1 + i % 2
+            iq.set_num_threads(threads)
+            try:
+                before = iq.kernel_calls()
+                got = iq.conv2d(x, wt, **kw)
+                after = iq.kernel_calls()
+            finally:
+                iq.set_num_threads(1)
+            assert_same(got, ref.conv2d(x, wt, **kw), what)
+            ran = {k for k in after if after[k] != before.get(k, 0)}
+            want = {names["gconv"]} if small and np.ndim(w_zp) == 0 else {names["gemm"]}
+            assert ran == want, f"{what}: expected {want}, ran {ran}"
+            qkw = dict(kw, bias=rng.integers(-900, 900, oc).astype(np.int32), out_scale=0.5, out_zero_point=-7,
+                       out_dtype=np.int8, relu=bool(i % 2))
+            assert_same(iq.qconv2d(x, wt, 0.05, 0.01, **qkw), ref.qconv2d(x, wt, 0.05, 0.01, **qkw),
+                        f"{what} qconv2d")
+            ws = (rng.random(oc) * 0.02 + 0.001).astype(np.float32)
+            fkw = dict(kw, bias=rng.standard_normal(oc).astype(np.float32))
+            assert_same(iq.qconv2d(x, wt, 0.05, ws, **fkw), ref.qconv2d(x, wt, 0.05, ws, **fkw),
+                        f"{what} qconv2d float")
+
+
+def test_small_groups_fit():
+    """Where the small-group kernel runs: C/groups a multiple of 4, at most 64 taps, and every block
+    of 16 output channels reading at most 16 dwords of a pixel."""
+    assert _core.gconv_fits(128, 4, 4, 9) and _core.gconv_fits(64, 16, 16, 9) and _core.gconv_fits(36, 4, 12, 9)
+    assert _core.gconv_fits(64, 64, 16, 1)        # one group per block, 16 dwords
+    assert not _core.gconv_fits(64, 80, 16, 1)    # 20 dwords
+    assert _core.gconv_fits(64, 16, 8, 9)         # two groups of 4 dwords
+    assert not _core.gconv_fits(16, 16, 2, 9)     # eight groups of 4 dwords
+    assert not _core.gconv_fits(12, 6, 6, 9)      # C/groups not a multiple of 4
+    assert not _core.gconv_fits(16, 4, 4, 65)     # more than 64 taps
+
+
+def test_small_groups_extremes(isa):
+    """The small-group kernel's largest sums: extreme activations and weights over 16 input channels
+    and 49 taps (K = 784, as far as its at most 64 taps and 16 dwords per block go), four groups per
+    block of output channels."""
+    for dtype, fill, x_zp in ((np.uint8, 255, 0), (np.int8, -128, 127)):
+        for wv in (-128, 127):
+            c, groups = 64, 4
+            x = np.full((1, c, 4, 6), fill, dtype)
+            w = np.full((8, c // groups, 7, 7), wv, np.int8)
+            kw = dict(padding=3, groups=groups, x_zero_point=x_zp)
+            what = f"isa={isa} {np.dtype(dtype)} w={wv}"
+            with conv_kernel_runs(isa, x, w, groups, "NCHW", what, kw):
                 got = iq.conv2d(x, w, **kw)
             assert_same(got, ref.conv2d(x, w, **kw), what)

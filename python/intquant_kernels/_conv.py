@@ -1,6 +1,8 @@
 """conv2d and qconv2d on the compiled kernels (see reference.py for the contract)."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import _core
@@ -105,9 +107,20 @@ def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_poi
 
     depthwise = pw.depthwise and g.kh * g.kw <= _DW_MAX_TAPS
     nchw = not plan.nhwc
+    gconv = None
+    if not depthwise and w_zp is None and g.groups > 1 and _gconv(isa, g.oc, g.c // g.groups, g.oc // g.groups,
+                                                                  g.kh * g.kw):
+        gconv = pw._gconv()
     _core.conv2d(isa, x, nchw, plan.args, x_zp, pw._for_isa(isa, depthwise), depthwise, None if depthwise else w_zp,
-                 col_off, kind, y, nchw, *epilogue)
+                 col_off, kind, y, nchw, *epilogue, gconv)
     return y
+
+
+@functools.lru_cache(maxsize=None)
+def _gconv(isa, oc, cg, ocg, taps) -> bool:
+    """Whether ``isa`` runs a small-group convolution of these sizes on its own
+    kernel (csrc/conv.h, GconvRow) rather than as a grouped GEMM."""
+    return _core.kernel_names(isa)["gconv"] is not None and _core.gconv_fits(oc, cg, ocg, taps)
 
 
 _resolve = EpilogueCache(resolve_qconv)

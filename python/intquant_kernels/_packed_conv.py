@@ -79,7 +79,7 @@ class PackedConvWeights:
         return cg * kh * kw
 
     def packed_isas(self) -> list:
-        return sorted(k for k in self._packed if k != "rows")
+        return sorted(k for k in self._packed if k not in ("rows", "gconv"))
 
     def _for_isa(self, isa: str, depthwise: bool = False) -> np.ndarray:
         """The packed weights for ``isa``'s GEMM kernel, or with ``depthwise``
@@ -117,6 +117,26 @@ class PackedConvWeights:
                     buf[:, :k] = self._w.reshape(oc, k).view(np.uint8) ^ 0x80
                     buf.setflags(write=False)
                     self._packed["rows"] = buf
+        return buf
+
+    def _gconv(self) -> np.ndarray:
+        """The weights of the small-group kernels (csrc/conv.h, GconvRow): per
+        block of 16 output channels, tap and 4 input channels of each group,
+        16 dwords of 4 weights (zero past OC), made on first use."""
+        buf = self._packed.get("gconv")
+        if buf is None:
+            with self._lock:
+                buf = self._packed.get("gconv")
+                if buf is None:
+                    oc, cg, kh, kw = self._w.shape
+                    blocks, taps = -(-oc // 16), kh * kw
+                    w = np.zeros((blocks * 16, cg, taps), np.int8)
+                    w[:oc] = self._w.reshape(oc, cg, taps)
+                    # [block][tap][j][lane][4]: lane l's 4 weights of input channels 4j .. 4j + 3.
+                    buf = np.ascontiguousarray(w.reshape(blocks, 16, cg // 4, 4, taps).transpose(0, 4, 2, 1, 3))
+                    buf = buf.reshape(-1)
+                    buf.setflags(write=False)
+                    self._packed["gconv"] = buf
         return buf
 
     def _pack_depthwise(self):

@@ -1,0 +1,82 @@
+// Small-group convolution, AVX512-VNNI (conv.h, GconvRow): one output row,
+// all output channels, 16 per vector (one lane per output channel) and 4
+// output pixels at a time, so that each weight vector loaded serves 4
+// pixels. Per tap and 4 input channels of each lane's group: one load of 16
+// dwords of weights, and per pixel one vpermd (each lane's dword of the
+// pixel) and one vpdpbusd (16 output channels x 4 input channels).
+#include <immintrin.h>
+
+#include "conv.h"
+#include "gemm_rows.h"
+#include "gemm_zmm.h"
+#include "kernel_counter.h"
+
+namespace iqk {
+
+namespace {
+
+// P output pixels from column ow, the 16 output channels of block b from
+// oc0: `x` is the staging pixel of tap (0, 0) for output column 0, at the
+// channel of the block's first group; `lanes` the dword of that group's
+// first 4 channels each lane reads (j = 0).
+template <size_t P, GemmOut Kind>
+inline void pixels(const GconvRow& r, const GemmEpilogue& ep, const uint8_t* x, const int8_t* w, size_t taps,
+                   const size_t* off, __m512i lanes, const GemmCols16& cols, __mmask16 mask, size_t ow, size_t oc0) {
+  const size_t cg4 = r.cg / 4, step = r.sw * r.c;
+  __m512i acc[P];
+#pragma GCC unroll 4
+  for (size_t p = 0; p < P; ++p) acc[p] = _mm512_setzero_si512();
+  for (size_t t = 0; t < taps; ++t) {
+    // 64 bytes from the block's first group: the dwords the lanes read lie
+    // within them (gconv_fits); the rest is never used (the staging rows
+    // have slack past their end).
+    __m512i px[P];
+#pragma GCC unroll 4
+    for (size_t p = 0; p < P; ++p) px[p] = _mm512_loadu_si512(x + (ow + p) * step + off[t]);
+    for (size_t j = 0; j < cg4; ++j, w += 64) {
+      const __m512i wv = _mm512_loadu_si512(w);
+      const __m512i idx = _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int>(j)));
+#pragma GCC unroll 4
+      for (size_t p = 0; p < P; ++p) acc[p] = _mm512_dpbusd_epi32(acc[p], _mm512_permutexvar_epi32(idx, px[p]), wv);
+    }
+  }
+  const size_t bytes = gemm_out_bytes(Kind);
+#pragma GCC unroll 4
+  for (size_t p = 0; p < P; ++p)
+    gemm_finish16_avx512<Kind>(ep, _mm512_sub_epi32(acc[p], cols.off), cols.scale, cols.bias,
+                               static_cast<uint8_t*>(ep.c) + ((r.m0 + ow + p) * ep.ldc + oc0) * bytes, mask,
+                               mask == 0xFFFF);
+}
+
+template <GemmOut Kind>
+void row(const GconvRow& r) {
+  const GemmEpilogue ep = *r.ep;  // a local copy: the stores cannot change it
+  const size_t taps = r.kh * r.kw, cg4 = r.cg / 4;
+  size_t off[kGconvMaxTaps];
+  for (size_t t = 0; t < taps; ++t) off[t] = (t / r.kw) * r.dh * r.x_row + (t % r.kw) * r.dw * r.c;
+  for (size_t oc0 = 0, b = 0; oc0 < r.oc; oc0 += 16, ++b) {
+    const size_t g0 = oc0 / r.ocg;
+    // Lane l reads dword (g(l) - g0) * cg4 + j of the block's first group's
+    // channels; lanes past OC read dword 0 (their weights are zero).
+    alignas(64) int32_t first[16];
+    for (size_t l = 0; l < 16; ++l)
+      first[l] = oc0 + l < r.oc ? static_cast<int32_t>(((oc0 + l) / r.ocg - g0) * cg4) : 0;
+    const __m512i lanes = _mm512_load_si512(first);
+    const GemmCols16 cols = gemm_cols16_avx512<Kind>(ep, oc0);
+    const __mmask16 mask = gemm_tail_mask16(r.oc - oc0);
+    const uint8_t* x = r.x + g0 * r.cg;
+    const int8_t* w = r.w + b * taps * cg4 * 64;
+    size_t ow = 0;
+    for (; ow + 4 <= r.ow; ow += 4) pixels<4, Kind>(r, ep, x, w, taps, off, lanes, cols, mask, ow, oc0);
+    for (; ow < r.ow; ++ow) pixels<1, Kind>(r, ep, x, w, taps, off, lanes, cols, mask, ow, oc0);
+  }
+}
+
+}  // namespace
+
+void gconv_u8s8s32_4x16c4__avx512vnni(const GconvRow& r) {
+  IQK_KERNEL_ENTRY("gconv_u8s8s32_4x16c4__avx512vnni");
+  with_kind(r.ep->kind, [&](auto kind) { row<decltype(kind)::value>(r); });
+}
+
+}  // namespace iqk
