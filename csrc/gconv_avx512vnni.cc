@@ -6,6 +6,8 @@
 // pixel) and one vpdpbusd (16 output channels x 4 input channels).
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "conv.h"
 #include "gemm_rows.h"
 #include "gemm_zmm.h"
@@ -15,37 +17,92 @@ namespace iqk {
 
 namespace {
 
+// How a block of 16 output channels gets each lane's dword of a pixel, by
+// the dwords the block reads (from its first group's first channel):
+//  - Span::one: every lane the same (a block within one group): a
+//    broadcast load, no shuffle;
+//  - Span::x4: at most 4 dwords: 16 bytes loaded into every 128-bit lane,
+//    then an in-lane vpermilps;
+//  - Span::x8 / x16: 32 or 64 bytes, then vpermd.
+// Shorter loads cross fewer cache lines: a 64-byte load from a pixel's
+// channel offset mostly straddles two.
+enum class Span { one, x4, x8, x16 };
+
+template <Span M>
+inline __m512i pixel_bytes(const uint8_t* p) {
+  if (M == Span::x4) return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  if (M == Span::x8) return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  return _mm512_loadu_si512(p);
+}
+
+template <Span M>
+inline __m512i lane_dwords(__m512i px, __m512i idx) {
+  if (M == Span::x4) return _mm512_castps_si512(_mm512_permutevar_ps(_mm512_castsi512_ps(px), idx));
+  return _mm512_permutexvar_epi32(idx, px);
+}
+
 // P output pixels from column ow, the 16 output channels of block b from
 // oc0: `x` is the staging pixel of tap (0, 0) for output column 0, at the
 // channel of the block's first group; `lanes` the dword of that group's
 // first 4 channels each lane reads (j = 0).
-template <size_t P, GemmOut Kind>
+template <size_t P, Span M, GemmOut Kind>
 inline void pixels(const GconvRow& r, const GemmEpilogue& ep, const uint8_t* x, const int8_t* w, size_t taps,
                    const size_t* off, __m512i lanes, const GemmCols16& cols, __mmask16 mask, size_t ow, size_t oc0) {
   const size_t cg4 = r.cg / 4, step = r.sw * r.c;
   __m512i acc[P];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (size_t p = 0; p < P; ++p) acc[p] = _mm512_setzero_si512();
   for (size_t t = 0; t < taps; ++t) {
-    // 64 bytes from the block's first group: the dwords the lanes read lie
+    const uint8_t* xt = x + ow * step + off[t];
+    if (M == Span::one) {
+#pragma GCC unroll 4
+      for (size_t j = 0; j < cg4; ++j, w += 64) {
+        const __m512i wv = _mm512_loadu_si512(w);
+#pragma GCC unroll 8
+        for (size_t p = 0; p < P; ++p)
+          acc[p] = _mm512_dpbusd_epi32(acc[p], _mm512_set1_epi32(gemm_load4(xt + p * step + 4 * j)), wv);
+      }
+      continue;
+    }
+    // The bytes from the block's first group: the dwords the lanes read lie
     // within them (gconv_fits); the rest is never used (the staging rows
     // have slack past their end).
     __m512i px[P];
 #pragma GCC unroll 4
-    for (size_t p = 0; p < P; ++p) px[p] = _mm512_loadu_si512(x + (ow + p) * step + off[t]);
-    for (size_t j = 0; j < cg4; ++j, w += 64) {
+    for (size_t p = 0; p < P; ++p) px[p] = pixel_bytes<M>(xt + p * step);
+    __m512i idx = lanes;
+    for (size_t j = 0; j < cg4; ++j, w += 64, idx = _mm512_add_epi32(idx, _mm512_set1_epi32(1))) {
       const __m512i wv = _mm512_loadu_si512(w);
-      const __m512i idx = _mm512_add_epi32(lanes, _mm512_set1_epi32(static_cast<int>(j)));
 #pragma GCC unroll 4
-      for (size_t p = 0; p < P; ++p) acc[p] = _mm512_dpbusd_epi32(acc[p], _mm512_permutexvar_epi32(idx, px[p]), wv);
+      for (size_t p = 0; p < P; ++p) acc[p] = _mm512_dpbusd_epi32(acc[p], lane_dwords<M>(px[p], idx), wv);
     }
   }
   const size_t bytes = gemm_out_bytes(Kind);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (size_t p = 0; p < P; ++p)
     gemm_finish16_avx512<Kind>(ep, _mm512_sub_epi32(acc[p], cols.off), cols.scale, cols.bias,
                                static_cast<uint8_t*>(ep.c) + ((r.m0 + ow + p) * ep.ldc + oc0) * bytes, mask,
                                mask == 0xFFFF);
+}
+
+template <Span M, GemmOut Kind>
+inline void block(const GconvRow& r, const GemmEpilogue& ep, const int8_t* w, size_t taps, const size_t* off,
+                  size_t oc0) {
+  const size_t g0 = oc0 / r.ocg, cg4 = r.cg / 4;
+  // Lane l reads dword (g(l) - g0) * cg4 + j of the block's first group's
+  // channels; lanes past OC read dword 0 (their weights are zero).
+  alignas(64) int32_t first[16];
+  for (size_t l = 0; l < 16; ++l)
+    first[l] = oc0 + l < r.oc ? static_cast<int32_t>(((oc0 + l) / r.ocg - g0) * cg4) : 0;
+  const __m512i lanes = _mm512_load_si512(first);
+  const GemmCols16 cols = gemm_cols16_avx512<Kind>(ep, oc0);
+  const __mmask16 mask = gemm_tail_mask16(r.oc - oc0);
+  const uint8_t* x = r.x + g0 * r.cg;
+  size_t ow = 0;
+  if (M == Span::one)
+    for (; ow + 8 <= r.ow; ow += 8) pixels<8, M, Kind>(r, ep, x, w, taps, off, lanes, cols, mask, ow, oc0);
+  for (; ow + 4 <= r.ow; ow += 4) pixels<4, M, Kind>(r, ep, x, w, taps, off, lanes, cols, mask, ow, oc0);
+  for (; ow < r.ow; ++ow) pixels<1, M, Kind>(r, ep, x, w, taps, off, lanes, cols, mask, ow, oc0);
 }
 
 template <GemmOut Kind>
@@ -55,20 +112,16 @@ void row(const GconvRow& r) {
   size_t off[kGconvMaxTaps];
   for (size_t t = 0; t < taps; ++t) off[t] = (t / r.kw) * r.dh * r.x_row + (t % r.kw) * r.dw * r.c;
   for (size_t oc0 = 0, b = 0; oc0 < r.oc; oc0 += 16, ++b) {
-    const size_t g0 = oc0 / r.ocg;
-    // Lane l reads dword (g(l) - g0) * cg4 + j of the block's first group's
-    // channels; lanes past OC read dword 0 (their weights are zero).
-    alignas(64) int32_t first[16];
-    for (size_t l = 0; l < 16; ++l)
-      first[l] = oc0 + l < r.oc ? static_cast<int32_t>(((oc0 + l) / r.ocg - g0) * cg4) : 0;
-    const __m512i lanes = _mm512_load_si512(first);
-    const GemmCols16 cols = gemm_cols16_avx512<Kind>(ep, oc0);
-    const __mmask16 mask = gemm_tail_mask16(r.oc - oc0);
-    const uint8_t* x = r.x + g0 * r.cg;
     const int8_t* w = r.w + b * taps * cg4 * 64;
-    size_t ow = 0;
-    for (; ow + 4 <= r.ow; ow += 4) pixels<4, Kind>(r, ep, x, w, taps, off, lanes, cols, mask, ow, oc0);
-    for (; ow < r.ow; ++ow) pixels<1, Kind>(r, ep, x, w, taps, off, lanes, cols, mask, ow, oc0);
+    const size_t span = ((std::min(r.oc, oc0 + 16) - 1) / r.ocg - oc0 / r.ocg + 1) * cg4;
+    if (r.ocg % 16 == 0)
+      block<Span::one, Kind>(r, ep, w, taps, off, oc0);
+    else if (span <= 4)
+      block<Span::x4, Kind>(r, ep, w, taps, off, oc0);
+    else if (span <= 8)
+      block<Span::x8, Kind>(r, ep, w, taps, off, oc0);
+    else
+      block<Span::x16, Kind>(r, ep, w, taps, off, oc0);
   }
 }
 
