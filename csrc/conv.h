@@ -311,6 +311,7 @@ struct GconvRow : DwconvWindow {
 using GconvRowFn = void (*)(const GconvRow& r);
 
 #if defined(IQK_BUILD_X86)
+void gconv_u8s8s32_4x8c4__avx2(const GconvRow& r);
 void gconv_u8s8s32_4x16c4__avx512vnni(const GconvRow& r);
 #endif
 

@@ -57,14 +57,16 @@ KernelTable build_table(Isa isa) {
       set_quantize_kernels_avx2(t);
       t.gemm = gemm_kernel__avx2;
       t.dwconv = dwconv_kernel__avx2;
+      t.gconv = IQK_KERNEL(gconv_u8s8s32_4x8c4__avx2);
       break;
     case Isa::avx_vnni:
       // Quantization has no use for VNNI: AVX-VNNI machines run the AVX2 kernels.
       set_quantize_kernels_avx2(t);
       t.gemm = gemm_kernel__avxvnni;
-      // Depthwise is bound by loads and shuffles, not by the multiply: the
-      // AVX2 kernel.
+      // Depthwise and small groups are bound by loads and shuffles, not by
+      // the multiply: the AVX2 kernels.
       t.dwconv = dwconv_kernel__avx2;
+      t.gconv = IQK_KERNEL(gconv_u8s8s32_4x8c4__avx2);
       break;
     case Isa::avx512_vnni:
     case Isa::amx:

@@ -967,10 +967,12 @@ def test_depthwise_nchw_planes_at_the_bound(isa):
 # --- small groups ---------------------------------------------------------------------------
 
 SMALL_GROUPS = [
-    # (C, OC, groups): C/groups 4, 8, 12 and 16; OC/groups 1, 2, 4, 12, 16, 24 and 32 (blocks of
+    # (C, OC, groups): C/groups 4, 8, 12, 16 and 24; OC/groups 1, 2, 4, 12, 16, 24 and 32 (blocks of
     # 16 output channels spanning one group, several, or straddling two); OC off the blocks of 16.
     (8, 8, 2), (16, 4, 4), (64, 64, 16), (128, 128, 32), (12, 36, 3), (48, 96, 12), (32, 64, 2),
     (40, 120, 5), (64, 32, 8), (96, 24, 24), (48, 48, 3),
+    # C/groups 24, OC/groups 12: 8 output channels straddling two groups read 12 dwords (AVX2: two loads).
+    (48, 24, 2),
     # Blocks that would read 32 dwords of a pixel, and C/groups not a multiple of 4: the grouped GEMM.
     (128, 16, 8), (12, 12, 2),
 ]
