@@ -80,49 +80,41 @@ __attribute__((always_inline)) inline void store_rows(const GemmEpilogue& e, siz
   }
 }
 
-template <size_t R>
+// R rows by NV of the 4 column vectors (16 columns each): a panel's last
+// columns (nr <= 16 * NV) skip the vectors past them, so that a layer of 80
+// output channels (64 + 16) does not run a whole tile for 16 of them.
+template <size_t R, size_t NV>
 void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, size_t seg_groups, size_t seg_skip,
           const int8_t* b,
           const int32_t* acc_in, int32_t* acc_out, const GemmEpilogue& ep, size_t m0, size_t n0) {
   // Accumulators are locals of this function only (never passed by reference)
   // so that the compiler keeps all of them in registers across the loop.
   __m512i c0[R], c1[R], c2[R], c3[R];
+  __m512i* const cv[4] = {c0, c1, c2, c3};
 #pragma GCC unroll 6
-  for (size_t i = 0; i < R; ++i) {
-    if (acc_in) {
-      c0[i] = _mm512_loadu_si512(acc_in + i * NR);
-      c1[i] = _mm512_loadu_si512(acc_in + i * NR + 16);
-      c2[i] = _mm512_loadu_si512(acc_in + i * NR + 32);
-      c3[i] = _mm512_loadu_si512(acc_in + i * NR + 48);
-    } else {
-      c0[i] = c1[i] = c2[i] = c3[i] = _mm512_setzero_si512();
-    }
-  }
+  for (size_t i = 0; i < R; ++i)
+#pragma GCC unroll 4
+    for (size_t v = 0; v < 4; ++v)
+      cv[v][i] = acc_in && v < NV ? _mm512_loadu_si512(acc_in + i * NR + 16 * v) : _mm512_setzero_si512();
   for (size_t done = 0; done < groups; done += seg_groups, a += seg_skip) {
     const size_t n = groups - done < seg_groups ? groups - done : seg_groups;
     for (size_t g = 0; g < n; ++g, a += 4, b += NR * 4) {
-      const __m512i b0 = _mm512_loadu_si512(b);
-      const __m512i b1 = _mm512_loadu_si512(b + 64);
-      const __m512i b2 = _mm512_loadu_si512(b + 128);
-      const __m512i b3 = _mm512_loadu_si512(b + 192);
+      __m512i bv[NV];
+#pragma GCC unroll 4
+      for (size_t v = 0; v < NV; ++v) bv[v] = _mm512_loadu_si512(b + 64 * v);
 #pragma GCC unroll 6
       for (size_t i = 0; i < R; ++i) {
         const __m512i av = _mm512_set1_epi32(gemm_load4(a + i * a_stride));
-        c0[i] = _mm512_dpbusd_epi32(c0[i], av, b0);
-        c1[i] = _mm512_dpbusd_epi32(c1[i], av, b1);
-        c2[i] = _mm512_dpbusd_epi32(c2[i], av, b2);
-        c3[i] = _mm512_dpbusd_epi32(c3[i], av, b3);
+#pragma GCC unroll 4
+        for (size_t v = 0; v < NV; ++v) cv[v][i] = _mm512_dpbusd_epi32(cv[v][i], av, bv[v]);
       }
     }
   }
   if (acc_out) {
 #pragma GCC unroll 6
-    for (size_t i = 0; i < R; ++i) {
-      _mm512_storeu_si512(acc_out + i * NR, c0[i]);
-      _mm512_storeu_si512(acc_out + i * NR + 16, c1[i]);
-      _mm512_storeu_si512(acc_out + i * NR + 32, c2[i]);
-      _mm512_storeu_si512(acc_out + i * NR + 48, c3[i]);
-    }
+    for (size_t i = 0; i < R; ++i)
+#pragma GCC unroll 4
+      for (size_t v = 0; v < NV; ++v) _mm512_storeu_si512(acc_out + i * NR + 16 * v, cv[v][i]);
     return;
   }
   // The epilogue, its kind dispatched once per tile, on a local copy.
@@ -139,7 +131,10 @@ void gemm_u8s8s32_5x64c4__avx512vnni(size_t mr, size_t nr, size_t groups, const 
   const uint8_t* a = static_cast<const uint8_t*>(a_rows);
   const int8_t* b = static_cast<const int8_t*>(b_panel);
   with_rows<MR>(mr, [&](auto rows) {
-    tile<decltype(rows)::value>(nr, groups, a, a_stride, seg_groups, seg_skip, b, acc_in, acc_out, ep, m0, n0);
+    with_rows<4>((nr + 15) / 16, [&](auto vectors) {
+      tile<decltype(rows)::value, decltype(vectors)::value>(nr, groups, a, a_stride, seg_groups, seg_skip, b, acc_in,
+                                                            acc_out, ep, m0, n0);
+    });
   });
 }
 
