@@ -51,6 +51,7 @@ import numpy as np
 import intquant_kernels as iq
 
 from . import _bench_cases as cases
+from . import _core
 from . import _peers
 
 SCHEMA = "intquant_kernels.bench/1"
@@ -83,8 +84,9 @@ INSTRUCTIONS = {
 }
 
 #: (kernel kind, ISA path) -> the inner-loop instruction. 'gemm' is the GEMM
-#: tile kernel, which every convolution but the depthwise ones runs on too;
-#: 'dwconv' the depthwise kernel (int16 tap pairs, see _packed_conv.py).
+#: tile kernel, which every convolution but the depthwise and small-group
+#: ones runs on too; 'dwconv' the depthwise kernel (int16 tap pairs, see
+#: _packed_conv.py); 'gconv' the small-group kernel (csrc/conv.h, GconvRow).
 PATH_INSTRUCTION = {
     ("gemm", "scalar"): "pmaddwd xmm",
     ("gemm", "avx2"): "vpmaddwd ymm",
@@ -94,7 +96,20 @@ PATH_INSTRUCTION = {
     ("dwconv", "avx2"): "vpmaddwd ymm",
     ("dwconv", "avx_vnni"): "vpmaddwd ymm",  # the AVX2 depthwise kernel
     ("dwconv", "avx512_vnni"): "vpdpwssd zmm",
+    ("gconv", "avx2"): "vpmaddwd ymm",
+    ("gconv", "avx_vnni"): "vpmaddwd ymm",  # the AVX2 small-group kernel
+    ("gconv", "avx512_vnni"): "vpdpbusd zmm",
 }
+
+
+def conv_kind(layer, isa: str) -> str:
+    """The kind of kernel (PATH_INSTRUCTION) that runs ``layer`` on ``isa``."""
+    if layer.depthwise:
+        return "dwconv"
+    cg, ocg = layer.c // layer.groups, layer.oc // layer.groups
+    if layer.groups > 1 and iq.kernel_names(isa)["gconv"] and _core.gconv_fits(layer.oc, cg, ocg, layer.k * layer.k):
+        return "gconv"
+    return "gemm"
 
 #: OpenBLAS kernels (its core names) that run float32 GEMM on zmm FMAs; the others on ymm (or narrower).
 _OPENBLAS_ZMM = {"skylakex", "cooperlake", "sapphirerapids"}
@@ -525,7 +540,6 @@ def _conv(run: _Run, layers):
         w = rng.integers(-127, 128, (layer.oc, layer.c // layer.groups, layer.k, layer.k), dtype=np.int8)
         w_scale = rng.uniform(0.001, 0.01, layer.oc).astype(np.float32)
         geometry = dict(stride=layer.stride, padding=layer.padding, groups=layer.groups)
-        kind = "dwconv" if layer.depthwise else "gemm"
         peer_args = (layer.stride, layer.padding, layer.groups)
 
         # float32: torch in the faster of its two memory formats for this layer
@@ -565,6 +579,7 @@ def _conv(run: _Run, layers):
                     out = np.empty(out_shape[layout], np.int32)
                     xin = inputs[layout]
                     t = run.timed(lambda: iq.conv2d(xin, pw, **geometry, layout=layout, x_zero_point=X_ZP, out=out))
+                    kind = conv_kind(layer, isa)
                     run.add("conv", case, f"int8 conv2d {layout} {isa}", "int8", t, ops=ops, isa=isa,
                             kernel=iq.kernel_names(isa)[kind], instruction=PATH_INSTRUCTION.get((kind, isa)),
                             layout=layout)
@@ -579,6 +594,7 @@ def _conv(run: _Run, layers):
             t = run.timed(lambda: iq.qconv2d(xin, pw, X_SCALE, w_scale, **geometry, layout=CONV_LAYOUT,
                                              x_zero_point=X_ZP, bias=bias, relu=True, out_scale=out_scale,
                                              out_zero_point=128, out_dtype=np.uint8, out=out_u8))
+            kind = conv_kind(layer, run.best)
             run.add("conv", case, f"int8 qconv2d->uint8 {CONV_LAYOUT} {run.best}", "int8", t, ops=ops, isa=run.best,
                     kernel=iq.kernel_names(run.best)[kind], instruction=PATH_INSTRUCTION.get((kind, run.best)),
                     layout=CONV_LAYOUT, epilogue="bias, relu, requantize to uint8")

@@ -62,6 +62,8 @@ CONV_LAYERS = [
     ConvLayer("mobilenetv2_dw3x3_56x56x144", 1, 144, 56, 56, 144, 3, 1, 1, 144),
     ConvLayer("mobilenetv2_dw3x3s2_28x28x192", 1, 192, 28, 28, 192, 3, 2, 1, 192),
     ConvLayer("resnet50_3x3_56x56x64_batch8", 8, 64, 56, 56, 64, 3, 1, 1, 1),
+    # Small groups (4 channels each), as in ResNeXt-50 32x4d: not one of the layers.
+    ConvLayer("resnext50_3x3_56x56x128_g32", 1, 128, 56, 56, 128, 3, 1, 1, 32),
 ]
 
 #: Conv layers of `bench --quick`.
