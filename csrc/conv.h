@@ -310,6 +310,19 @@ struct GconvRow : DwconvWindow {
 
 using GconvRowFn = void (*)(const GconvRow& r);
 
+// The dwords of a pixel that output channels [oc0, oc0 + lanes) of a
+// small-group convolution read, from their first group's first channel.
+inline size_t gconv_span(size_t oc, size_t cg, size_t ocg, size_t oc0, size_t lanes) {
+  const size_t last = (oc0 + lanes < oc ? oc0 + lanes : oc) - 1;
+  return (last / ocg - oc0 / ocg + 1) * (cg / 4);
+}
+
+// The offset of each tap t = kh * KW + kw of a small-group kernel from tap
+// (0, 0) in the staging rows; `off` holds kGconvMaxTaps entries.
+inline void gconv_tap_offsets(const GconvRow& r, size_t* off) {
+  for (size_t t = 0; t < r.kh * r.kw; ++t) off[t] = (t / r.kw) * r.dh * r.x_row + (t % r.kw) * r.dw * r.c;
+}
+
 #if defined(IQK_BUILD_X86)
 void gconv_u8s8s32_4x8c4__avx2(const GconvRow& r);
 void gconv_u8s8s32_4x16c4__avx512vnni(const GconvRow& r);

@@ -102,12 +102,12 @@ void row(const GconvRow& r) {
   const GemmEpilogue ep = *r.ep;  // a local copy: the stores cannot change it
   const size_t taps = r.kh * r.kw, cg4 = r.cg / 4;
   size_t off[kGconvMaxTaps];
-  for (size_t t = 0; t < taps; ++t) off[t] = (t / r.kw) * r.dh * r.x_row + (t % r.kw) * r.dw * r.c;
+  gconv_tap_offsets(r, off);
   for (size_t oc0 = 0; oc0 < r.oc; oc0 += 8) {
     const int8_t* w = r.w + (oc0 / 16) * taps * cg4 * 64;
     const size_t half = oc0 / 8 % 2;
     // The dwords the step reads: at most 16 (gconv_fits holds for its block).
-    const size_t span = ((std::min(r.oc, oc0 + 8) - 1) / r.ocg - oc0 / r.ocg + 1) * cg4;
+    const size_t span = gconv_span(r.oc, r.cg, r.ocg, oc0, 8);
     if (r.ocg % 8 == 0)
       step8<Span::one, Kind>(r, ep, w, half, taps, off, oc0);
     else if (span <= 8)

@@ -137,13 +137,13 @@ void scatter_nchw(const ConvProblem& p, const uint8_t* tile, size_t rows, size_t
 // small-group kernels, whose row kernels take all C channels of a staging
 // pixel): tasks of blocks of output rows of one image, enough to share
 // between threads, each block's staging rows small enough for L2; then
-// run_row(x, x_row, ep, m0) per output row, x the staging pixel of tap (0, 0)
-// for output column 0 and x_row the bytes between staging rows, with ep
-// writing rows m0 on into y (NHWC) or into a tile of output rows that goes
-// into the NCHW planes when full. The staging rows have 64 readable bytes
-// past their end.
-template <typename RowFn>
-void staged_rows(const ConvProblem& p, const Columns& cols, size_t threads, RowFn&& run_row) {
+// kernel(row) per output row, row a copy of proto (DwconvRow or GconvRow)
+// with x the staging pixel of tap (0, 0) for output column 0, x_row the
+// bytes between staging rows, and ep writing rows m0 on into y (NHWC) or into
+// a tile of output rows that goes into the NCHW planes when full. The
+// staging rows have 64 readable bytes past their end.
+template <typename Row, typename RowFn>
+void staged_rows(const ConvProblem& p, const Columns& cols, size_t threads, const Row& proto, RowFn&& kernel) {
   const ConvGeometry& g = p.g;
   const size_t C = g.c, OC = g.oc, P = g.oh * g.ow, eb = gemm_out_bytes(p.epilogue.kind);
   const size_t row_bytes = stage_for(g, 0, 1, 0, C).row_bytes();
@@ -176,8 +176,12 @@ void staged_rows(const ConvProblem& p, const Columns& cols, size_t threads, RowF
     const GemmEpilogue ep = cols.of_group(p.epilogue, 0, c, OC, nullptr);
     for (size_t oh = oh0; oh < oh1; ++oh) {
       const size_t t0 = oh - (oh - oh0) % tile_rows;  // the tile's first row
-      run_row(stage + (oh - oh0) * g.sh * st.row_bytes(), st.row_bytes(), ep,
-              p.y_nchw ? (oh - t0) * g.ow : m_base + (oh - oh0) * g.ow);
+      Row row = proto;
+      row.x = stage + (oh - oh0) * g.sh * st.row_bytes();
+      row.x_row = st.row_bytes();
+      row.ep = &ep;
+      row.m0 = p.y_nchw ? (oh - t0) * g.ow : m_base + (oh - oh0) * g.ow;
+      kernel(row);
       if (p.y_nchw && (oh + 1 == oh1 || oh + 1 - t0 == tile_rows))
         scatter_nchw(p, static_cast<const uint8_t*>(c), (oh + 1 - t0) * g.ow, OC, 0, OC, n, 0, t0 * g.ow);
     }
@@ -591,22 +595,13 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   static_cast<DwconvWindow&>(r) = window;
   r.w = packed16;
   r.w3 = w3;
-  staged_rows(p, cols, threads, [&](const uint8_t* x, size_t x_row, const GemmEpilogue& ep, size_t m0) {
-    DwconvRow row = r;  // per call: threads share r
-    row.x = x;
-    row.x_row = x_row;
-    row.ep = &ep;
-    row.m0 = m0;
-    kernel.fn(row);
-  });
+  staged_rows(p, cols, threads, r, kernel.fn);
 }
 
 bool gconv_fits(size_t oc, size_t cg, size_t ocg, size_t taps) {
   if (cg == 0 || cg % 4 || ocg == 0 || oc % ocg || taps == 0 || taps > kGconvMaxTaps) return false;
-  for (size_t oc0 = 0; oc0 < oc; oc0 += 16) {
-    const size_t g0 = oc0 / ocg, g1 = (std::min(oc, oc0 + 16) - 1) / ocg;
-    if ((g1 - g0 + 1) * (cg / 4) > 16) return false;
-  }
+  for (size_t oc0 = 0; oc0 < oc; oc0 += 16)
+    if (gconv_span(oc, cg, ocg, oc0, 16) > 16) return false;
   return true;
 }
 
@@ -625,14 +620,7 @@ void gconv2d(const ConvProblem& p, GconvRowFn kernel) {
   r.cg = g.cg();
   r.ocg = g.ocg();
   r.w = p.gconv_w;
-  staged_rows(p, cols, threads, [&](const uint8_t* x, size_t x_row, const GemmEpilogue& ep, size_t m0) {
-    GconvRow row = r;  // per call: threads share r
-    row.x = x;
-    row.x_row = x_row;
-    row.ep = &ep;
-    row.m0 = m0;
-    kernel(row);
-  });
+  staged_rows(p, cols, threads, r, kernel);
 }
 
 }  // namespace iqk

@@ -121,6 +121,18 @@ def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
         assert set(ran) == exact, f"{what}: expected {' and '.join(sorted(exact))} on {isa}, ran {ran}"
 
 
+def assert_qconv_epilogues(rng, x, wt, kw, what, out_scale, out_zero_point, relu):
+    """qconv2d against the reference with both epilogues: requantized to int8 (an int32 bias,
+    ``relu`` as given) and float32 (per-channel scales, a float bias)."""
+    oc = wt.shape[0]
+    qkw = dict(kw, bias=rng.integers(-900, 900, oc).astype(np.int32), out_scale=out_scale,
+               out_zero_point=out_zero_point, out_dtype=np.int8, relu=relu)
+    assert_same(iq.qconv2d(x, wt, 0.05, 0.01, **qkw), ref.qconv2d(x, wt, 0.05, 0.01, **qkw), f"{what} qconv2d")
+    ws = (rng.random(oc) * 0.02 + 0.001).astype(np.float32)
+    fkw = dict(kw, bias=rng.standard_normal(oc).astype(np.float32))
+    assert_same(iq.qconv2d(x, wt, 0.05, ws, **fkw), ref.qconv2d(x, wt, 0.05, ws, **fkw), f"{what} qconv2d float")
+
+
 def planar_forms(isa, g, w, w_zero_point):
     """The planar kernels that an NCHW depthwise convolution of geometry ``g`` and weights ``w``
     runs on ``isa`` (an empty set: the row kernel runs instead). For kernels at most 4 wide
@@ -939,14 +951,7 @@ def test_depthwise_nchw_planes_as_given(isa, case):
                                   groups=c, layout="NCHW")
                 if names["dwconv_nchw_planes"] and np.ndim(w_zp) == 0 and stride[1] <= 2 and g.ow >= min_ow:
                     assert planar_forms(isa, g, wt, 0) == {names["dwconv_nchw_planes"]}, what
-                qkw = dict(kw, bias=rng.integers(-900, 900, c).astype(np.int32), out_scale=0.07,
-                           out_zero_point=-3, out_dtype=np.int8, relu=True)
-                assert_same(iq.qconv2d(x, wt, 0.05, 0.01, **qkw), ref.qconv2d(x, wt, 0.05, 0.01, **qkw),
-                            f"{what} qconv2d")
-                ws = (rng.random(c) * 0.02 + 0.001).astype(np.float32)
-                fkw = dict(kw, bias=rng.standard_normal(c).astype(np.float32))
-                assert_same(iq.qconv2d(x, wt, 0.05, ws, **fkw), ref.qconv2d(x, wt, 0.05, ws, **fkw),
-                            f"{what} qconv2d float")
+                assert_qconv_epilogues(rng, x, wt, kw, what, out_scale=0.07, out_zero_point=-3, relu=True)
 
 
 def test_depthwise_nchw_planes_at_the_bound(isa):
@@ -1015,14 +1020,7 @@ def test_small_groups(isa, c, oc, groups):
             ran = {k for k in after if after[k] != before.get(k, 0)}
             want = {names["gconv"]} if small and np.ndim(w_zp) == 0 else {names["gemm"]}
             assert ran == want, f"{what}: expected {want}, ran {ran}"
-            qkw = dict(kw, bias=rng.integers(-900, 900, oc).astype(np.int32), out_scale=0.5, out_zero_point=-7,
-                       out_dtype=np.int8, relu=bool(i % 2))
-            assert_same(iq.qconv2d(x, wt, 0.05, 0.01, **qkw), ref.qconv2d(x, wt, 0.05, 0.01, **qkw),
-                        f"{what} qconv2d")
-            ws = (rng.random(oc) * 0.02 + 0.001).astype(np.float32)
-            fkw = dict(kw, bias=rng.standard_normal(oc).astype(np.float32))
-            assert_same(iq.qconv2d(x, wt, 0.05, ws, **fkw), ref.qconv2d(x, wt, 0.05, ws, **fkw),
-                        f"{what} qconv2d float")
+            assert_qconv_epilogues(rng, x, wt, kw, what, out_scale=0.5, out_zero_point=-7, relu=bool(i % 2))
 
 
 def test_small_groups_fit():
