@@ -284,8 +284,8 @@ struct Conv1x1Nchw {
   int32_t* y = nullptr;             // N x OC x pixels
 };
 
-// Small-group convolution: 1 < groups < C, C/groups a multiple of 4, no
-// weight zero point, at most kGconvMaxTaps taps, and every block of 16
+// Small-group convolution: 1 < groups < C, C/groups a multiple of 4, at
+// most kGconvMaxTaps taps, and every block of 16
 // output channels reading at most 16 dwords of a pixel (gconv_fits). It is
 // vectorized across output channels: lane l of block b is output channel oc
 // = 16b + l, which multiplies the input channels of its group g = oc / OCg
@@ -304,9 +304,22 @@ struct GconvRow : DwconvWindow {
                                // have at least 64 readable bytes past their end)
   size_t oc = 0, cg = 0, ocg = 0;
   const int8_t* w = nullptr;
+  // The weights' zero points, OC rounded up to 16 entries, or null when all
+  // are zero: the kernels keep each lane's sum of input bytes too and take
+  // w_zp[oc] * sum off (the other zero-point terms are in col_off).
+  const int32_t* w_zp = nullptr;
   const GemmEpilogue* ep = nullptr;  // per output channel col_off, scale, bias (b_zp null)
   size_t m0 = 0;                     // epilogue row of output column 0 (row m0 + ow)
 };
+
+// Calls f(std::bool_constant<zp>{}).
+template <typename F>
+inline void with_zp(bool zp, F&& f) {
+  if (zp)
+    f(std::true_type{});
+  else
+    f(std::false_type{});
+}
 
 using GconvRowFn = void (*)(const GconvRow& r);
 

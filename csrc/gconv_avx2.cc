@@ -46,14 +46,19 @@ inline void lane_pairs(const uint8_t* p, size_t j, __m256i idx, __m256i& lo, __m
 // staging pixel of tap (0, 0) for output column 0 at the channel of their
 // first group; `lanes` the dword of that group's first 4 channels each lane
 // reads (j = 0); `w` the weights of the step's 16-lane block, `half` which 8.
-template <size_t P, Span M, GemmOut Kind>
+// ZP: the weights have zero points (GconvRow::w_zp): the sums of each lane's
+// input bytes are kept too (vpmaddwd against ones), for the w_zp * sum(x)
+// term.
+template <size_t P, Span M, bool ZP, GemmOut Kind>
 inline void pixels(const GconvRow& r, const GemmEpilogue& ep, const uint8_t* x, const int8_t* w, size_t half,
-                   size_t taps, const size_t* off, __m256i lanes, const GemmCols8& cols, size_t n, size_t ow,
-                   size_t oc0) {
+                   size_t taps, const size_t* off, __m256i lanes, const GemmCols8& cols, __m256i zp, size_t n,
+                   size_t ow, size_t oc0) {
   const size_t cg4 = r.cg / 4, step = r.sw * r.c;
+  const __m256i ones = _mm256_set1_epi16(1);
   __m256i acc_lo[P], acc_hi[P];  // lanes 0-3 and 4-7, two dwords (pair sums) each
+  __m256i xs_lo[P], xs_hi[P];    // the same for the sums of the input bytes (ZP)
 #pragma GCC unroll 4
-  for (size_t p = 0; p < P; ++p) acc_lo[p] = acc_hi[p] = _mm256_setzero_si256();
+  for (size_t p = 0; p < P; ++p) acc_lo[p] = acc_hi[p] = xs_lo[p] = xs_hi[p] = _mm256_setzero_si256();
   w += 32 * half;
   for (size_t t = 0; t < taps; ++t) {
     const uint8_t* xt = x + ow * step + off[t];
@@ -67,6 +72,10 @@ inline void pixels(const GconvRow& r, const GemmEpilogue& ep, const uint8_t* x, 
         lane_pairs<M>(xt + p * step, j, idx, lo, hi);
         acc_lo[p] = _mm256_add_epi32(acc_lo[p], _mm256_madd_epi16(lo, w_lo));
         acc_hi[p] = _mm256_add_epi32(acc_hi[p], _mm256_madd_epi16(hi, w_hi));
+        if (ZP) {
+          xs_lo[p] = _mm256_add_epi32(xs_lo[p], _mm256_madd_epi16(lo, ones));
+          xs_hi[p] = _mm256_add_epi32(xs_hi[p], _mm256_madd_epi16(hi, ones));
+        }
       }
     }
   }
@@ -74,13 +83,17 @@ inline void pixels(const GconvRow& r, const GemmEpilogue& ep, const uint8_t* x, 
 #pragma GCC unroll 4
   for (size_t p = 0; p < P; ++p) {
     // vphaddd gives lanes (0, 1, 4, 5 | 2, 3, 6, 7); the qword permute puts them in order.
-    const __m256i sums = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc_lo[p], acc_hi[p]), 0xD8);
+    __m256i sums = _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc_lo[p], acc_hi[p]), 0xD8);
+    if (ZP) {
+      const __m256i xs = _mm256_permute4x64_epi64(_mm256_hadd_epi32(xs_lo[p], xs_hi[p]), 0xD8);
+      sums = _mm256_sub_epi32(sums, _mm256_mullo_epi32(xs, zp));
+    }
     gemm_finish8_avx2<Kind>(ep, _mm256_sub_epi32(sums, cols.off), cols.scale, cols.bias,
                             static_cast<uint8_t*>(ep.c) + ((r.m0 + ow + p) * ep.ldc + oc0) * bytes, n);
   }
 }
 
-template <Span M, GemmOut Kind>
+template <Span M, bool ZP, GemmOut Kind>
 inline void step8(const GconvRow& r, const GemmEpilogue& ep, const int8_t* w, size_t half, size_t taps,
                   const size_t* off, size_t oc0) {
   const size_t g0 = oc0 / r.ocg, cg4 = r.cg / 4;
@@ -91,10 +104,11 @@ inline void step8(const GconvRow& r, const GemmEpilogue& ep, const int8_t* w, si
   const __m256i lanes = _mm256_load_si256(reinterpret_cast<const __m256i*>(first));
   const GemmCols8 cols = gemm_cols8_avx2<Kind>(ep, oc0);
   const size_t n = std::min<size_t>(8, r.oc - oc0);
+  const __m256i zp = ZP ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.w_zp + oc0)) : _mm256_setzero_si256();
   const uint8_t* x = r.x + g0 * r.cg;
   size_t ow = 0;
-  for (; ow + 4 <= r.ow; ow += 4) pixels<4, M, Kind>(r, ep, x, w, half, taps, off, lanes, cols, n, ow, oc0);
-  for (; ow < r.ow; ++ow) pixels<1, M, Kind>(r, ep, x, w, half, taps, off, lanes, cols, n, ow, oc0);
+  for (; ow + 4 <= r.ow; ow += 4) pixels<4, M, ZP, Kind>(r, ep, x, w, half, taps, off, lanes, cols, zp, n, ow, oc0);
+  for (; ow < r.ow; ++ow) pixels<1, M, ZP, Kind>(r, ep, x, w, half, taps, off, lanes, cols, zp, n, ow, oc0);
 }
 
 template <GemmOut Kind>
@@ -108,12 +122,15 @@ void row(const GconvRow& r) {
     const size_t half = oc0 / 8 % 2;
     // The dwords the step reads: at most 16 (gconv_fits holds for its block).
     const size_t span = gconv_span(r.oc, r.cg, r.ocg, oc0, 8);
-    if (r.ocg % 8 == 0)
-      step8<Span::one, Kind>(r, ep, w, half, taps, off, oc0);
-    else if (span <= 8)
-      step8<Span::x8, Kind>(r, ep, w, half, taps, off, oc0);
-    else
-      step8<Span::x16, Kind>(r, ep, w, half, taps, off, oc0);
+    const Span m = r.ocg % 8 == 0 ? Span::one : span <= 8 ? Span::x8 : Span::x16;
+    with_zp(r.w_zp != nullptr, [&](auto zp) {
+      constexpr bool ZP = decltype(zp)::value;
+      switch (m) {
+        case Span::one: return step8<Span::one, ZP, Kind>(r, ep, w, half, taps, off, oc0);
+        case Span::x8: return step8<Span::x8, ZP, Kind>(r, ep, w, half, taps, off, oc0);
+        case Span::x16: return step8<Span::x16, ZP, Kind>(r, ep, w, half, taps, off, oc0);
+      }
+    });
   }
 }
 

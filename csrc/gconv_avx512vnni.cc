@@ -45,13 +45,22 @@ inline __m512i lane_dwords(__m512i px, __m512i idx) {
 // oc0: `x` is the staging pixel of tap (0, 0) for output column 0, at the
 // channel of the block's first group; `lanes` the dword of that group's
 // first 4 channels each lane reads (j = 0).
-template <size_t P, Span M, GemmOut Kind>
+// ZP: the block's weights have zero points (GconvRow::w_zp): the sums of each
+// lane's input bytes are kept too, by one more vpdpbusd against ones, for
+// the w_zp * sum(x) term.
+template <size_t P, Span M, bool ZP, GemmOut Kind>
 inline void pixels(const GconvRow& r, const GemmEpilogue& ep, const uint8_t* x, const int8_t* w, size_t taps,
-                   const size_t* off, __m512i lanes, const GemmCols16& cols, __mmask16 mask, size_t ow, size_t oc0) {
+                   const size_t* off, __m512i lanes, const GemmCols16& cols, __m512i zp, __mmask16 mask, size_t ow,
+                   size_t oc0) {
   const size_t cg4 = r.cg / 4, step = r.sw * r.c;
-  __m512i acc[P];
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512i acc[P], xs[P];
 #pragma GCC unroll 8
-  for (size_t p = 0; p < P; ++p) acc[p] = _mm512_setzero_si512();
+  for (size_t p = 0; p < P; ++p) acc[p] = xs[p] = _mm512_setzero_si512();
+  auto mul = [&](size_t p, __m512i in, __m512i wv) __attribute__((always_inline)) {
+    acc[p] = _mm512_dpbusd_epi32(acc[p], in, wv);
+    if (ZP) xs[p] = _mm512_dpbusd_epi32(xs[p], in, ones);
+  };
   for (size_t t = 0; t < taps; ++t) {
     const uint8_t* xt = x + ow * step + off[t];
     if (M == Span::one) {
@@ -59,8 +68,7 @@ inline void pixels(const GconvRow& r, const GemmEpilogue& ep, const uint8_t* x, 
       for (size_t j = 0; j < cg4; ++j, w += 64) {
         const __m512i wv = _mm512_loadu_si512(w);
 #pragma GCC unroll 8
-        for (size_t p = 0; p < P; ++p)
-          acc[p] = _mm512_dpbusd_epi32(acc[p], _mm512_set1_epi32(gemm_load4(xt + p * step + 4 * j)), wv);
+        for (size_t p = 0; p < P; ++p) mul(p, _mm512_set1_epi32(gemm_load4(xt + p * step + 4 * j)), wv);
       }
       continue;
     }
@@ -74,18 +82,20 @@ inline void pixels(const GconvRow& r, const GemmEpilogue& ep, const uint8_t* x, 
     for (size_t j = 0; j < cg4; ++j, w += 64, idx = _mm512_add_epi32(idx, _mm512_set1_epi32(1))) {
       const __m512i wv = _mm512_loadu_si512(w);
 #pragma GCC unroll 4
-      for (size_t p = 0; p < P; ++p) acc[p] = _mm512_dpbusd_epi32(acc[p], lane_dwords<M>(px[p], idx), wv);
+      for (size_t p = 0; p < P; ++p) mul(p, lane_dwords<M>(px[p], idx), wv);
     }
   }
   const size_t bytes = gemm_out_bytes(Kind);
 #pragma GCC unroll 8
-  for (size_t p = 0; p < P; ++p)
+  for (size_t p = 0; p < P; ++p) {
+    if (ZP) acc[p] = _mm512_sub_epi32(acc[p], _mm512_mullo_epi32(xs[p], zp));
     gemm_finish16_avx512<Kind>(ep, _mm512_sub_epi32(acc[p], cols.off), cols.scale, cols.bias,
                                static_cast<uint8_t*>(ep.c) + ((r.m0 + ow + p) * ep.ldc + oc0) * bytes, mask,
                                mask == 0xFFFF);
+  }
 }
 
-template <Span M, GemmOut Kind>
+template <Span M, bool ZP, GemmOut Kind>
 inline void block(const GconvRow& r, const GemmEpilogue& ep, const int8_t* w, size_t taps, const size_t* off,
                   size_t oc0) {
   const size_t g0 = oc0 / r.ocg, cg4 = r.cg / 4;
@@ -97,12 +107,13 @@ inline void block(const GconvRow& r, const GemmEpilogue& ep, const int8_t* w, si
   const __m512i lanes = _mm512_load_si512(first);
   const GemmCols16 cols = gemm_cols16_avx512<Kind>(ep, oc0);
   const __mmask16 mask = gemm_tail_mask16(r.oc - oc0);
+  const __m512i zp = ZP ? _mm512_loadu_si512(r.w_zp + oc0) : _mm512_setzero_si512();
   const uint8_t* x = r.x + g0 * r.cg;
   size_t ow = 0;
   if (M == Span::one)
-    for (; ow + 8 <= r.ow; ow += 8) pixels<8, M, Kind>(r, ep, x, w, taps, off, lanes, cols, mask, ow, oc0);
-  for (; ow + 4 <= r.ow; ow += 4) pixels<4, M, Kind>(r, ep, x, w, taps, off, lanes, cols, mask, ow, oc0);
-  for (; ow < r.ow; ++ow) pixels<1, M, Kind>(r, ep, x, w, taps, off, lanes, cols, mask, ow, oc0);
+    for (; ow + 8 <= r.ow; ow += 8) pixels<8, M, ZP, Kind>(r, ep, x, w, taps, off, lanes, cols, zp, mask, ow, oc0);
+  for (; ow + 4 <= r.ow; ow += 4) pixels<4, M, ZP, Kind>(r, ep, x, w, taps, off, lanes, cols, zp, mask, ow, oc0);
+  for (; ow < r.ow; ++ow) pixels<1, M, ZP, Kind>(r, ep, x, w, taps, off, lanes, cols, zp, mask, ow, oc0);
 }
 
 template <GemmOut Kind>
@@ -114,14 +125,16 @@ void row(const GconvRow& r) {
   for (size_t oc0 = 0, b = 0; oc0 < r.oc; oc0 += 16, ++b) {
     const int8_t* w = r.w + b * taps * cg4 * 64;
     const size_t span = gconv_span(r.oc, r.cg, r.ocg, oc0, 16);
-    if (r.ocg % 16 == 0)
-      block<Span::one, Kind>(r, ep, w, taps, off, oc0);
-    else if (span <= 4)
-      block<Span::x4, Kind>(r, ep, w, taps, off, oc0);
-    else if (span <= 8)
-      block<Span::x8, Kind>(r, ep, w, taps, off, oc0);
-    else
-      block<Span::x16, Kind>(r, ep, w, taps, off, oc0);
+    const Span m = r.ocg % 16 == 0 ? Span::one : span <= 4 ? Span::x4 : span <= 8 ? Span::x8 : Span::x16;
+    with_zp(r.w_zp != nullptr, [&](auto zp) {
+      constexpr bool ZP = decltype(zp)::value;
+      switch (m) {
+        case Span::one: return block<Span::one, ZP, Kind>(r, ep, w, taps, off, oc0);
+        case Span::x4: return block<Span::x4, ZP, Kind>(r, ep, w, taps, off, oc0);
+        case Span::x8: return block<Span::x8, ZP, Kind>(r, ep, w, taps, off, oc0);
+        case Span::x16: return block<Span::x16, ZP, Kind>(r, ep, w, taps, off, oc0);
+      }
+    });
   }
 }
 

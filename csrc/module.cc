@@ -290,7 +290,7 @@ PYBIND11_MODULE(_core, m) {
         }
         p.col_off = checked_data<const int32_t>(col_off, py::dtype::of<int32_t>(), g.oc, "col_off", false);
         if (!gconv.is_none()) {
-          if (depthwise || p.w_zp || !t.gconv.fn || g.groups < 2 || !iqk::gconv_fits(g.oc, g.cg(), g.ocg(), g.kh * g.kw))
+          if (depthwise || !t.gconv.fn || g.groups < 2 || !iqk::gconv_fits(g.oc, g.cg(), g.ocg(), g.kh * g.kw))
             throw py::value_error("gconv: this convolution or path has no small-group kernel");
           p.gconv_w = checked_data<const int8_t>(gconv.cast<py::array>(), py::dtype::of<int8_t>(),
                                                  iqk::gconv_packed_bytes(g.oc, g.cg(), g.kh * g.kw), "gconv", false);

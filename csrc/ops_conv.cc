@@ -173,7 +173,8 @@ void staged_rows(const ConvProblem& p, const Columns& cols, size_t threads, cons
       c = static_cast<uint8_t*>(p.epilogue.c) + n * P * OC * eb;
       m_base = oh0 * g.ow;
     }
-    const GemmEpilogue ep = cols.of_group(p.epilogue, 0, c, OC, nullptr);
+    GemmEpilogue ep = cols.of_group(p.epilogue, 0, c, OC, nullptr);
+    ep.b_zp = nullptr;  // the row kernels take weight zero points themselves
     for (size_t oh = oh0; oh < oh1; ++oh) {
       const size_t t0 = oh - (oh - oh0) % tile_rows;  // the tile's first row
       Row row = proto;
@@ -610,7 +611,7 @@ size_t gconv_packed_bytes(size_t oc, size_t cg, size_t taps) { return ceil_div(o
 void gconv2d(const ConvProblem& p, GconvRowFn kernel) {
   const ConvGeometry& g = p.g;
   if (g.n == 0 || g.oh * g.ow == 0 || g.oc == 0) return;
-  const Columns cols(p.col_off, nullptr, p.epilogue, 1, g.oc, ceil_div(g.oc, 16) * 16);
+  const Columns cols(p.col_off, p.w_zp, p.epilogue, 1, g.oc, ceil_div(g.oc, 16) * 16);
   // About 250 multiply-adds per ns on one thread.
   const size_t threads = threads_for(static_cast<double>(g.n) * g.oh * g.ow * g.oc * g.k() / 250.0);
   GconvRow r;
@@ -620,6 +621,7 @@ void gconv2d(const ConvProblem& p, GconvRowFn kernel) {
   r.cg = g.cg();
   r.ocg = g.ocg();
   r.w = p.gconv_w;
+  r.w_zp = cols.has_zp ? cols.b_zp.data() : nullptr;
   staged_rows(p, cols, threads, r, kernel);
 }
 

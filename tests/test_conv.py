@@ -67,8 +67,8 @@ def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
     Depthwise (groups == C == OC > 1): the depthwise kernel, which for NCHW input with a
     horizontal stride of 1 or 2 and output rows of at least 24 pixels is the planar one
     (``kernel_names(isa)["dwconv_nchw"]``; either may run when ``conv_kwargs``, the call's
-    keyword arguments, are not given); small groups (``_core.gconv_fits``) without a weight zero
-    point, the small-group kernel where the path has one; otherwise the GEMM tile kernel. With
+    keyword arguments, are not given); small groups (``_core.gconv_fits``), the small-group kernel
+    where the path has one; otherwise the GEMM tile kernel. With
     C == OC == groups == 1
     any of them may run. A 1x1 NCHW convolution of one group may also run the swapped-GEMM
     driver (``conv1x1_nchw``, with the same GEMM tile kernel; see test_nchw_1x1_swapped_gemm).
@@ -93,14 +93,8 @@ def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
             exact = planar_forms(isa, g, w, conv_kwargs.get("w_zero_point", 0))
             allowed = exact or {names["dwconv"], DW3X3}
     elif groups > 1 and names["gconv"] and _core.gconv_fits(oc, c // groups, oc // groups, w.shape[2] * w.shape[3]):
-        # Small groups without a weight zero point run the small-group kernel
-        # (test_small_groups), others the GEMM.
-        if conv_kwargs is None:
-            allowed = {names["gemm"], names["gconv"]}
-        else:
-            zp = conv_kwargs.get("w_zero_point", getattr(w, "zero_point", 0))
-            allowed = {names["gconv"]} if not np.any(zp) else {names["gemm"]}
-            exact = allowed
+        # Small groups run the small-group kernel (test_small_groups).
+        allowed = exact = {names["gconv"]}
     else:
         allowed = {names["gemm"]}
         if layout == "NCHW" and groups == 1 and w.shape[2:] == (1, 1):
@@ -990,8 +984,8 @@ def test_small_groups(isa, c, oc, groups):
     """Small-group convolution (csrc/conv.h, GconvRow: one lane per output channel, the group's
     input channels 4 at a time): kernels 1x1 to 5x3 and 1x7, strides, dilation, asymmetric
     padding, output rows around the 4-pixel steps, both layouts and dtypes, extreme zero points,
-    all three epilogues, one and two threads. It must run exactly where ``_core.gconv_fits`` and
-    the path say, without a weight zero point; with one the grouped GEMM runs."""
+    all three epilogues, one and two threads, with and without weight zero points. It must run
+    exactly where ``_core.gconv_fits`` and the path say; elsewhere the grouped GEMM runs."""
     rng = rng_for("small-groups", c, oc, groups)
     names = iq.kernel_names(isa)
     cases = [((3, 3), 1, 1, 1, (5, 9)), ((3, 3), 2, 1, 1, (9, 17)), ((1, 1), 1, 0, 1, (4, 3)),
@@ -1018,7 +1012,7 @@ def test_small_groups(isa, c, oc, groups):
                 iq.set_num_threads(1)
             assert_same(got, ref.conv2d(x, wt, **kw), what)
             ran = {k for k in after if after[k] != before.get(k, 0)}
-            want = {names["gconv"]} if small and np.ndim(w_zp) == 0 else {names["gemm"]}
+            want = {names["gconv"]} if small else {names["gemm"]}
             assert ran == want, f"{what}: expected {want}, ran {ran}"
             assert_qconv_epilogues(rng, x, wt, kw, what, out_scale=0.5, out_zero_point=-7, relu=bool(i % 2))
 

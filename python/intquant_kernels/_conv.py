@@ -108,8 +108,7 @@ def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_poi
     depthwise = pw.depthwise and g.kh * g.kw <= _DW_MAX_TAPS
     nchw = not plan.nhwc
     gconv = None
-    if not depthwise and w_zp is None and g.groups > 1 and _gconv(isa, g.oc, g.c // g.groups, g.oc // g.groups,
-                                                                  g.kh * g.kw):
+    if not depthwise and g.groups > 1 and _gconv(isa, g.oc, g.c // g.groups, g.oc // g.groups, g.kh * g.kw):
         gconv = pw._gconv()
     _core.conv2d(isa, x, nchw, plan.args, x_zp, pw._for_isa(isa, depthwise), depthwise, None if depthwise else w_zp,
                  col_off, kind, y, nchw, *epilogue, gconv)
