@@ -769,12 +769,13 @@ def test_small_work_stays_on_the_calling_thread(isa):
 
 def test_concurrent_python_threads(isa):
     """One PackedConvWeights used by several Python threads at once (the GIL is released in the
-    kernels, and each call's staging buffers are its own), general and depthwise, both layouts."""
+    kernels, and each call's staging buffers are its own), general, depthwise and small groups,
+    both layouts."""
     import concurrent.futures
 
     rng = rng_for("concurrent", 0)
     cases = []
-    for groups, c, oc in ((1, 24, 40), (24, 24, 24)):
+    for groups, c, oc in ((1, 24, 40), (24, 24, 24), (6, 24, 24)):
         pw = iq.pack_conv_weights(rand_q(rng, (oc, c // groups, 3, 3), np.int8), groups=groups)
         for layout in ("NCHW", "NHWC"):
             xs = [rand_q(rng, shape_in(layout, 2, c, 30, 30), np.uint8) for _ in range(4)]
