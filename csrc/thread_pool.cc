@@ -142,9 +142,8 @@ namespace {
 std::atomic<uint64_t> parallel_runs_{0};
 }  // namespace
 
-size_t threads_for(double ns) {
-  constexpr double kMinParallelNs = 50e3;
-  return ns < kMinParallelNs ? 1 : static_cast<size_t>(get_num_threads());
+size_t threads_for(double ns, double min_ns) {
+  return ns < min_ns ? 1 : static_cast<size_t>(get_num_threads());
 }
 
 void parallel_for(size_t n_tasks, const std::function<void(size_t)>& task, size_t max_threads) {

@@ -23,9 +23,9 @@ void parallel_for(size_t n_tasks, const std::function<void(size_t)>& task, size_
 
 // The threads worth using for a call that would take about `ns` nanoseconds
 // on one thread: handing work to the pool and waiting for it costs
-// microseconds, so short calls run on the calling thread alone (measured:
-// a 17 us depthwise convolution took 41 us on two threads).
-size_t threads_for(double ns);
+// microseconds, so calls shorter than `min_ns` run on the calling thread
+// alone (measured: a 17 us depthwise convolution took 41 us on two threads).
+size_t threads_for(double ns, double min_ns = 50e3);
 
 // How many parallel_for calls have run on more than one thread, so that
 // callers (and the tests) can see that work was really shared.

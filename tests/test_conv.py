@@ -732,9 +732,11 @@ SHARED = {  # name: (x shape in NCHW, OC, KH, KW, groups, stride, layout)
     "implicit": ((2, 64, 28, 28), 64, 3, 3, 1, 1, "NHWC"),
     "im2col-nchw": ((2, 30, 28, 28), 70, 3, 3, 1, 1, "NCHW"),
     "grouped": ((4, 64, 28, 28), 64, 3, 3, 4, 1, "NCHW"),
-    "depthwise-nhwc": ((2, 96, 40, 40), 96, 3, 3, 96, 1, "NHWC"),
-    "depthwise-planar": ((2, 96, 40, 40), 96, 3, 3, 96, 1, "NCHW"),
-    "depthwise-nchw-staged": ((8, 96, 60, 60), 96, 3, 3, 96, 3, "NCHW"),
+    "small-groups": ((8, 64, 40, 40), 64, 3, 3, 16, 1, "NHWC"),
+    # Depthwise is bound by memory: two threads only from about 75 us of work (ops_conv.cc).
+    "depthwise-nhwc": ((4, 96, 56, 56), 96, 3, 3, 96, 1, "NHWC"),
+    "depthwise-planar": ((4, 96, 56, 56), 96, 3, 3, 96, 1, "NCHW"),
+    "depthwise-nchw-staged": ((16, 96, 90, 90), 96, 3, 3, 96, 3, "NCHW"),
 }
 
 
