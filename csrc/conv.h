@@ -1,19 +1,24 @@
 // int8 2-D convolution: the problem description shared by the drivers
-// (ops_conv.cc) and the depthwise kernel signature. No intrinsics here. (A
-// 1x1 NCHW convolution with int32 output has a third driver, without
-// staging: Conv1x1Nchw below.)
+// (ops_conv.cc) and the signatures of the depthwise and small-group kernels.
+// No intrinsics here.
 //
-// Both drivers first copy the input rows a block of output rows needs into a
-// staging buffer: NHWC pixels of the group's channels, as unsigned bytes
-// (int8 activations shifted by 128, as in the GEMM), with the padding filled
-// by the activation zero point. From there:
+// The drivers first copy the input rows a block of output rows needs into a
+// staging buffer: NHWC pixels of the group's channels (all C channels for
+// the row kernels), as unsigned bytes (int8 activations shifted by 128, as
+// in the GEMM), with the padding filled by the activation zero point. From
+// there:
 //  - the general case builds rows of A (im2col of one block of output pixels,
-//    k = (kh * KW + kw) * Cg + c) and runs the GEMM tile kernel of the ISA on
-//    them against each group's packed weights;
-//  - depthwise (groups == C == OC) runs a depthwise kernel over the staging
-//    rows directly.
+//    k = (kh * KW + kw) * Cg + c), or reads them from the staging rows (the
+//    implicit GEMM), and runs the GEMM tile kernel of the ISA on them against
+//    each group's packed weights (conv2d);
+//  - depthwise (groups == C == OC) runs a depthwise row kernel over the
+//    staging rows (dwconv2d), and small groups a small-group row kernel
+//    (gconv2d).
 // So NCHW and NHWC input, any padding, stride and dilation reach the kernels
-// in one form, and no full im2col buffer is ever made.
+// in one form, and no full im2col buffer is ever made. Three paths do without
+// staging: NCHW depthwise planes read as given (DwconvPlanes) or staged one
+// plane at a time (DwconvPlane), and the 1x1 NCHW convolution with int32
+// output (Conv1x1Nchw).
 #pragma once
 
 #include <cstddef>
