@@ -15,10 +15,10 @@
 //    staging rows (dwconv2d), and small groups a small-group row kernel
 //    (gconv2d).
 // So NCHW and NHWC input, any padding, stride and dilation reach the kernels
-// in one form, and no full im2col buffer is ever made. Three paths do without
-// staging: NCHW depthwise planes read as given (DwconvPlanes) or staged one
-// plane at a time (DwconvPlane), and the 1x1 NCHW convolution with int32
-// output (Conv1x1Nchw).
+// in one form, and no full im2col buffer is ever made. Two paths do without
+// the NHWC staging: the planar NCHW depthwise kernels, which read the planes
+// as given (DwconvPlanes) or a padded copy of one plane (DwconvPlane), and
+// the 1x1 NCHW convolution with int32 output (Conv1x1Nchw).
 #pragma once
 
 #include <cstddef>
