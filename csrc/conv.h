@@ -343,6 +343,7 @@ inline void gconv_tap_offsets(const GconvRow& r, size_t* off) {
 
 #if defined(IQK_BUILD_X86)
 void gconv_u8s8s32_4x8c4__avx2(const GconvRow& r);
+void gconv_u8s8s32_4x8c4__avxvnni(const GconvRow& r);
 void gconv_u8s8s32_4x16c4__avx512vnni(const GconvRow& r);
 #endif
 

@@ -63,10 +63,10 @@ KernelTable build_table(Isa isa) {
       // Quantization has no use for VNNI: AVX-VNNI machines run the AVX2 kernels.
       set_quantize_kernels_avx2(t);
       t.gemm = gemm_kernel__avxvnni;
-      // Depthwise and small groups are bound by loads and shuffles, not by
-      // the multiply: the AVX2 kernels.
+      // Depthwise is bound by loads and shuffles, not by the multiply: the
+      // AVX2 kernel. Small groups multiply bytes as they are (no widening).
       t.dwconv = dwconv_kernel__avx2;
-      t.gconv = IQK_KERNEL(gconv_u8s8s32_4x8c4__avx2);
+      t.gconv = IQK_KERNEL(gconv_u8s8s32_4x8c4__avxvnni);
       break;
     case Isa::avx512_vnni:
     case Isa::amx:

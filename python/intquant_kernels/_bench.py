@@ -97,7 +97,7 @@ PATH_INSTRUCTION = {
     ("dwconv", "avx_vnni"): "vpmaddwd ymm",  # the AVX2 depthwise kernel
     ("dwconv", "avx512_vnni"): "vpdpwssd zmm",
     ("gconv", "avx2"): "vpmaddwd ymm",
-    ("gconv", "avx_vnni"): "vpmaddwd ymm",  # the AVX2 small-group kernel
+    ("gconv", "avx_vnni"): "vpdpbusd ymm",
     ("gconv", "avx512_vnni"): "vpdpbusd zmm",
 }
 
