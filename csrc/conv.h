@@ -302,11 +302,13 @@ struct Conv1x1Nchw {
 // and j < C/groups / 4, 16 dwords, lane l holding the bytes
 // w[16b + l, 4j .. 4j + 3, kh, kw] (zero past OC).
 constexpr size_t kGconvMaxTaps = 64;
+constexpr size_t kGconvSlackPixels = 8;
 
 struct GconvRow : DwconvWindow {
   const uint8_t* x = nullptr;  // staging pixel of tap (0, 0) for output column 0, all C channels
   size_t x_row = 0, c = 0;     // bytes between staging rows; channels per pixel (the staging rows
-                               // have at least 64 readable bytes past their end)
+                               // have at least kGconvSlackPixels * sw * c + 64 readable bytes past
+                               // their end: kernels run whole steps of pixels past the row)
   size_t oc = 0, cg = 0, ocg = 0;
   const int8_t* w = nullptr;
   // The weights' zero points, OC rounded up to 16 entries, or null when all

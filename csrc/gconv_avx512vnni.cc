@@ -42,16 +42,16 @@ inline __m512i lane_dwords(__m512i px, __m512i idx) {
 }
 
 // P output pixels from column ow, the 16 output channels of block b from
-// oc0: `x` is the staging pixel of tap (0, 0) for output column 0, at the
-// channel of the block's first group; `lanes` the dword of that group's
-// first 4 channels each lane reads (j = 0).
+// oc0, the first `valid` of them stored: `x` is the staging pixel of tap
+// (0, 0) for output column 0, at the channel of the block's first group;
+// `lanes` the dword of that group's first 4 channels each lane reads (j = 0).
 // ZP: the block's weights have zero points (GconvRow::w_zp): the sums of each
 // lane's input bytes are kept too, by one more vpdpbusd against ones, for
 // the w_zp * sum(x) term.
 template <size_t P, Span M, bool ZP, GemmOut Kind>
 inline void pixels(const GconvRow& r, const GemmEpilogue& ep, const uint8_t* x, const int8_t* w, size_t taps,
                    const size_t* off, __m512i lanes, const GemmCols16& cols, __m512i zp, __mmask16 mask, size_t ow,
-                   size_t oc0) {
+                   size_t oc0, size_t valid) {
   const size_t cg4 = r.cg / 4, step = r.sw * r.c;
   const __m512i ones = _mm512_set1_epi8(1);
   __m512i acc[P], xs[P];
@@ -88,6 +88,7 @@ inline void pixels(const GconvRow& r, const GemmEpilogue& ep, const uint8_t* x, 
   const size_t bytes = gemm_out_bytes(Kind);
 #pragma GCC unroll 8
   for (size_t p = 0; p < P; ++p) {
+    if (p >= valid) break;
     if (ZP) acc[p] = _mm512_sub_epi32(acc[p], _mm512_mullo_epi32(xs[p], zp));
     gemm_finish16_avx512<Kind>(ep, _mm512_sub_epi32(acc[p], cols.off), cols.scale, cols.bias,
                                static_cast<uint8_t*>(ep.c) + ((r.m0 + ow + p) * ep.ldc + oc0) * bytes, mask,
@@ -109,11 +110,18 @@ inline void block(const GconvRow& r, const GemmEpilogue& ep, const int8_t* w, si
   const __mmask16 mask = gemm_tail_mask16(r.oc - oc0);
   const __m512i zp = ZP ? _mm512_loadu_si512(r.w_zp + oc0) : _mm512_setzero_si512();
   const uint8_t* x = r.x + g0 * r.cg;
+  // Whole steps only, the last one past the row (its extra pixels read the
+  // staging slack and are not stored): one pixel at a time, a step is one
+  // chain of dependent vpdpbusd, four to eight times slower per pixel.
+  constexpr size_t kStep = M == Span::one ? 8 : 4;
   size_t ow = 0;
-  if (M == Span::one)
-    for (; ow + 8 <= r.ow; ow += 8) pixels<8, M, ZP, Kind>(r, ep, x, w, taps, off, lanes, cols, zp, mask, ow, oc0);
-  for (; ow + 4 <= r.ow; ow += 4) pixels<4, M, ZP, Kind>(r, ep, x, w, taps, off, lanes, cols, zp, mask, ow, oc0);
-  for (; ow < r.ow; ++ow) pixels<1, M, ZP, Kind>(r, ep, x, w, taps, off, lanes, cols, zp, mask, ow, oc0);
+  for (; ow + kStep <= r.ow; ow += kStep)
+    pixels<kStep, M, ZP, Kind>(r, ep, x, w, taps, off, lanes, cols, zp, mask, ow, oc0, kStep);
+  // The rest in one step of 4 or 8.
+  if constexpr (kStep == 8) {
+    if (r.ow - ow > 4) return pixels<8, M, ZP, Kind>(r, ep, x, w, taps, off, lanes, cols, zp, mask, ow, oc0, r.ow - ow);
+  }
+  if (ow < r.ow) pixels<4, M, ZP, Kind>(r, ep, x, w, taps, off, lanes, cols, zp, mask, ow, oc0, r.ow - ow);
 }
 
 template <GemmOut Kind>

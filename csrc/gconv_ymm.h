@@ -46,7 +46,8 @@ inline typename Mul::In gconv_lane_input(const uint8_t* p, size_t j, __m256i idx
   return Mul::input(v);
 }
 
-// P output pixels from column ow, the 8 output channels from oc0: `x` is the
+// P output pixels from column ow, the 8 output channels from oc0, the first
+// `valid` of them stored: `x` is the
 // staging pixel of tap (0, 0) for output column 0 at the channel of their
 // first group; `lanes` the dword of that group's first 4 channels each lane
 // reads (j = 0); `w` the weights of the step's 16-lane block, `half` which 8.
@@ -54,7 +55,7 @@ inline typename Mul::In gconv_lane_input(const uint8_t* p, size_t j, __m256i idx
 template <class Mul, size_t P, GconvSpan M, bool ZP, GemmOut Kind>
 inline void gconv_pixels8(const GconvRow& r, const GemmEpilogue& ep, const uint8_t* x, const int8_t* w, size_t half,
                           size_t taps, const size_t* off, __m256i lanes, const GemmCols8& cols, __m256i zp, size_t n,
-                          size_t ow, size_t oc0) {
+                          size_t ow, size_t oc0, size_t valid) {
   const size_t cg4 = r.cg / 4, step = r.sw * r.c;
   const typename Mul::W ones = Mul::ones();
   typename Mul::Acc acc[P], xs[P];
@@ -77,6 +78,7 @@ inline void gconv_pixels8(const GconvRow& r, const GemmEpilogue& ep, const uint8
   const size_t bytes = gemm_out_bytes(Kind);
 #pragma GCC unroll 4
   for (size_t p = 0; p < P; ++p) {
+    if (p >= valid) break;
     __m256i sums = Mul::sums(acc[p]);
     if (ZP) sums = _mm256_sub_epi32(sums, _mm256_mullo_epi32(Mul::sums(xs[p]), zp));
     gemm_finish8_avx2<Kind>(ep, _mm256_sub_epi32(sums, cols.off), cols.scale, cols.bias,
@@ -97,10 +99,14 @@ inline void gconv_step8(const GconvRow& r, const GemmEpilogue& ep, const int8_t*
   const __m256i zp = ZP ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.w_zp + oc0)) : _mm256_setzero_si256();
   const size_t n = std::min<size_t>(8, r.oc - oc0);
   const uint8_t* x = r.x + g0 * r.cg;
+  // Whole steps of 4 pixels only, the last one past the row (its extra
+  // pixels read the staging slack and are not stored): one pixel at a time,
+  // a step is one chain of dependent multiplies.
   size_t ow = 0;
   for (; ow + 4 <= r.ow; ow += 4)
-    gconv_pixels8<Mul, 4, M, ZP, Kind>(r, ep, x, w, half, taps, off, lanes, cols, zp, n, ow, oc0);
-  for (; ow < r.ow; ++ow) gconv_pixels8<Mul, 1, M, ZP, Kind>(r, ep, x, w, half, taps, off, lanes, cols, zp, n, ow, oc0);
+    gconv_pixels8<Mul, 4, M, ZP, Kind>(r, ep, x, w, half, taps, off, lanes, cols, zp, n, ow, oc0, 4);
+  if (ow < r.ow)
+    gconv_pixels8<Mul, 4, M, ZP, Kind>(r, ep, x, w, half, taps, off, lanes, cols, zp, n, ow, oc0, r.ow - ow);
 }
 
 // One output row, all output channels, 8 at a time.

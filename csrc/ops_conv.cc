@@ -141,9 +141,10 @@ void scatter_nchw(const ConvProblem& p, const uint8_t* tile, size_t rows, size_t
 // with x the staging pixel of tap (0, 0) for output column 0, x_row the
 // bytes between staging rows, and ep writing rows m0 on into y (NHWC) or into
 // a tile of output rows that goes into the NCHW planes when full. The
-// staging rows have 64 readable bytes past their end.
+// staging rows have `slack` readable (zeroed) bytes past their end.
 template <typename Row, typename RowFn>
-void staged_rows(const ConvProblem& p, const Columns& cols, size_t threads, const Row& proto, RowFn&& kernel) {
+void staged_rows(const ConvProblem& p, const Columns& cols, size_t threads, const Row& proto, RowFn&& kernel,
+                 size_t slack = 64) {
   const ConvGeometry& g = p.g;
   const size_t C = g.c, OC = g.oc, P = g.oh * g.ow, eb = gemm_out_bytes(p.epilogue.kind);
   const size_t row_bytes = stage_for(g, 0, 1, 0, C).row_bytes();
@@ -158,7 +159,7 @@ void staged_rows(const ConvProblem& p, const Columns& cols, size_t threads, cons
     const size_t oh0 = blk * per_task, oh1 = std::min(g.oh, oh0 + per_task);
     thread_local std::vector<uint8_t> stage_buf, tmp_buf;
     const Stage st = stage_for(g, oh0, oh1, 0, C);
-    uint8_t* stage = aligned(stage_buf, st.rows * st.row_bytes());
+    uint8_t* stage = aligned(stage_buf, st.rows * st.row_bytes(), slack);
     stage_rows(p, n, st, stage);
 
     // NCHW output: runs of output rows through a tile of about 128 KB (in
@@ -626,7 +627,7 @@ void gconv2d(const ConvProblem& p, GconvRowFn kernel) {
   r.ocg = g.ocg();
   r.w = p.gconv_w;
   r.w_zp = cols.has_zp ? cols.b_zp.data() : nullptr;
-  staged_rows(p, cols, threads, r, kernel);
+  staged_rows(p, cols, threads, r, kernel, kGconvSlackPixels * g.sw * g.c + 64);
 }
 
 }  // namespace iqk
