@@ -287,6 +287,7 @@ struct Conv1x1Nchw {
   const int32_t* w_sum = nullptr;   // OC: sum over c of w[oc, c]
   const int32_t* w_zp = nullptr;    // OC, or null when all are zero
   int32_t* y = nullptr;             // N x OC x pixels
+  PackVnni4Strips64Fn pack64 = nullptr;  // the ISA's packing of 64 columns at once, or null
 };
 
 // Small-group convolution: 1 < groups < C, C/groups a multiple of 4, at

@@ -72,6 +72,7 @@ KernelTable build_table(Isa isa) {
     case Isa::amx:
       set_quantize_kernels_avx512(t);
       t.transpose16x16_b32 = &transpose16x16_b32__avx512;
+      t.pack_vnni4_strips64 = &pack_vnni4_strips64__avx512;
       t.gemm = gemm_kernel__avx512vnni;
       t.dwconv = dwconv_kernel__avx512vnni;
       t.gconv = IQK_KERNEL(gconv_u8s8s32_4x16c4__avx512vnni);

@@ -30,6 +30,7 @@ struct KernelTable {
   DwconvKernel dwconv;
   Transpose16x16Fn transpose16x16_b32 = nullptr;  // NCHW output (ops_conv.cc); null: 4 x 4 blocks
   Kernel<GconvRowFn> gconv;                       // small groups (conv.h); null: the grouped GEMM
+  PackVnni4Strips64Fn pack_vnni4_strips64 = nullptr;  // 1x1 NCHW (ops_conv.cc); null: 16 columns at a time
 };
 
 // Was this path compiled into the module?

@@ -328,6 +328,7 @@ PYBIND11_MODULE(_core, m) {
         p.x_zp = x_zp;
         p.w_rows = checked_data<const uint8_t>(w_rows, py::dtype::of<uint8_t>(), oc * ((c + 3) / 4 * 4), "w_rows", false);
         p.w_sum = checked_data<const int32_t>(w_sum, py::dtype::of<int32_t>(), oc, "w_sum", false);
+        p.pack64 = t.pack_vnni4_strips64;
         if (!w_zp.is_none())
           p.w_zp = checked_data<const int32_t>(w_zp.cast<py::array>(), py::dtype::of<int32_t>(), oc, "w_zp", false);
         p.y = checked_data<int32_t>(out, py::dtype::of<int32_t>(), n * oc * pixels, "out", true);

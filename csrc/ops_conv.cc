@@ -432,6 +432,12 @@ void conv1x1_nchw(const Conv1x1Nchw& p, const GemmKernel& kernel) {
     for (size_t col = col0; col < col0 + (np1 - np0) * nr; col += 16) {
       uint8_t* dst = b + ((col - col0) / nr) * b_panel + (col % nr) * 4;
       const uint8_t* src = x + col;
+      if (p.pack64 && nr == 64 && col % 64 == 0 && col + 64 <= N) {
+        // A whole panel of 64 columns at once.
+        p.pack64(src, N, K, flip, dst, nr * 4, s + (col - col0));
+        col += 48;
+        continue;
+      }
       if (col + 16 > N) {
         uint8_t* e = aligned(edge_buf, K * 16, 0);
         for (size_t k = 0; k < K; ++k)

@@ -17,7 +17,15 @@ namespace iqk {
 // dst_stride + i] = src[i * src_stride + j]. Per ISA (kernel table), null
 // where there is none; the 4 x 4 one below serves everywhere.
 using Transpose16x16Fn = void (*)(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride);
+
+// pack_vnni4_strip16 (below) for 4 strips of 16 columns at once (64 columns
+// from src): strip s at dst + 64 * s of every group row (dst_step bytes
+// apart, at least 256), sums[0..64). The ISA's, or null (kernel_table.h).
+using PackVnni4Strips64Fn = void (*)(const uint8_t* src, size_t stride, size_t K, uint8_t flip, uint8_t* dst,
+                                     size_t dst_step, int32_t* sums);
 #if defined(IQK_BUILD_X86)
+void pack_vnni4_strips64__avx512(const uint8_t* src, size_t stride, size_t K, uint8_t flip, uint8_t* dst,
+                                 size_t dst_step, int32_t* sums);
 void transpose16x16_b32__avx512(const uint8_t* src, size_t src_stride, uint8_t* dst, size_t dst_stride);
 #endif
 

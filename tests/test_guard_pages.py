@@ -96,9 +96,10 @@ SCRIPT = textwrap.dedent(
             want = iq.reference.conv2d(x0, w, **kw)
             for x in (at_page_end(x0), at_page_start(x0)):
                 assert np.array_equal(iq.conv2d(x, w, **kw), want)
-    # 1x1 NCHW (the GEMM with its roles swapped, packing pixel strips of 16):
-    # planes of 63 pixels end one byte short of a whole strip, 16 exactly on one.
-    for c, h, w_ in [(17, 7, 9), (5, 1, 16), (4, 1, 1), (9, 3, 5)]:
+    # 1x1 NCHW (the GEMM with its roles swapped, packing pixel strips of 16,
+    # or whole panels of 64 at once): planes of 63 pixels end one byte short
+    # of a whole strip, 16 exactly on one, 128 exactly on a panel.
+    for c, h, w_ in [(17, 7, 9), (5, 1, 16), (4, 1, 1), (9, 3, 5), (5, 2, 64), (3, 1, 127)]:
         for dt in (np.uint8, np.int8):
             info = np.iinfo(dt)
             x = at_page_end(rng.integers(info.min, info.max + 1, (2, c, h, w_), dtype=dt))
