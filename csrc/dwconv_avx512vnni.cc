@@ -14,6 +14,7 @@
 #include <cstdint>
 
 #include "conv.h"
+#include "dwconv_rows.h"
 #include "gemm_rows.h"
 #include "gemm_zmm.h"
 #include "kernel_counter.h"
@@ -22,153 +23,60 @@ namespace iqk {
 
 namespace {
 
-// The epilogue of one block of 32 channels, its per-channel terms loaded once
-// per block (the kernels are bound by their loads): the steps of
-// gemm_store16_avx512_as without the b_zp term (depthwise weights carry their
-// zero point). Pixel i of the row goes to out + i * step bytes.
-struct Block32 {
-  GemmCols16 cols0, cols1;
-  __mmask16 mask0, mask1;
-  uint8_t* out;
-  size_t step;
-};
-
-template <GemmOut Kind>
-inline Block32 block32(const DwconvRow& r, const GemmEpilogue& ep, size_t c0) {
-  const size_t left = r.c - c0;
-  return {gemm_cols16_avx512<Kind>(ep, c0), gemm_cols16_avx512<Kind>(ep, c0 + 16), gemm_tail_mask16(left),
-          left > 16 ? gemm_tail_mask16(left - 16) : __mmask16(0),
-          static_cast<uint8_t*>(ep.c) + (r.m0 * ep.ldc + c0) * gemm_out_bytes(Kind), ep.ldc * gemm_out_bytes(Kind)};
-}
-
-// Stores pixel i's 32 channels, lo and hi in the unpack order (see the top).
-template <GemmOut Kind>
-inline void store32(const GemmEpilogue& ep, const Block32& b, size_t i, __m512i lo, __m512i hi) {
-  const __m512i out0_idx = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
-  const __m512i out1_idx = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
-  uint8_t* y = b.out + i * b.step;
-  const __m512i v0 = _mm512_sub_epi32(_mm512_permutex2var_epi32(lo, out0_idx, hi), b.cols0.off);
-  gemm_finish16_avx512<Kind>(ep, v0, b.cols0.scale, b.cols0.bias, y, b.mask0, b.mask0 == 0xFFFF);
-  if (b.mask1) {
-    const __m512i v1 = _mm512_sub_epi32(_mm512_permutex2var_epi32(lo, out1_idx, hi), b.cols1.off);
-    gemm_finish16_avx512<Kind>(ep, v1, b.cols1.scale, b.cols1.bias, y + 16 * gemm_out_bytes(Kind), b.mask1,
-                               b.mask1 == 0xFFFF);
-  }
-}
-
-// P output pixels from column ow, 32 channels from c0: P independent chains
-// of vpdpwssd, so that their latencies overlap.
-template <size_t P, GemmOut Kind>
-inline void pixels(const DwconvRow& r, const GemmEpilogue& ep, const Block32& blk, size_t ow, size_t c0,
-                   const __m512i* wlo, const __m512i* whi, size_t pairs, const size_t* off) {
-  const uint8_t* px = r.x + ow * r.sw * r.c + c0;
-  const size_t step = r.sw * r.c;
-  __m512i lo[P], hi[P];
-#pragma GCC unroll 4
-  for (size_t i = 0; i < P; ++i) lo[i] = hi[i] = _mm512_setzero_si512();
-  for (size_t q = 0; q < pairs; ++q) {
-    const __m512i wl = wlo[q], wh = whi[q];
-    const uint8_t* pa = px + off[2 * q];
-    const uint8_t* pb = px + off[2 * q + 1];
-  #pragma GCC unroll 4
-  for (size_t i = 0; i < P; ++i) {
-      // Channels past C read the staging buffer's next bytes (it has
-      // slack); their weights are zero and they are never stored.
-      const __m512i xa = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pa + i * step)));
-      const __m512i xb = _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(pb + i * step)));
-      lo[i] = _mm512_dpwssd_epi32(lo[i], _mm512_unpacklo_epi16(xa, xb), wl);
-      hi[i] = _mm512_dpwssd_epi32(hi[i], _mm512_unpackhi_epi16(xa, xb), wh);
-    }
-  }
-#pragma GCC unroll 4
-  for (size_t i = 0; i < P; ++i) store32<Kind>(ep, blk, ow + i, lo[i], hi[i]);
-}
-
-// 3x3 without horizontal dilation, horizontal stride S (1 or 2): the taps
-// are paired vertically, (kh 0, kh 1) and (kh 2, zero), per input column, so
-// that one column's pairs serve every output pixel that reads the column
-// (three at stride 1): each input is loaded and widened about 1.5 times per
-// row at stride 1 (P + 2 columns for P outputs) instead of once per tap. The
-// kernel is bound by its loads and shuffles, not by vpdpwssd: 12 vpdpwssd per
-// output and 32 channels against 10, but 4.5 loads and 6 unpacks against 10
-// and 10.
-template <size_t P, size_t S, GemmOut Kind>
-inline void pixels3x3(const DwconvRow& r, const GemmEpilogue& ep, const Block32& blk, size_t ow0, size_t c0,
-                      const __m512i (*wl)[2], const __m512i (*wh)[2]) {
-  const uint8_t* x0 = r.x + ow0 * S * r.c + c0;
-  const uint8_t* x1 = x0 + r.dh * r.x_row;
-  const uint8_t* x2 = x1 + r.dh * r.x_row;
-  auto widen = [](const uint8_t* p) {
-    // Channels past C read the staging buffer's next bytes (it has slack);
-    // their weights are zero and they are never stored.
+// The vector policy of dwconv_rows.h: 32 channels per step, vpdpwssd.
+// vpunpcklwd / vpunpckhwd pair channels {0-3, 8-11, 16-19, 24-27} and
+// {4-7, 12-15, 20-23, 28-31}.
+struct DwAvx512 {
+  using Vec = __m512i;
+  static constexpr size_t kC = 32;
+  static Vec zero() { return _mm512_setzero_si512(); }
+  static Vec widen(const uint8_t* p) {
     return _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  }
+  static Vec unpacklo(Vec a, Vec b) { return _mm512_unpacklo_epi16(a, b); }
+  static Vec unpackhi(Vec a, Vec b) { return _mm512_unpackhi_epi16(a, b); }
+  static Vec dot(Vec acc, Vec a, Vec w) { return _mm512_dpwssd_epi32(acc, a, w); }
+  static Vec dot2(Vec acc, Vec a, Vec wa, Vec b, Vec wb) {
+    return _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(acc, a, wa), b, wb);
+  }
+  static void weights(const int16_t* w, Vec& lo, Vec& hi) {
+    const Vec w0 = _mm512_loadu_si512(w), w1 = _mm512_loadu_si512(w + 32);
+    lo = _mm512_permutex2var_epi32(w0, _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27), w1);
+    hi = _mm512_permutex2var_epi32(w0, _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31),
+                                   w1);
+  }
+
+  // The epilogue of one block of 32 channels, its per-channel terms loaded
+  // once per block (the kernels are bound by their loads): the steps of
+  // gemm_store16_avx512_as without the b_zp term (depthwise weights carry
+  // their zero point). Pixel i of the row goes to out + i * step bytes.
+  struct Block {
+    GemmCols16 cols0, cols1;
+    __mmask16 mask0, mask1;
+    uint8_t* out;
+    size_t step;
   };
-  __m512i lo[P], hi[P];
-#pragma GCC unroll 8
-  for (size_t i = 0; i < P; ++i) lo[i] = hi[i] = _mm512_setzero_si512();
-  constexpr size_t kCols = (P - 1) * S + 3;
-#pragma GCC unroll 16
-  for (size_t j = 0; j < kCols; ++j) {
-    const __m512i a = widen(x0 + j * r.c), b = widen(x1 + j * r.c), c = widen(x2 + j * r.c);
-    const __m512i ab_lo = _mm512_unpacklo_epi16(a, b), ab_hi = _mm512_unpackhi_epi16(a, b);
-    const __m512i c_lo = _mm512_unpacklo_epi16(c, _mm512_setzero_si512());
-    const __m512i c_hi = _mm512_unpackhi_epi16(c, _mm512_setzero_si512());
-#pragma GCC unroll 3
-    for (size_t kw = 0; kw < 3; ++kw) {
-      if (j < kw || (j - kw) % S != 0 || (j - kw) / S >= P) continue;
-      const size_t i = (j - kw) / S;
-      lo[i] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(lo[i], ab_lo, wl[kw][0]), c_lo, wl[kw][1]);
-      hi[i] = _mm512_dpwssd_epi32(_mm512_dpwssd_epi32(hi[i], ab_hi, wh[kw][0]), c_hi, wh[kw][1]);
+  template <GemmOut Kind>
+  static Block block(const DwconvRow& r, const GemmEpilogue& ep, size_t c0) {
+    const size_t left = r.c - c0;
+    return {gemm_cols16_avx512<Kind>(ep, c0), gemm_cols16_avx512<Kind>(ep, c0 + 16), gemm_tail_mask16(left),
+            left > 16 ? gemm_tail_mask16(left - 16) : __mmask16(0),
+            static_cast<uint8_t*>(ep.c) + (r.m0 * ep.ldc + c0) * gemm_out_bytes(Kind), ep.ldc * gemm_out_bytes(Kind)};
+  }
+  template <GemmOut Kind>
+  static void store(const GemmEpilogue& ep, const Block& b, size_t i, Vec lo, Vec hi) {
+    const Vec out0_idx = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const Vec out1_idx = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+    uint8_t* y = b.out + i * b.step;
+    const Vec v0 = _mm512_sub_epi32(_mm512_permutex2var_epi32(lo, out0_idx, hi), b.cols0.off);
+    gemm_finish16_avx512<Kind>(ep, v0, b.cols0.scale, b.cols0.bias, y, b.mask0, b.mask0 == 0xFFFF);
+    if (b.mask1) {
+      const Vec v1 = _mm512_sub_epi32(_mm512_permutex2var_epi32(lo, out1_idx, hi), b.cols1.off);
+      gemm_finish16_avx512<Kind>(ep, v1, b.cols1.scale, b.cols1.bias, y + 16 * gemm_out_bytes(Kind), b.mask1,
+                                 b.mask1 == 0xFFFF);
     }
   }
-#pragma GCC unroll 8
-  for (size_t i = 0; i < P; ++i) store32<Kind>(ep, blk, ow0 + i, lo[i], hi[i]);
-}
-
-template <size_t S, GemmOut Kind>
-void row3x3(const DwconvRow& r) {
-  const GemmEpilogue ep = *r.ep;
-  const __m512i w_lo_idx = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
-  const __m512i w_hi_idx = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-  __m512i wl[3][2], wh[3][2];
-  for (size_t c0 = 0; c0 < r.c; c0 += 32) {
-    const Block32 blk = block32<Kind>(r, ep, c0);
-    for (size_t kw = 0; kw < 3; ++kw)
-      for (size_t p = 0; p < 2; ++p) {
-        const int16_t* w = r.w3 + ((kw * 2 + p) * r.c_pad + c0) * 2;
-        const __m512i w0 = _mm512_loadu_si512(w), w1 = _mm512_loadu_si512(w + 32);
-        wl[kw][p] = _mm512_permutex2var_epi32(w0, w_lo_idx, w1);
-        wh[kw][p] = _mm512_permutex2var_epi32(w0, w_hi_idx, w1);
-      }
-    size_t ow = 0;
-    for (; ow + 4 <= r.ow; ow += 4) pixels3x3<4, S, Kind>(r, ep, blk, ow, c0, wl, wh);
-    for (; ow < r.ow; ++ow) pixels3x3<1, S, Kind>(r, ep, blk, ow, c0, wl, wh);
-  }
-}
-
-template <GemmOut Kind>
-void row(const DwconvRow& r) {
-  // A local copy: stores through the output pointer cannot change it, so
-  // its fields stay in registers.
-  const GemmEpilogue ep = *r.ep;
-  size_t off[2 * kDwconvMaxPairs];
-  const size_t pairs = dwconv_tap_offsets(r.kh, r.kw, r.dh * r.x_row, r.dw * r.c, off);
-  const __m512i w_lo_idx = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
-  const __m512i w_hi_idx = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-  __m512i wlo[kDwconvMaxPairs], whi[kDwconvMaxPairs];
-  for (size_t c0 = 0; c0 < r.c; c0 += 32) {
-    const Block32 blk = block32<Kind>(r, ep, c0);
-    for (size_t q = 0; q < pairs; ++q) {
-      const int16_t* w = r.w + (q * r.c_pad + c0) * 2;
-      const __m512i w0 = _mm512_loadu_si512(w), w1 = _mm512_loadu_si512(w + 32);
-      wlo[q] = _mm512_permutex2var_epi32(w0, w_lo_idx, w1);
-      whi[q] = _mm512_permutex2var_epi32(w0, w_hi_idx, w1);
-    }
-    size_t ow = 0;
-    for (; ow + 4 <= r.ow; ow += 4) pixels<4, Kind>(r, ep, blk, ow, c0, wlo, whi, pairs, off);
-    for (; ow < r.ow; ++ow) pixels<1, Kind>(r, ep, blk, ow, c0, wlo, whi, pairs, off);
-  }
-}
+};
 
 }  // namespace
 
@@ -177,14 +85,14 @@ void row(const DwconvRow& r) {
 void dwconv3x3_u8s16_c32__avx512vnni(const DwconvRow& r) {
   IQK_KERNEL_ENTRY("dwconv3x3_u8s16_c32__avx512vnni");
   with_kind(r.ep->kind, [&](auto kind) {
-    with_stride_1_or_2(r.sw, [&](auto s) { row3x3<decltype(s)::value, decltype(kind)::value>(r); });
+    with_stride_1_or_2(r.sw, [&](auto s) { dw_row3x3<DwAvx512, decltype(s)::value, decltype(kind)::value>(r); });
   });
 }
 
 void dwconv_u8s16_c32__avx512vnni(const DwconvRow& r) {
   IQK_KERNEL_ENTRY("dwconv_u8s16_c32__avx512vnni");
   if (r.w3 && r.sw <= 2) return dwconv3x3_u8s16_c32__avx512vnni(r);
-  with_kind(r.ep->kind, [&](auto kind) { row<decltype(kind)::value>(r); });
+  with_kind(r.ep->kind, [&](auto kind) { dw_row<DwAvx512, decltype(kind)::value>(r); });
 }
 
 namespace {
