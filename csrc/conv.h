@@ -193,10 +193,7 @@ template <size_t R>
 struct DwconvPlanesWalk {
   DwconvRowsSchedule<R> rows_r;
   DwconvRowsSchedule<1> rows_1;
-  // kh3: the unrolled 3-row form of vertical stride sh (which does not read
-  // the schedules).
-  DwconvPlanesWalk(const DwconvPlanes& p, bool kh3, size_t sh)
-      : rows_r(kh3 ? 3 : p.kh, sh, kh3 ? 1 : p.dh), rows_1(kh3 ? 3 : p.kh, sh, kh3 ? 1 : p.dh) {}
+  explicit DwconvPlanesWalk(const DwconvPlanes& p) : rows_r(p.kh, p.sh, p.dh), rows_1(p.kh, p.sh, p.dh) {}
   template <size_t P, typename F>
   void plane(const DwconvPlanes& p, F&& f) const {
     size_t oh = 0;
@@ -260,7 +257,7 @@ extern const DwconvKernel dwconv_kernel__avx512vnni;
 // pairs, w3 and rows8 start a multiple of 64 elements in (c_pad is a
 // multiple of 32), and rows16 an even number, so the int32 rows are aligned.
 struct DwconvPacked {
-  size_t pairs = 0, w3 = 0, rows8 = 0, rows16 = 0, fits = 0, total = 0;  // offsets, and the size
+  size_t w3 = 0, rows8 = 0, rows16 = 0, fits = 0, total = 0;  // offsets (the pairs start at 0), and the size
   DwconvPacked(size_t c, size_t kh, size_t kw);
   bool has_w3() const { return rows8 > w3; }
   bool has_rows() const { return total > rows8; }

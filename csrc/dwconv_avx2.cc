@@ -83,7 +83,7 @@ void dwconv3x3_u8s16_c16__avx2(const DwconvRow& r) {
 
 void dwconv_u8s16_c16__avx2(const DwconvRow& r) {
   IQK_KERNEL_ENTRY("dwconv_u8s16_c16__avx2");
-  if (r.w3 && r.sw <= 2) return dwconv3x3_u8s16_c16__avx2(r);
+  if (r.w3) return dwconv3x3_u8s16_c16__avx2(r);
   with_kind(r.ep->kind, [&](auto kind) { dw_row<DwAvx2, decltype(kind)::value>(r); });
 }
 
@@ -287,7 +287,7 @@ template <size_t S, size_t SH, bool KH3, GemmOut Kind>
 void planes(const DwconvPlanes& p) {
   const GemmEpilogue ep = *p.ep;
   const size_t kh_n = KH3 ? 3 : p.kh;
-  const DwconvPlanesWalk<kRows> walk(p, KH3, KH3 ? SH : p.sh);
+  const DwconvPlanesWalk<kRows> walk(p);
   const size_t in_plane = p.in_h * p.in_w, out_plane = p.rows * p.ow * gemm_out_bytes(Kind);
   __m256i w[kDwconvMaxTaps + 1][2];  // w[KH]: zero, for the schedule's idle steps
   w[kh_n][0] = w[kh_n][1] = _mm256_setzero_si256();

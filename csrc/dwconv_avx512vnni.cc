@@ -91,7 +91,7 @@ void dwconv3x3_u8s16_c32__avx512vnni(const DwconvRow& r) {
 
 void dwconv_u8s16_c32__avx512vnni(const DwconvRow& r) {
   IQK_KERNEL_ENTRY("dwconv_u8s16_c32__avx512vnni");
-  if (r.w3 && r.sw <= 2) return dwconv3x3_u8s16_c32__avx512vnni(r);
+  if (r.w3) return dwconv3x3_u8s16_c32__avx512vnni(r);
   with_kind(r.ep->kind, [&](auto kind) { dw_row<DwAvx512, decltype(kind)::value>(r); });
 }
 
@@ -161,7 +161,7 @@ void plane(const DwconvPlane& p) {
 
 // ---- NCHW, weights that fit int8: 16 output pixels per vpdpbusd ----
 //
-// A kernel row of up to 4 taps (DwconvPlaneBytes::w_rows) is one dword of
+// A kernel row of up to 4 taps (DwconvPlanes::w_rows8) is one dword of
 // weights, so that 16 output pixels of one row need, per kernel row, their
 // 4-byte input windows in the 16 dwords of a vector: pixel o reads bytes
 // o * S + t, t = 0..3, of its input row. vpermd gives 128-bit lane j the
@@ -258,7 +258,7 @@ template <size_t S, size_t SH, bool KH3, GemmOut Kind>
 void planes_bytes(const DwconvPlanes& p) {
   const GemmEpilogue ep = *p.ep;
   const size_t kh_n = KH3 ? 3 : p.kh;
-  const DwconvPlanesWalk<4> walk(p, KH3, KH3 ? SH : p.sh);
+  const DwconvPlanesWalk<4> walk(p);
   const size_t in_plane = p.in_h * p.in_w, out_plane = p.rows * p.ow * gemm_out_bytes(Kind);
   __m512i w[kDwconvMaxTaps + 1];  // w[KH]: zero, for the schedule's idle steps
   w[kh_n] = _mm512_setzero_si512();

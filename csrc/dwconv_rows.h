@@ -24,10 +24,7 @@
 //   store<Kind>(ep, blk, i, lo, hi) pixel i's kC channels.
 #pragma once
 
-#include <immintrin.h>
-
 #include "conv.h"
-#include "gemm_rows.h"
 
 namespace iqk {
 namespace {

@@ -1,7 +1,7 @@
 // Small-group convolution, AVX512-VNNI (conv.h, GconvRow): one output row,
 // all output channels, 16 per vector (one lane per output channel) and 4
-// output pixels at a time, so that each weight vector loaded serves 4
-// pixels. Per tap and 4 input channels of each lane's group: one load of 16
+// output pixels at a time (8 where a block lies within one group), so that
+// each weight vector loaded serves them all. Per tap and 4 input channels of each lane's group: one load of 16
 // dwords of weights, and per pixel one vpermd (each lane's dword of the
 // pixel) and one vpdpbusd (16 output channels x 4 input channels).
 #include <immintrin.h>

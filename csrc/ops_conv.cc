@@ -1,8 +1,9 @@
-// Convolution drivers (see conv.h): conv2d and dwconv2d stage the input rows
-// of a block of output rows (any layout, padding filled), then either feed
-// the GEMM tile kernels (implicit GEMM or im2col rows) or run the depthwise
-// kernel; conv1x1_nchw runs a 1x1 NCHW convolution as the GEMM with its
-// roles swapped, on the channel planes packed per call (no staging).
+// Convolution drivers (see conv.h): conv2d stages the input rows of a block
+// of output rows (any layout, padding filled) and feeds the GEMM tile kernels
+// (implicit GEMM or im2col rows); dwconv2d and gconv2d run row kernels over
+// staging rows of all channels (staged_rows), and dwconv2d the planar kernels
+// on NCHW planes; conv1x1_nchw runs a 1x1 NCHW convolution as the GEMM with
+// its roles swapped, on the channel planes packed per call (no staging).
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -17,7 +18,7 @@ namespace iqk {
 
 namespace {
 
-// The int16 weights of a depthwise kernel: ceil(taps / 2) pairs x c_pad x 2.
+// Depthwise weights are padded to whole blocks of 32 channels (DwconvPacked).
 size_t dw_c_pad(size_t c) { return ceil_div(c, 32) * 32; }
 
 // The staging buffer of a block: `rows` input rows starting at input row
@@ -73,14 +74,14 @@ void stage_rows(const ConvProblem& p, size_t n, const Stage& st, uint8_t* out) {
       // partial last block of pixels is a whole block ending at the last
       // pixel (it rewrites some pixels with the same bytes).
       const uint8_t* src = p.x + ((n * g.c + st.c0) * g.h + ih) * g.w;
-      const size_t plane = g.h * g.w, c8 = cs / 8 * 8, j8 = width < 8 ? 0 : width;
+      const size_t plane = g.h * g.w, c8 = cs / 8 * 8, jw = width < 8 ? 0 : width;  // pixels in 8 x 8 blocks
       for (size_t c = 0; c < c8; c += 8)
-        for (size_t j = 0; j < j8; j += 8) {
-          const size_t jb = std::min(j, j8 - 8);
+        for (size_t j = 0; j < jw; j += 8) {
+          const size_t jb = std::min(j, jw - 8);
           transpose8x8_u8(src + c * plane + jb, plane, dst + jb * cs + c, cs, flip);
         }
       for (size_t j = 0; j < width; ++j)
-        for (size_t c = j < j8 ? c8 : 0; c < cs; ++c) dst[j * cs + c] = src[c * plane + j] ^ flip;
+        for (size_t c = j < jw ? c8 : 0; c < cs; ++c) dst[j * cs + c] = src[c * plane + j] ^ flip;
     }
   }
 }
@@ -102,7 +103,8 @@ void scatter_nchw(const ConvProblem& p, const uint8_t* tile, size_t rows, size_t
                   size_t n, size_t ch0, size_t p0) {
   const size_t eb = gemm_out_bytes(p.epilogue.kind), plane = p.g.oh * p.g.ow;
   uint8_t* y = static_cast<uint8_t*>(p.epilogue.c) + ((n * p.g.oc + ch0) * plane + p0) * eb;
-  // Whole B x B blocks through registers, the edges one element at a time.
+  // Whole B x B blocks through registers (a partial last block is a whole
+  // block ending at the edge); tiles narrower than B one element at a time.
   // Channels go 16 at a time down all rows, so that only 16 output planes
   // take writes at once: planes are a multiple of 64 bytes apart at common
   // sizes, and more of them would map to too few L1 sets and evict each
@@ -194,7 +196,6 @@ void staged_rows(const ConvProblem& p, const Columns& cols, size_t threads, cons
 
 DwconvPacked::DwconvPacked(size_t c, size_t kh, size_t kw) {
   const size_t c_pad = dw_c_pad(c), rows = kw <= 4 ? c * kh : 0;
-  pairs = 0;
   w3 = ceil_div(kh * kw, 2) * c_pad * 2;
   rows8 = w3 + (kh == 3 && kw == 3 ? 3 * 2 * c_pad * 2 : 0);
   rows16 = rows8 + 2 * rows;
@@ -383,7 +384,6 @@ void conv1x1_nchw(const Conv1x1Nchw& p, const GemmKernel& kernel) {
   const size_t groups = ceil_div(K, 4), a_row = groups * 4;
   const size_t m_panels = ceil_div(M, mr), n_panels = ceil_div(N, nr);
   const std::vector<size_t> first_rows = panel_starts(M, m_panels);
-  auto panel_row = [&](size_t mp) { return first_rows[mp]; };
   // With a = w + 128 and b = x_u - 128 (x_u: x as unsigned, x_zp_u its zero
   // point), acc = sum_c a * b, and the convolution is
   //   sum_c (w - w_zp)(x_u - x_zp_u) = acc + r[oc] - (128 + w_zp[oc]) * s[p],
@@ -394,13 +394,13 @@ void conv1x1_nchw(const Conv1x1Nchw& p, const GemmKernel& kernel) {
   const int64_t xzp_u = p.x_zp + (p.x_signed ? 128 : 0);
   std::vector<int32_t> row_mul(M), r_tiles(m_panels * mr * nr, 0);
   for (size_t mp = 0; mp < m_panels; ++mp)
-    for (size_t m = panel_row(mp); m < panel_row(mp + 1); ++m) {
+    for (size_t m = first_rows[mp]; m < first_rows[mp + 1]; ++m) {
       const int64_t zp = p.w_zp ? p.w_zp[m] : 0;
       row_mul[m] = static_cast<int32_t>(128 + zp);
       const int64_t r = (128 - xzp_u) * p.w_sum[m] + 128 * 128 * static_cast<int64_t>(K) +
                         static_cast<int64_t>(K) * xzp_u * zp;
       const int32_t r32 = static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(r)));
-      std::fill_n(r_tiles.begin() + (mp * mr + (m - panel_row(mp))) * nr, nr, r32);
+      std::fill_n(r_tiles.begin() + (mp * mr + (m - first_rows[mp])) * nr, nr, r32);
     }
   const std::vector<int32_t> zeros(n_panels * nr, 0);
   GemmEpilogue base;

@@ -5,9 +5,12 @@ Every comparison is exact: int results by value, float results by bit pattern. R
 configurations come from ``random_case`` of tests/test_conv_reference.py (which checks that the
 reference itself computes a convolution), seeded by the test's purpose and index, so a failure
 reproduces from its id alone. ISA paths come from the ``isa`` fixture of conftest.py; every test
-that forces a path also checks, through ``iq.kernel_calls()``, that the path's conv kernel ran:
-the GEMM tile kernel (``kernel_names(isa)["gemm"]``) for a general convolution, the depthwise
-kernel (``kernel_names(isa)["dwconv"]``) when groups == C == OC > 1.
+that forces a path also checks, through ``iq.kernel_calls()``, that the path's conv kernel ran
+(``conv_kernel_runs``): the GEMM tile kernel (``kernel_names(isa)["gemm"]``) for a general
+convolution, or the swapped-GEMM driver for a 1x1 NCHW one (``conv1x1_nchw``); the small-group
+kernel (``"gconv"``) for small groups; for depthwise (groups == C == OC > 1) the row kernel
+(``"dwconv"``, or its 3x3 form ``"dwconv3x3"``) or, for NCHW, a planar kernel (``"dwconv_nchw"``,
+or ``"dwconv_nchw_planes"``, which reads the planes as given).
 """
 from __future__ import annotations
 
