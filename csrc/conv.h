@@ -313,6 +313,11 @@ struct GconvRow : DwconvWindow {
   // are zero: the kernels keep each lane's sum of input bytes too and take
   // w_zp[oc] * sum off (the other zero-point terms are in col_off).
   const int32_t* w_zp = nullptr;
+  // Per output channel (OC rounded up to 16, the last one repeated), the
+  // dword of a pixel where its group's channels start, (oc / OCg) * C/groups
+  // / 4: a lane of a block reads lane_dw[oc] - lane_dw[oc0] + j from the
+  // block's first group.
+  const int32_t* lane_dw = nullptr;
   const GemmEpilogue* ep = nullptr;  // per output channel col_off, scale, bias (b_zp null)
   size_t m0 = 0;                     // epilogue row of output column 0 (row m0 + ow)
 };

@@ -99,17 +99,15 @@ inline void pixels(const GconvRow& r, const GemmEpilogue& ep, const uint8_t* x, 
 template <Span M, bool ZP, GemmOut Kind>
 inline void block(const GconvRow& r, const GemmEpilogue& ep, const int8_t* w, size_t taps, const size_t* off,
                   size_t oc0) {
-  const size_t g0 = oc0 / r.ocg, cg4 = r.cg / 4;
-  // Lane l reads dword (g(l) - g0) * cg4 + j of the block's first group's
-  // channels; lanes past OC read dword 0 (their weights are zero).
-  alignas(64) int32_t first[16];
-  for (size_t l = 0; l < 16; ++l)
-    first[l] = oc0 + l < r.oc ? static_cast<int32_t>(((oc0 + l) / r.ocg - g0) * cg4) : 0;
-  const __m512i lanes = _mm512_load_si512(first);
+  // Lane l reads dword lane_dw[oc0 + l] - lane_dw[oc0] + j from the block's
+  // first group's channels (lanes past OC read their last one's: their
+  // weights are zero).
+  const int32_t first = r.lane_dw[oc0];
+  const __m512i lanes = _mm512_sub_epi32(_mm512_loadu_si512(r.lane_dw + oc0), _mm512_set1_epi32(first));
   const GemmCols16 cols = gemm_cols16_avx512<Kind>(ep, oc0);
   const __mmask16 mask = gemm_tail_mask16(r.oc - oc0);
   const __m512i zp = ZP ? _mm512_loadu_si512(r.w_zp + oc0) : _mm512_setzero_si512();
-  const uint8_t* x = r.x + g0 * r.cg;
+  const uint8_t* x = r.x + 4 * static_cast<size_t>(first);
   // Whole steps only, the last one past the row (its extra pixels read the
   // staging slack and are not stored): one pixel at a time, a step is one
   // chain of dependent vpdpbusd, four to eight times slower per pixel.

@@ -89,16 +89,16 @@ inline void gconv_pixels8(const GconvRow& r, const GemmEpilogue& ep, const uint8
 template <class Mul, GconvSpan M, bool ZP, GemmOut Kind>
 inline void gconv_step8(const GconvRow& r, const GemmEpilogue& ep, const int8_t* w, size_t half, size_t taps,
                         const size_t* off, size_t oc0) {
-  const size_t g0 = oc0 / r.ocg, cg4 = r.cg / 4;
-  // Lane l reads dword (g(l) - g0) * cg4 + j of the first group's channels;
-  // lanes past OC read dword 0 (their weights are zero).
-  alignas(32) int32_t first[8];
-  for (size_t l = 0; l < 8; ++l) first[l] = oc0 + l < r.oc ? static_cast<int32_t>(((oc0 + l) / r.ocg - g0) * cg4) : 0;
-  const __m256i lanes = _mm256_load_si256(reinterpret_cast<const __m256i*>(first));
+  // Lane l reads dword lane_dw[oc0 + l] - lane_dw[oc0] + j from the step's
+  // first group's channels (lanes past OC read their last one's: their
+  // weights are zero).
+  const int32_t first = r.lane_dw[oc0];
+  const __m256i lanes = _mm256_sub_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.lane_dw + oc0)),
+                                         _mm256_set1_epi32(first));
   const GemmCols8 cols = gemm_cols8_avx2<Kind>(ep, oc0);
   const __m256i zp = ZP ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r.w_zp + oc0)) : _mm256_setzero_si256();
   const size_t n = std::min<size_t>(8, r.oc - oc0);
-  const uint8_t* x = r.x + g0 * r.cg;
+  const uint8_t* x = r.x + 4 * static_cast<size_t>(first);
   // Whole steps of 4 pixels only, the last one past the row (its extra
   // pixels read the staging slack and are not stored): one pixel at a time,
   // a step is one chain of dependent multiplies.

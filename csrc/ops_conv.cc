@@ -176,8 +176,7 @@ void staged_rows(const ConvProblem& p, const Columns& cols, size_t threads, cons
       c = static_cast<uint8_t*>(p.epilogue.c) + n * P * OC * eb;
       m_base = oh0 * g.ow;
     }
-    GemmEpilogue ep = cols.of_group(p.epilogue, 0, c, OC, nullptr);
-    ep.b_zp = nullptr;  // the row kernels take weight zero points themselves
+    const GemmEpilogue ep = cols.of_group(p.epilogue, 0, c, OC, nullptr);
     for (size_t oh = oh0; oh < oh1; ++oh) {
       const size_t t0 = oh - (oh - oh0) % tile_rows;  // the tile's first row
       Row row = proto;
@@ -621,7 +620,14 @@ size_t gconv_packed_bytes(size_t oc, size_t cg, size_t taps) { return ceil_div(o
 void gconv2d(const ConvProblem& p, GconvRowFn kernel) {
   const ConvGeometry& g = p.g;
   if (g.n == 0 || g.oh * g.ow == 0 || g.oc == 0) return;
-  const Columns cols(p.col_off, p.w_zp, p.epilogue, 1, g.oc, ceil_div(g.oc, 16) * 16);
+  const size_t padded = ceil_div(g.oc, 16) * 16, cg4 = g.cg() / 4;
+  const Columns cols(p.col_off, nullptr, p.epilogue, 1, g.oc, padded);
+  // The kernels take the weight zero points themselves (GconvRow::w_zp).
+  const std::vector<int32_t> w_zp = padded_columns<int32_t>(p.w_zp, 1, g.oc, padded, 0);
+  // Per output channel, where its group's channels start (GconvRow::lane_dw).
+  std::vector<int32_t> lane_dw(padded);
+  for (size_t oc = 0; oc < padded; ++oc)
+    lane_dw[oc] = static_cast<int32_t>((std::min(oc, g.oc - 1) / g.ocg()) * cg4);
   // About 130 multiply-adds per ns on one thread (56 x 56, C = OC = 128,
   // groups 32: 106 us; 85 us on two threads).
   const size_t threads = threads_for(static_cast<double>(g.n) * g.oh * g.ow * g.oc * g.k() / 130.0);
@@ -632,7 +638,8 @@ void gconv2d(const ConvProblem& p, GconvRowFn kernel) {
   r.cg = g.cg();
   r.ocg = g.ocg();
   r.w = p.gconv_w;
-  r.w_zp = cols.has_zp ? cols.b_zp.data() : nullptr;
+  r.w_zp = p.w_zp ? w_zp.data() : nullptr;
+  r.lane_dw = lane_dw.data();
   staged_rows(p, cols, threads, r, kernel, kGconvSlackPixels * g.sw * g.c + 64);
 }
 
