@@ -35,14 +35,27 @@ namespace {
 // vpermd; x16, at most 16: two, each through vpermd, blended.
 enum class GconvSpan { one, x8, x16 };
 
+// A pixel's bytes from its first group's first channel, loaded once per tap
+// (nothing for GconvSpan::one, which broadcasts each dword as it goes).
+struct GconvPixel {
+  __m256i lo, hi;  // bytes 0-31 and, for x16, 32-63
+};
+
+template <GconvSpan M>
+inline GconvPixel gconv_pixel(const uint8_t* p) {
+  const __m256i none = _mm256_setzero_si256();
+  if (M == GconvSpan::one) return GconvPixel{none, none};
+  return GconvPixel{_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)),
+                    M == GconvSpan::x16 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)) : none};
+}
+
+// The 8 lanes' dwords j on (idx) of pixel px at p, ready to multiply.
 template <class Mul, GconvSpan M>
-inline typename Mul::In gconv_lane_input(const uint8_t* p, size_t j, __m256i idx) {
+inline typename Mul::In gconv_lane_input(const GconvPixel& px, const uint8_t* p, size_t j, __m256i idx) {
   if (M == GconvSpan::one) return Mul::input_bcast(p + 4 * j);
-  __m256i v = _mm256_permutevar8x32_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), idx);
-  if (M == GconvSpan::x16) {
-    const __m256i v2 = _mm256_permutevar8x32_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)), idx);
-    v = _mm256_blendv_epi8(v, v2, _mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7)));
-  }
+  __m256i v = _mm256_permutevar8x32_epi32(px.lo, idx);
+  if (M == GconvSpan::x16)
+    v = _mm256_blendv_epi8(v, _mm256_permutevar8x32_epi32(px.hi, idx), _mm256_cmpgt_epi32(idx, _mm256_set1_epi32(7)));
   return Mul::input(v);
 }
 
@@ -64,12 +77,15 @@ inline void gconv_pixels8(const GconvRow& r, const GemmEpilogue& ep, const uint8
   w += 32 * half;
   for (size_t t = 0; t < taps; ++t) {
     const uint8_t* xt = x + ow * step + off[t];
+    GconvPixel px[P];
+#pragma GCC unroll 4
+    for (size_t p = 0; p < P; ++p) px[p] = gconv_pixel<M>(xt + p * step);
     __m256i idx = lanes;
     for (size_t j = 0; j < cg4; ++j, w += 64, idx = _mm256_add_epi32(idx, _mm256_set1_epi32(1))) {
       const typename Mul::W wv = Mul::load_w(w);
 #pragma GCC unroll 4
       for (size_t p = 0; p < P; ++p) {
-        const typename Mul::In in = gconv_lane_input<Mul, M>(xt + p * step, j, idx);
+        const typename Mul::In in = gconv_lane_input<Mul, M>(px[p], xt + p * step, j, idx);
         Mul::add(acc[p], in, wv);
         if (ZP) Mul::add(xs[p], in, ones);
       }
