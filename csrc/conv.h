@@ -231,9 +231,10 @@ struct DwconvKernel {
   DwconvPlanesFn planes = nullptr;
   const char* planes_name = nullptr;
   bool planes_bytes = false;
-  // Output rows narrower than this go through NHWC staging instead (where
-  // that was measured faster), even when planes takes every channel.
-  size_t planes_min_ow = 0;
+  // planes also takes output rows narrower than the staging planar kernel's
+  // minimum (ops_conv.cc) when it takes every channel; false where NHWC
+  // staging was measured faster there.
+  bool planes_narrow = true;
 };
 
 extern const DwconvKernel dwconv_kernel__scalar;

@@ -333,6 +333,6 @@ extern const DwconvKernel dwconv_kernel__avx2{&dwconv_u8s16_c16__avx2, "dwconv_u
                                              "dwconv3x3_u8s16_c16__avx2", &dwconv_nchw_u8s16_kw4_p8__avx2,
                                              "dwconv_nchw_u8s16_kw4_p8__avx2", false,
                                              // 192 x 28 x 28, stride 2 (OW = 14): 31.5 us planes, 25.7 us staged
-                                             24};
+                                             false};
 
 }  // namespace iqk

@@ -146,11 +146,11 @@ PYBIND11_MODULE(_core, m) {
     return d;
   });
   // Where the path's DwconvPlanes kernel runs (conv.h, DwconvKernel): whether
-  // it takes only channels whose weights fit int8, and the narrowest output
-  // rows it takes; for the tests' expectations of what runs.
+  // it takes only channels whose weights fit int8, and whether it takes
+  // narrow output rows; for the tests' expectations of what runs.
   m.def("dwconv_planes_rules", [](const std::string& name) {
     const iqk::DwconvKernel& k = table_of(name).dwconv;
-    return py::make_tuple(k.planes_bytes, k.planes_min_ow);
+    return py::make_tuple(k.planes_bytes, k.planes_narrow);
   });
   m.def("kernel_call_counts", [] {
     py::dict d;

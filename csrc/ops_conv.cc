@@ -512,7 +512,7 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   // them when w_zp is zero); others stage each plane first (DwconvPlane).
   // Narrow planes go through NHWC staging instead unless every channel reads
   // its plane as given (and the kernel is fast on narrow rows,
-  // DwconvKernel::planes_min_ow): there the per-row cost of staging a plane
+  // DwconvKernel::planes_narrow): there the per-row cost of staging a plane
   // outweighs the transposes (measured: 192 x 28 x 28 stride 2, OW = 14: 44
   // us planar, 34 us staged).
   constexpr size_t kPlaneMinWidth = 24;
@@ -526,7 +526,7 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   const int16_t* takes = as_given && kernel.planes_bytes ? packed16 + packed.fits : nullptr;
   size_t n_given = as_given ? C : 0;
   if (takes) n_given = static_cast<size_t>(std::count_if(takes, takes + C, [](int16_t f) { return f != 0; }));
-  if (planar && ((n_given == C && g.ow >= kernel.planes_min_ow) || g.ow >= kPlaneMinWidth)) {
+  if (planar && ((n_given == C && kernel.planes_narrow) || g.ow >= kPlaneMinWidth)) {
     const Stage st = stage_for(g, 0, g.oh, 0, 1);  // one channel plane, padded; c0 set per task
     // What every plane shares; each task fills in its channels' fields.
     DwconvPlane common;

@@ -137,20 +137,20 @@ def planar_forms(isa, g, w, w_zero_point):
     kernel that reads the planes as given takes every channel, or on a path where it multiplies
     bytes (``_core.dwconv_planes_rules``) the channels whose weights w - w_zero_point all fit
     int8; the staging planar kernel takes the others. Planes whose output rows are narrower than
-    24 pixels take the planar path only when every channel reads its plane as given and the rows
-    are at least as wide as that kernel takes (``dwconv_planes_rules``)."""
+    24 pixels take the planar path only when every channel reads its plane as given and that
+    kernel takes narrow rows (``dwconv_planes_rules``)."""
     names = iq.kernel_names(isa)
     if g.sw > 2:
         return set()
     takes = None  # per channel: reads its plane as given
-    bytes_only, min_ow = _core.dwconv_planes_rules(isa)
+    bytes_only, narrow = _core.dwconv_planes_rules(isa)
     if names["dwconv_nchw_planes"] and g.kw <= 4 and g.dw == 1 and 3 * g.sh + (g.kh - 1) * g.dh + 1 <= 64:
         takes = np.ones(w.shape[0], bool)
         if bytes_only:
             zp = np.broadcast_to(np.asarray(w_zero_point, np.int64).reshape(-1), (w.shape[0],))
             wp = np.asarray(w, np.int64).reshape(w.shape[0], -1) - zp[:, None]
             takes = ((wp >= -128) & (wp <= 127)).all(axis=1)
-    if g.ow < 24 and not (takes is not None and takes.all() and g.ow >= min_ow):
+    if g.ow < 24 and not (takes is not None and takes.all() and narrow):
         return set()
     forms = set()
     if takes is not None and takes.any():
@@ -928,7 +928,7 @@ def test_depthwise_nchw_planes_as_given(isa, case):
     (kh, kw_), stride, dilation, padding, (h, w_) = PLANES_CASES[case]
     rng = rng_for("dw-bytes", case)
     names = iq.kernel_names(isa)
-    min_ow = _core.dwconv_planes_rules(isa)[1]
+    narrow = _core.dwconv_planes_rules(isa)[1]
     for c in (1, 3, 17, 64):
         for dtype, x_zp in ((np.uint8, 0), (np.uint8, 255), (np.int8, -128), (np.int8, 127), (np.int8, 5)):
             x = rand_q(rng, (2, c, h, w_), dtype)
@@ -949,7 +949,7 @@ def test_depthwise_nchw_planes_as_given(isa, case):
                 assert_same(got, ref.conv2d(x, wt, **kw), what)
                 g = conv_geometry(x.shape, wt.shape, stride=stride, padding=padding, dilation=dilation,
                                   groups=c, layout="NCHW")
-                if names["dwconv_nchw_planes"] and np.ndim(w_zp) == 0 and stride[1] <= 2 and g.ow >= min_ow:
+                if names["dwconv_nchw_planes"] and np.ndim(w_zp) == 0 and stride[1] <= 2 and (narrow or g.ow >= 24):
                     assert planar_forms(isa, g, wt, 0) == {names["dwconv_nchw_planes"]}, what
                 assert_qconv_epilogues(rng, x, wt, kw, what, out_scale=0.07, out_zero_point=-3, relu=True)
 
