@@ -84,13 +84,18 @@ class PackedConvWeights:
     def _for_isa(self, isa: str, depthwise: bool = False) -> np.ndarray:
         """The packed weights for ``isa``'s GEMM kernel, or with ``depthwise``
         for the depthwise kernels (one layout for every path), packed on first use."""
-        key = "depthwise" if depthwise else isa
+        if depthwise:
+            return self._cached("depthwise", self._pack_depthwise)
+        return self._cached(isa, lambda: self._pack_gemm(isa))
+
+    def _cached(self, key: str, build) -> np.ndarray:
+        """``build()``'s read-only array, made once (under the lock) and kept under ``key``."""
         buf = self._packed.get(key)
         if buf is None:
             with self._lock:
                 buf = self._packed.get(key)
                 if buf is None:
-                    buf = self._pack_depthwise() if depthwise else self._pack_gemm(isa)
+                    buf = build()
                     buf.setflags(write=False)
                     self._packed[key] = buf
         return buf
@@ -107,37 +112,25 @@ class PackedConvWeights:
         """The weights as (OC, ceil(K / 4) * 4) uint8 rows of w + 128 (w ^ 0x80),
         zero past K: the A operand of the NCHW 1x1 path (csrc/conv.h,
         Conv1x1Nchw), made on first use."""
-        buf = self._packed.get("rows")
-        if buf is None:
-            with self._lock:
-                buf = self._packed.get("rows")
-                if buf is None:
-                    oc, k = self._w.shape[0], self.k
-                    buf = np.zeros((oc, -(-k // 4) * 4), np.uint8)
-                    buf[:, :k] = self._w.reshape(oc, k).view(np.uint8) ^ 0x80
-                    buf.setflags(write=False)
-                    self._packed["rows"] = buf
-        return buf
+        def build():
+            oc, k = self._w.shape[0], self.k
+            buf = np.zeros((oc, -(-k // 4) * 4), np.uint8)
+            buf[:, :k] = self._w.reshape(oc, k).view(np.uint8) ^ 0x80
+            return buf
+        return self._cached("rows", build)
 
     def _gconv(self) -> np.ndarray:
         """The weights of the small-group kernels (csrc/conv.h, GconvRow): per
         block of 16 output channels, tap and 4 input channels of each group,
         16 dwords of 4 weights (zero past OC), made on first use."""
-        buf = self._packed.get("gconv")
-        if buf is None:
-            with self._lock:
-                buf = self._packed.get("gconv")
-                if buf is None:
-                    oc, cg, kh, kw = self._w.shape
-                    blocks, taps = -(-oc // 16), kh * kw
-                    w = np.zeros((blocks * 16, cg, taps), np.int8)
-                    w[:oc] = self._w.reshape(oc, cg, taps)
-                    # [block][tap][j][lane][4]: lane l's 4 weights of input channels 4j .. 4j + 3.
-                    buf = np.ascontiguousarray(w.reshape(blocks, 16, cg // 4, 4, taps).transpose(0, 4, 2, 1, 3))
-                    buf = buf.reshape(-1)
-                    buf.setflags(write=False)
-                    self._packed["gconv"] = buf
-        return buf
+        def build():
+            oc, cg, kh, kw = self._w.shape
+            blocks, taps = -(-oc // 16), kh * kw
+            w = np.zeros((blocks * 16, cg, taps), np.int8)
+            w[:oc] = self._w.reshape(oc, cg, taps)
+            # [block][tap][j][lane][4]: lane l's 4 weights of input channels 4j .. 4j + 3.
+            return np.ascontiguousarray(w.reshape(blocks, 16, cg // 4, 4, taps).transpose(0, 4, 2, 1, 3)).reshape(-1)
+        return self._cached("gconv", build)
 
     def _pack_depthwise(self):
         """The depthwise kernels' weights, int16, in the order of csrc/conv.h
