@@ -240,6 +240,19 @@ def test_peak_table_covers_every_available_path():
             assert _bench.PATH_INSTRUCTION[(kind, isa)] in _bench.INSTRUCTIONS
 
 
+def test_conv_kind_of_every_bench_layer():
+    """Every bench layer names the kernel kind that runs it on every path, with a peak to compare
+    (the small-group layer: the small-group kernel where the path has one)."""
+    from intquant_kernels._bench_cases import CONV_LAYERS
+    for isa in iq.available_isas():
+        for layer in CONV_LAYERS:
+            kind = _bench.conv_kind(layer, isa)
+            want = ("dwconv" if layer.depthwise else
+                    "gconv" if layer.groups > 1 and iq.kernel_names(isa)["gconv"] else "gemm")
+            assert kind == want, (isa, layer.name, kind)
+            assert iq.kernel_names(isa)[kind] is not None, (isa, layer.name)
+
+
 # --- benchmarks/results.py ----------------------------------------------------------
 
 def _results_module():

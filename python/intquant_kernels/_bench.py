@@ -51,7 +51,7 @@ import numpy as np
 import intquant_kernels as iq
 
 from . import _bench_cases as cases
-from . import _conv
+from . import _conv as conv_ops
 from . import _peers
 
 SCHEMA = "intquant_kernels.bench/1"
@@ -107,7 +107,7 @@ def conv_kind(layer, isa: str) -> str:
     if layer.depthwise:
         return "dwconv"
     cg, ocg = layer.c // layer.groups, layer.oc // layer.groups
-    return "gconv" if layer.groups > 1 and _conv._gconv(isa, layer.oc, cg, ocg, layer.k * layer.k) else "gemm"
+    return "gconv" if layer.groups > 1 and conv_ops._gconv(isa, layer.oc, cg, ocg, layer.k * layer.k) else "gemm"
 
 #: OpenBLAS kernels (its core names) that run float32 GEMM on zmm FMAs; the others on ymm (or narrower).
 _OPENBLAS_ZMM = {"skylakex", "cooperlake", "sapphirerapids"}
