@@ -1,0 +1,93 @@
+// int8 GEMM: packed layouts, the tile kernel signature and the epilogue that
+// every tile kernel applies before it stores. No intrinsics here.
+//
+// C[m, n] = sum_k (a[m, k] - a_zp) * (b[k, n] - b_zp[n]) is computed as
+//   acc[m, n]  = sum_k a_u[m, k] * b[k, n]          (the tile kernel's loop)
+//   C[m, n]    = acc - row_sum[m] * b_zp[n] - col_off[n]
+// where a_u is a as unsigned bytes (int8 activations are shifted by 128, the
+// unsigned x signed form of VNNI), row_sum[m] = sum_k a_u[m, k] (only when some
+// b_zp != 0), and col_off[n] = a_zp_u * colsum_b[n] - K * a_zp_u * b_zp[n]
+// - bias_q[n], with a_zp_u the zero point of a_u. All of it is int32
+// arithmetic modulo 2^32: the result is exact whenever C fits in int32, which
+// the Python layer checks before calling (see _gemm.py).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace iqk {
+
+enum class GemmLayout : int {
+  // Groups of 4 consecutive k: a panel of NR columns stores, per group, NR
+  // runs of 4 bytes (b[4g..4g+3, n]); rows of A are plain bytes, zero-padded
+  // to whole groups. The layout of vpdpbusd.
+  vnni4 = 0,
+  // Pairs of consecutive k widened to int16: per pair, NR runs of two int16
+  // (b[2p, n], b[2p+1, n]); rows of A widened to int16. The layout of
+  // vpmaddwd (exact AVX2).
+  pair16 = 1,
+};
+
+struct GemmShape {
+  GemmLayout layout;
+  int mr;  // rows per A panel (tile height)
+  int nr;  // columns per B panel (tile width)
+  // k values per group: 4 for vnni4, 2 for pair16.
+  int k_group() const { return layout == GemmLayout::vnni4 ? 4 : 2; }
+};
+
+enum class GemmOut : int { i32 = 0, f32 = 1, q8 = 2 };
+
+// Bytes of one output element of an epilogue.
+constexpr size_t gemm_out_bytes(GemmOut kind) { return kind == GemmOut::q8 ? 1 : 4; }
+
+// Everything a tile kernel needs after its K loop. Per-column arrays are
+// padded by the driver to a whole number of panels, so kernels may load full
+// vectors from them; `c` is the caller's array and is written only inside
+// [0, M) x [0, N).
+struct GemmEpilogue {
+  GemmOut kind = GemmOut::i32;
+  void* c = nullptr;
+  size_t ldc = 0;                   // elements between rows of c
+  const int32_t* row_sum = nullptr;  // M entries, or null when every b_zp is 0
+  const int32_t* b_zp = nullptr;     // padded N, or null when every b_zp is 0
+  const int32_t* col_off = nullptr;  // padded N
+  // f32: y = float(C) * scale[n] + bias[n] (bias -0.0 when absent: x + -0.0 == x
+  // bit for bit), then max(0, y) if relu.
+  // q8:  q = clamp(round_half_even(float(C) * scale[n]) + out_zp, lo, hi); relu
+  //      is folded into lo.
+  const float* scale = nullptr;
+  const float* bias = nullptr;
+  bool relu = false;
+  int32_t out_zp = 0, lo = 0, hi = 0;
+};
+
+// Computes the tile C[m0 : m0+mr, n0 : n0+nr] (mr <= MR, nr <= NR) from mr
+// rows of A and a B panel slice covering `groups` k-groups. Row i of A starts
+// at a_rows + i * a_stride bytes and holds 4 bytes per group (vnni4: 4 x u8;
+// pair16: 2 x int16); only rows < mr are read. A row may come in segments:
+// after every `seg_groups` groups (>= 1) the row continues seg_skip bytes
+// further on (a convolution's kernel rows in its staged input); a plain row
+// has seg_groups >= groups. K may come in several
+// slices (cache blocking): `acc_in`, when not null, holds the MR x NR
+// (row-major, stride NR) int32 sums to start from (the earlier slices', or
+// any starting terms a driver adds, as conv1x1_nchw does; read only);
+// `acc_out`, when not null, receives the sums so far (no epilogue). The last
+// slice has acc_out == null and applies the epilogue into ep.c.
+using GemmTileFn = void (*)(size_t mr, size_t nr, size_t groups, const void* a_rows,
+                            size_t a_stride, size_t seg_groups, size_t seg_skip, const void* b_panel, const int32_t* acc_in, int32_t* acc_out,
+                            const GemmEpilogue& ep, size_t m0, size_t n0);
+
+struct GemmKernel {
+  GemmTileFn fn = nullptr;
+  const char* name = nullptr;
+  GemmShape shape{GemmLayout::vnni4, 1, 1};
+  // The drivers cut K into slices of at most this many bytes of B panel
+  // (groups x NR columns x 4 bytes), of equal size: the B slice stays in cache
+  // while the tiles of an A block stream past it, and partial sums wait in a
+  // buffer between slices. 24 KB keeps it in L1.
+  size_t k_slice_bytes = 24 * 1024;
+};
+
+
+}  // namespace iqk

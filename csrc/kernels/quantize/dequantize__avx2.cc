@@ -1,0 +1,89 @@
+// AVX2 dequantize kernels: 8 bytes widen to 8 int32, subtract the zero point,
+// convert (exact) and multiply once, as the scalar kernel does. Tails go
+// through a stack buffer so nothing outside the arrays is touched.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "runtime/kernel_counter.h"
+#include "kernels/quantize/quantize.h"
+
+namespace iqk {
+
+namespace {
+template <bool Signed>
+inline __m256 dequantize8(const uint8_t* q, __m256i zp, __m256 scale) {
+  const __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q));
+  const __m256i w = Signed ? _mm256_cvtepi8_epi32(v) : _mm256_cvtepu8_epi32(v);
+  return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(w, zp)), scale);
+}
+
+template <bool Signed, typename ScaleAt, typename ZpAt>
+inline void dequantize_span(const uint8_t* q, float* y, size_t n, ScaleAt scale_at, ZpAt zp_at) {
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    _mm256_storeu_ps(y + i, dequantize8<Signed>(q + i, zp_at(i), scale_at(i)));
+    _mm256_storeu_ps(y + i + 8, dequantize8<Signed>(q + i + 8, zp_at(i + 8), scale_at(i + 8)));
+    _mm256_storeu_ps(y + i + 16, dequantize8<Signed>(q + i + 16, zp_at(i + 16), scale_at(i + 16)));
+    _mm256_storeu_ps(y + i + 24, dequantize8<Signed>(q + i + 24, zp_at(i + 24), scale_at(i + 24)));
+  }
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, dequantize8<Signed>(q + i, zp_at(i), scale_at(i)));
+  if (i < n) {
+    alignas(32) uint8_t buf[8] = {};
+    alignas(32) float out[8];
+    std::memcpy(buf, q + i, n - i);
+    _mm256_store_ps(out, dequantize8<Signed>(buf, zp_at(i), scale_at(i)));
+    std::memcpy(y + i, out, (n - i) * sizeof(float));
+  }
+}
+
+template <bool Signed>
+void dequantize(const void* q, float* y, size_t n, float scale, int32_t zp) {
+  const __m256 vs = _mm256_set1_ps(scale);
+  const __m256i vz = _mm256_set1_epi32(zp);
+  dequantize_span<Signed>(static_cast<const uint8_t*>(q), y, n, [&](size_t) { return vs; },
+                          [&](size_t) { return vz; });
+}
+
+template <bool Signed>
+void dequantize_channels(const void* qv, float* y, size_t rows, size_t channels,
+                         const float* scale, const int32_t* zp) {
+  const uint8_t* q = static_cast<const uint8_t*>(qv);
+  constexpr size_t kChunk = 256;
+  alignas(32) float s_buf[kChunk + 8];
+  alignas(32) int32_t z_buf[kChunk + 8];
+  for (size_t c0 = 0; c0 < channels; c0 += kChunk) {
+    const size_t nc = channels - c0 < kChunk ? channels - c0 : kChunk;
+    for (size_t c = 0; c < kChunk + 8; ++c) {
+      s_buf[c] = c < nc ? scale[c0 + c] : 0.0f;
+      z_buf[c] = c < nc ? zp[c0 + c] : 0;
+    }
+    auto scale_at = [&](size_t c) { return _mm256_load_ps(s_buf + c); };
+    auto zp_at = [&](size_t c) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(z_buf + c)); };
+    for (size_t r = 0; r < rows; ++r) {
+      dequantize_span<Signed>(q + r * channels + c0, y + r * channels + c0, nc, scale_at, zp_at);
+    }
+  }
+}
+}  // namespace
+
+void dequantize_s8_f32__avx2(const void* q, float* y, size_t n, float scale, int32_t zp) {
+  IQK_KERNEL_ENTRY("dequantize_s8_f32__avx2");
+  dequantize<true>(q, y, n, scale, zp);
+}
+void dequantize_u8_f32__avx2(const void* q, float* y, size_t n, float scale, int32_t zp) {
+  IQK_KERNEL_ENTRY("dequantize_u8_f32__avx2");
+  dequantize<false>(q, y, n, scale, zp);
+}
+void dequantize_channels_s8_f32__avx2(const void* q, float* y, size_t rows, size_t channels,
+                                      const float* scale, const int32_t* zp) {
+  IQK_KERNEL_ENTRY("dequantize_channels_s8_f32__avx2");
+  dequantize_channels<true>(q, y, rows, channels, scale, zp);
+}
+void dequantize_channels_u8_f32__avx2(const void* q, float* y, size_t rows, size_t channels,
+                                      const float* scale, const int32_t* zp) {
+  IQK_KERNEL_ENTRY("dequantize_channels_u8_f32__avx2");
+  dequantize_channels<false>(q, y, rows, channels, scale, zp);
+}
+
+}  // namespace iqk

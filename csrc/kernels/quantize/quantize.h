@@ -1,0 +1,45 @@
+// Kernel signatures and the kernels each ISA file provides. No intrinsics here:
+// this header is included by portable code.
+//
+// Naming: op_types__isa, the ISA after a double underscore, so that grepping
+// for "__avx512vnni" finds every kernel of that path.
+//
+// Tail contract: every kernel reads exactly x[0..n) and writes exactly
+// y[0..n) (rows*channels for the per-channel kernels), whatever n is.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace iqk {
+
+// y[i] = clamp(round_half_even(x[i] / scale) + zp, qmin, qmax), NaN -> zp.
+// The byte written is the two's-complement low byte of the result, which is
+// the int8 value for int8 bounds and the uint8 value for uint8 bounds.
+using QuantizeFn = void (*)(const float* x, uint8_t* y, size_t n, float scale, int32_t zp,
+                            int32_t qmin, int32_t qmax);
+// The same with per-channel scale[c], zp[c] over a rows x channels row-major
+// block (per-channel quantization along the last axis).
+using QuantizeChannelsFn = void (*)(const float* x, uint8_t* y, size_t rows, size_t channels,
+                                    const float* scale, const int32_t* zp, int32_t qmin,
+                                    int32_t qmax);
+// y[i] = float(q[i] - zp) * scale; q is int8 or uint8 per the kernel's name.
+using DequantizeFn = void (*)(const void* q, float* y, size_t n, float scale, int32_t zp);
+using DequantizeChannelsFn = void (*)(const void* q, float* y, size_t rows, size_t channels,
+                                      const float* scale, const int32_t* zp);
+
+// The quantize kernels of one path, for its table file.
+#define IQK_DECLARE_QUANTIZE_KERNELS(isa)                                                  \
+  void quantize_f32_q8__##isa(const float*, uint8_t*, size_t, float, int32_t, int32_t,     \
+                              int32_t);                                                    \
+  void quantize_channels_f32_q8__##isa(const float*, uint8_t*, size_t, size_t, const float*, \
+                                       const int32_t*, int32_t, int32_t);                  \
+  void dequantize_s8_f32__##isa(const void*, float*, size_t, float, int32_t);              \
+  void dequantize_u8_f32__##isa(const void*, float*, size_t, float, int32_t);              \
+  void dequantize_channels_s8_f32__##isa(const void*, float*, size_t, size_t, const float*, \
+                                         const int32_t*);                                  \
+  void dequantize_channels_u8_f32__##isa(const void*, float*, size_t, size_t, const float*, \
+                                         const int32_t*);
+
+
+}  // namespace iqk
