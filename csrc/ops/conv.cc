@@ -8,8 +8,9 @@
 #include <cstring>
 #include <vector>
 
-#include "kernels/conv/conv.h"
+#include "ops/conv.h"
 #include "runtime/kernel_counter.h"
+#include "ops/driver.h"
 #include "ops/ops.h"
 #include "runtime/thread_pool.h"
 #include "kernels/layout/transpose.h"

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "kernels/gemm/gemm.h"
+#include "ops/driver.h"
 #include "ops/ops.h"
 #include "runtime/thread_pool.h"
 

@@ -2,6 +2,7 @@
 
 #include "runtime/kernel_table.h"
 #include "ops/ops.h"
+#include "ops/driver.h"
 #include "runtime/thread_pool.h"
 
 namespace iqk {
@@ -12,7 +13,6 @@ namespace {
 // out, small enough that two threads share a few-MB array evenly.
 constexpr size_t kGrain = 1 << 16;
 
-size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 
 // Calls span(begin, count, channel) over runs of one channel, or, when the
 // channel axis is the last one, rows(first_row, n_rows) over whole rows, in

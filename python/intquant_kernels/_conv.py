@@ -12,7 +12,7 @@ from ._conv_common import (accumulator_bound, channel_zero_points, check_packed_
                            conv_geometry, conv_weights, resolve_qconv)
 from ._dispatch import active_isa
 from ._gemm_common import EpilogueCache, kernel_args
-from ._gemm import _KIND_F32, _KIND_I32, _KIND_Q8, _columns
+from ._gemm import _OUT, _columns
 from ._packed_conv import PackedConvWeights
 
 #: Depthwise kernels keep their taps on the stack; larger kernels take the GEMM path.
@@ -96,7 +96,7 @@ def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_poi
         return y
     w_zp = pw.zero_point if pw._has_zp else None
     x = np.ascontiguousarray(x)
-    if plan.nchw_1x1 and kind == _KIND_I32 and _vnni4(isa):
+    if plan.nchw_1x1 and kind == _OUT.i32 and _vnni4(isa):
         _core.conv1x1_nchw(isa, x, g.n, g.c, g.h * g.w, g.oc, x_zp, pw._rows_u8(), pw._colsum, w_zp, y)
         return y
     col_off, epilogue = kernel_args(pw, x_zp + (128 if x.dtype == np.int8 else 0), ep)
@@ -128,7 +128,7 @@ _resolve = EpilogueCache(resolve_qconv)
 def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW", x_zero_point=0, w_zero_point=0,
            out=None):
     pw = _packed(w, groups, w_zero_point)
-    return _run(x, pw, stride, padding, dilation, layout, x_zero_point, _KIND_I32, out, np.int32)
+    return _run(x, pw, stride, padding, dilation, layout, x_zero_point, _OUT.i32, out, np.int32)
 
 
 def qconv2d(x, w, x_scale, w_scale, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW",
@@ -136,7 +136,7 @@ def qconv2d(x, w, x_scale, w_scale, *, stride=1, padding=0, dilation=1, groups=1
             out_dtype=np.float32, out=None):
     pw = _packed(w, groups, w_zero_point)
     ep = _resolve(pw.shape[0], x_scale, w_scale, bias, relu, out_scale, out_zero_point, out_dtype, _columns)
-    kind = _KIND_Q8 if ep.requantize else _KIND_F32
+    kind = _OUT.q8 if ep.requantize else _OUT.f32
     return _run(x, pw, stride, padding, dilation, layout, x_zero_point, kind, out, ep.out_dtype, ep)
 
 

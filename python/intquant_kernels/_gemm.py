@@ -12,7 +12,7 @@ from ._dispatch import active_isa
 from ._gemm_common import EpilogueCache, kernel_args, resolve_qgemm
 from ._packed import PackedWeights, check_no_zero_point
 
-_KIND_I32, _KIND_F32, _KIND_Q8 = 0, 1, 2
+_OUT = _core.OutKind  # what the epilogue writes: i32, f32 or q8
 
 
 def _packed(b, b_zero_point) -> PackedWeights:
@@ -53,14 +53,14 @@ _resolve = EpilogueCache(resolve_qgemm)
 
 
 def gemm(a, b, *, a_zero_point=0, b_zero_point=0, out=None):
-    return _run(a, _packed(b, b_zero_point), a_zero_point, _KIND_I32, out, np.int32)
+    return _run(a, _packed(b, b_zero_point), a_zero_point, _OUT.i32, out, np.int32)
 
 
 def qgemm(a, b, a_scale, b_scale, *, a_zero_point=0, b_zero_point=0, bias=None, relu=False,
           out_scale=None, out_zero_point=0, out_dtype=np.float32, out=None):
     pw = _packed(b, b_zero_point)
     ep = _resolve(pw.shape[1], a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype, _columns)
-    kind = _KIND_Q8 if ep.requantize else _KIND_F32
+    kind = _OUT.q8 if ep.requantize else _OUT.f32
     return _run(a, pw, a_zero_point, kind, out, ep.out_dtype, ep)
 
 

@@ -1,5 +1,5 @@
 // 16 x 16 transposes of 4-byte elements in zmm registers, for moving int32 /
-// float32 NHWC output tiles into NCHW planes (ops_conv.cc, scatter_nchw).
+// float32 NHWC output tiles into NCHW planes (ops/conv.cc, scatter_nchw).
 #include <immintrin.h>
 
 #include "kernels/layout/transpose.h"

@@ -1,0 +1,75 @@
+// The binding of runtime.
+#include "binding/common.h"
+
+#include <pybind11/stl.h>
+
+#include "runtime/cpu_features.h"
+#include "runtime/kernel_counter.h"
+#include "runtime/thread_pool.h"
+
+namespace iqk_binding {
+
+void bind_runtime(py::module_& m) {
+  m.def("isa_names", [] {
+    std::vector<std::string> out;
+    for (int i = 0; i < iqk::kIsaCount; ++i) out.emplace_back(iqk::isa_name(static_cast<iqk::Isa>(i)));
+    return out;
+  });
+  m.def("isa_built", [](const std::string& name) { return iqk::isa_built(isa_from_name(name)); });
+  m.def("isa_supported_by_cpu",
+        [](const std::string& name) { return iqk::isa_supported_by_cpu(isa_from_name(name)); });
+  m.def("available_isas", &iqk::available_isas);
+  m.def("active_isa", [] { return std::string(iqk::isa_name(iqk::active_isa())); });
+  m.def("set_isa", [](const std::string& name) {
+    try {
+      iqk::set_active_isa(isa_from_name(name));
+    } catch (const std::invalid_argument& e) {
+      throw py::value_error(e.what());
+    }
+  });
+  m.def("cpu_features", [] {
+    py::dict d;
+    for (const auto& [name, on] : iqk::cpu_features().flags()) d[py::str(name)] = on;
+    return d;
+  });
+  m.def("cpu_vendor", [] { return iqk::cpu_features().vendor; });
+  m.def("cpu_brand", [] { return iqk::cpu_features().brand; });
+  m.def("kernel_names", [](const std::string& name) {
+    const iqk::KernelTable* t = &table_of(name);
+    py::dict d;
+    d["quantize"] = t->quantize.name;
+    d["quantize_channels"] = t->quantize_channels.name;
+    d["dequantize_s8"] = t->dequantize_s8.name;
+    d["dequantize_u8"] = t->dequantize_u8.name;
+    d["dequantize_channels_s8"] = t->dequantize_channels_s8.name;
+    d["dequantize_channels_u8"] = t->dequantize_channels_u8.name;
+    d["gemm"] = t->gemm.name;
+    d["dwconv"] = t->dwconv.name;
+    d["dwconv_nchw"] = t->dwconv.plane_name;
+    d["dwconv3x3"] = t->dwconv.column_pairs_name;  // None where the row kernel has no 3x3 form
+    d["dwconv_nchw_planes"] = t->dwconv.planes_name;  // None where no planar kernel reads the planes as given
+    d["gconv"] = t->gconv.name;  // None where small groups run as a grouped GEMM
+    return d;
+  });
+  // Where the path's DwconvPlanes kernel runs (conv.h, DwconvKernel): whether
+  // it takes only channels whose weights fit int8, and whether it takes
+  // narrow output rows; for the tests' expectations of what runs.
+  m.def("dwconv_planes_rules", [](const std::string& name) {
+    const iqk::DwconvKernel& k = table_of(name).dwconv;
+    return py::make_tuple(k.planes_bytes, k.planes_narrow);
+  });
+  m.def("kernel_call_counts", [] {
+    py::dict d;
+    for (const auto& [name, calls] : iqk::kernel_call_counts()) d[py::str(name)] = calls;
+    return d;
+  });
+  m.def("get_num_threads", &iqk::get_num_threads);
+  m.def("parallel_runs", &iqk::parallel_runs);
+  m.def("default_num_threads", &iqk::default_num_threads);
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("number of threads must be a positive integer, got " + std::to_string(n));
+    iqk::set_num_threads(n);
+  });
+}
+
+}  // namespace iqk_binding
