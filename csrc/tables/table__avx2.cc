@@ -12,12 +12,7 @@ void gconv_u8s8s32_4x8c4__avx2(const GconvRow& r);
 
 void fill_table__avx2(KernelTable& t) {
   fill_table__scalar(t);
-  t.quantize = IQK_KERNEL(quantize_f32_q8__avx2);
-  t.quantize_channels = IQK_KERNEL(quantize_channels_f32_q8__avx2);
-  t.dequantize_s8 = IQK_KERNEL(dequantize_s8_f32__avx2);
-  t.dequantize_u8 = IQK_KERNEL(dequantize_u8_f32__avx2);
-  t.dequantize_channels_s8 = IQK_KERNEL(dequantize_channels_s8_f32__avx2);
-  t.dequantize_channels_u8 = IQK_KERNEL(dequantize_channels_u8_f32__avx2);
+  IQK_SET_QUANTIZE_KERNELS(t, avx2);
   t.gemm = gemm_kernel__avx2;
   t.dwconv = dwconv_kernel__avx2;
   t.gconv = IQK_KERNEL(gconv_u8s8s32_4x8c4__avx2);

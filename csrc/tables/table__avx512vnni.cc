@@ -16,12 +16,7 @@ void pack_vnni4_strips64__avx512vnni(const uint8_t* src, size_t stride, size_t K
 
 void fill_table__avx512vnni(KernelTable& t) {
   fill_table__avx2(t);
-  t.quantize = IQK_KERNEL(quantize_f32_q8__avx512vnni);
-  t.quantize_channels = IQK_KERNEL(quantize_channels_f32_q8__avx512vnni);
-  t.dequantize_s8 = IQK_KERNEL(dequantize_s8_f32__avx512vnni);
-  t.dequantize_u8 = IQK_KERNEL(dequantize_u8_f32__avx512vnni);
-  t.dequantize_channels_s8 = IQK_KERNEL(dequantize_channels_s8_f32__avx512vnni);
-  t.dequantize_channels_u8 = IQK_KERNEL(dequantize_channels_u8_f32__avx512vnni);
+  IQK_SET_QUANTIZE_KERNELS(t, avx512vnni);
   t.gemm = gemm_kernel__avx512vnni;
   t.dwconv = dwconv_kernel__avx512vnni;
   t.gconv = IQK_KERNEL(gconv_u8s8s32_4x16c4__avx512vnni);

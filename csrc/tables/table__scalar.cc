@@ -8,12 +8,7 @@ extern const GemmKernel gemm_kernel__scalar;
 extern const DwconvKernel dwconv_kernel__scalar;
 
 void fill_table__scalar(KernelTable& t) {
-  t.quantize = IQK_KERNEL(quantize_f32_q8__scalar);
-  t.quantize_channels = IQK_KERNEL(quantize_channels_f32_q8__scalar);
-  t.dequantize_s8 = IQK_KERNEL(dequantize_s8_f32__scalar);
-  t.dequantize_u8 = IQK_KERNEL(dequantize_u8_f32__scalar);
-  t.dequantize_channels_s8 = IQK_KERNEL(dequantize_channels_s8_f32__scalar);
-  t.dequantize_channels_u8 = IQK_KERNEL(dequantize_channels_u8_f32__scalar);
+  IQK_SET_QUANTIZE_KERNELS(t, scalar);
   t.gemm = gemm_kernel__scalar;
   t.dwconv = dwconv_kernel__scalar;
   // Small groups run as a grouped GEMM; NCHW transposes and 1x1 packing use

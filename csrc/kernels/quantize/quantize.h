@@ -42,4 +42,15 @@ using DequantizeChannelsFn = void (*)(const void* q, float* y, size_t rows, size
                                          const int32_t*);
 
 
+// A table's quantize entries from the kernels of one path.
+#define IQK_SET_QUANTIZE_KERNELS(t, isa)                                              \
+  do {                                                                                 \
+    (t).quantize = IQK_KERNEL(quantize_f32_q8__##isa);                                 \
+    (t).quantize_channels = IQK_KERNEL(quantize_channels_f32_q8__##isa);               \
+    (t).dequantize_s8 = IQK_KERNEL(dequantize_s8_f32__##isa);                          \
+    (t).dequantize_u8 = IQK_KERNEL(dequantize_u8_f32__##isa);                          \
+    (t).dequantize_channels_s8 = IQK_KERNEL(dequantize_channels_s8_f32__##isa);        \
+    (t).dequantize_channels_u8 = IQK_KERNEL(dequantize_channels_u8_f32__##isa);        \
+  } while (0)
+
 }  // namespace iqk
