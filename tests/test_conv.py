@@ -50,72 +50,49 @@ from test_conv_reference import (
 # --- helpers ---------------------------------------------------------------------------
 
 
-#: The driver of 1x1 NCHW int32 convolutions on the vnni4 GEMM kernels (csrc/conv.h, Conv1x1Nchw).
+#: The driver of 1x1 NCHW int32 convolutions on the vnni4 GEMM kernels (csrc/ops/conv.h, Conv1x1Nchw).
 NCHW_1X1 = "conv1x1_nchw"
+#: The plan kinds that read NCHW planes directly (no NHWC staging).
+PLANAR = ("depthwise_planes", "depthwise_plane")
 
 
 def vnni4(isa) -> bool:
-    """Whether ``isa``'s GEMM kernel takes the vnni4 layout (where the NCHW 1x1 driver runs)."""
-    return _core.gemm_shape(isa)[0] == _core.GEMM_LAYOUT_VNNI4
+    """Whether ``isa``'s GEMM kernel takes the vnni4 layout (groups of 4 k: a ``c4`` kernel name),
+    where the NCHW 1x1 driver runs."""
+    return "c4__" in iq.kernel_names(isa)["gemm"]
 
 
-def channels(x, layout) -> int:
-    return x.shape[1] if layout == "NCHW" else x.shape[3]
+def plan_for(x, w, kw, out_dtype=np.int32):
+    """``iq.conv_plan`` of the call ``conv2d(x, w, **kw)`` (``qconv2d`` with ``out_dtype``) on the
+    active path."""
+    pkw = {k: kw[k] for k in ("stride", "padding", "dilation", "groups", "layout") if k in kw}
+    if not isinstance(w, iq.PackedConvWeights):
+        w = iq.pack_conv_weights(w, groups=kw.get("groups", 1), zero_point=kw.get("w_zero_point", 0))
+    return iq.conv_plan(x, w, out_dtype=out_dtype, **pkw)
 
 
 @contextlib.contextmanager
-def conv_kernel_runs(isa, x, w, groups, layout, what, conv_kwargs=None):
-    """Checks that the block ran ``isa``'s conv kernel, and no other kernel.
-
-    Depthwise (groups == C == OC > 1): the depthwise kernel, which for NCHW input with a
-    horizontal stride of 1 or 2 and output rows of at least 24 pixels is the planar one
-    (``kernel_names(isa)["dwconv_nchw"]``; either may run when ``conv_kwargs``, the call's
-    keyword arguments, are not given); small groups (``_core.gconv_fits``), the small-group kernel
-    where the path has one; otherwise the GEMM tile kernel. With
-    C == OC == groups == 1
-    any of them may run. A 1x1 NCHW convolution of one group may also run the swapped-GEMM
-    driver (``conv1x1_nchw``, with the same GEMM tile kernel; see test_nchw_1x1_swapped_gemm).
-    An empty output runs nothing.
-    """
-    names = iq.kernel_names(isa)
-    DW3X3 = names["dwconv3x3"]  # the row kernel's 3x3 form, or None
-    GIVEN = names["dwconv_nchw_planes"]  # the planar kernel that reads the planes as given, or None
-    c, oc = channels(x, layout), w.shape[0]
-    exact = None  # the kernels that must all run, where known
-    if groups == c == oc == 1:
-        allowed = {names["gemm"], names["dwconv"], names["dwconv_nchw"], DW3X3, GIVEN, NCHW_1X1}
-    elif groups == c == oc:
-        # The row kernel may run its 3x3 form too (test_depthwise_3x3_column_pairs checks where).
-        if layout == "NHWC":
-            allowed = {names["dwconv"], DW3X3}
-        elif conv_kwargs is None:
-            allowed = {names["dwconv"], names["dwconv_nchw"], DW3X3, GIVEN}
-        else:
-            kw = {k: conv_kwargs.get(k, d) for k, d in (("stride", 1), ("padding", 0), ("dilation", 1))}
-            g = conv_geometry(x.shape, w.shape, groups=groups, layout=layout, **kw)
-            exact = planar_forms(isa, g, w, conv_kwargs.get("w_zero_point", 0))
-            allowed = exact or {names["dwconv"], DW3X3}
-    elif groups > 1 and names["gconv"] and _core.gconv_fits(oc, c // groups, oc // groups, w.shape[2] * w.shape[3]):
-        # Small groups run the small-group kernel (test_small_groups).
-        allowed = exact = {names["gconv"]}
-    else:
-        allowed = {names["gemm"]}
-        if layout == "NCHW" and groups == 1 and w.shape[2:] == (1, 1):
-            # Only stride 1 without padding runs the swapped GEMM (unknown without the call's kwargs).
-            plain = conv_kwargs is None or (conv_kwargs.get("stride", 1) in (1, (1, 1))
-                                            and conv_kwargs.get("padding", 0) in (0, (0, 0), (0, 0, 0, 0)))
-            if plain:
-                allowed.add(NCHW_1X1)
+def conv_kernel_runs(isa, x, w, what, kw, out_dtype=np.int32):
+    """Checks that the block, ``conv2d(x, w, **kw)`` on the forced path ``isa`` (``qconv2d`` with
+    ``out_dtype``), ran exactly the kernels that ``iq.conv_plan`` names for it, all of them the
+    path's own (``kernel_names(isa)``), and nothing else. Where the plan reads NCHW planes as given
+    but only some channels' weights fit the kernel's int8 bytes, it names both planar kernels, and
+    either or both may run (the channels decide). An empty output runs nothing."""
+    plan = plan_for(x, w, kw, out_dtype)
+    assert plan.isa == isa, f"{what}: planned for {plan.isa}, forced {isa}"
+    expected = {name for _, name in plan.kernels}
+    own = set(iq.kernel_names(isa).values()) | {NCHW_1X1}
+    assert expected <= own, f"{what}: {expected - own} not kernels of {isa}"
     before = iq.kernel_calls()
-    yield
+    yield plan
     after = iq.kernel_calls()
     ran = {name: count - before.get(name, 0) for name, count in after.items() if count != before.get(name, 0)}
-    if x.shape[0] == 0 or oc == 0:
+    if x.size == 0 or w.shape[0] == 0:
         return
-    allowed.discard(None)
-    assert ran and set(ran) <= allowed, f"{what}: expected {' or '.join(sorted(allowed))} on {isa}, ran {ran}"
-    if exact:
-        assert set(ran) == exact, f"{what}: expected {' and '.join(sorted(exact))} on {isa}, ran {ran}"
+    if plan.kind == "depthwise_planes" and len(expected) == 2:
+        assert ran and set(ran) <= expected, f"{what}: expected {' or '.join(sorted(expected))}, ran {ran}"
+    else:
+        assert set(ran) == expected, f"{what}: expected {' and '.join(sorted(expected))} ({plan.kind}), ran {ran}"
 
 
 def assert_qconv_epilogues(rng, x, wt, kw, what, out_scale, out_zero_point, relu):
@@ -130,36 +107,6 @@ def assert_qconv_epilogues(rng, x, wt, kw, what, out_scale, out_zero_point, relu
     assert_same(iq.qconv2d(x, wt, 0.05, ws, **fkw), ref.qconv2d(x, wt, 0.05, ws, **fkw), f"{what} qconv2d float")
 
 
-def planar_forms(isa, g, w, w_zero_point):
-    """The planar kernels that an NCHW depthwise convolution of geometry ``g`` and weights ``w``
-    runs on ``isa`` (an empty set: the row kernel runs instead). For kernels at most 4 wide
-    without horizontal dilation (and 4 output rows' input rows spanning at most 64 rows), the
-    kernel that reads the planes as given takes every channel, or on a path where it multiplies
-    bytes (``_core.dwconv_planes_rules``) the channels whose weights w - w_zero_point all fit
-    int8; the staging planar kernel takes the others. Planes whose output rows are narrower than
-    24 pixels take the planar path only when every channel reads its plane as given and that
-    kernel takes narrow rows (``dwconv_planes_rules``)."""
-    names = iq.kernel_names(isa)
-    if g.sw > 2:
-        return set()
-    takes = None  # per channel: reads its plane as given
-    bytes_only, narrow = _core.dwconv_planes_rules(isa)
-    if names["dwconv_nchw_planes"] and g.kw <= 4 and g.dw == 1 and 3 * g.sh + (g.kh - 1) * g.dh + 1 <= 64:
-        takes = np.ones(w.shape[0], bool)
-        if bytes_only:
-            zp = np.broadcast_to(np.asarray(w_zero_point, np.int64).reshape(-1), (w.shape[0],))
-            wp = np.asarray(w, np.int64).reshape(w.shape[0], -1) - zp[:, None]
-            takes = ((wp >= -128) & (wp <= 127)).all(axis=1)
-    if g.ow < 24 and not (takes is not None and takes.all() and narrow):
-        return set()
-    forms = set()
-    if takes is not None and takes.any():
-        forms.add(names["dwconv_nchw_planes"])
-    if takes is None or not takes.all():
-        forms.add(names["dwconv_nchw"])
-    return forms
-
-
 @functools.lru_cache(maxsize=None)
 def cached_case(*key, groups=None):
     """``random_case(*key)`` and its reference conv2d, computed once for all ISA paths. The arrays
@@ -172,7 +119,7 @@ def cached_case(*key, groups=None):
 
 def check_conv(isa, case, want, where=""):
     what = f"isa={isa} {case} {where}".rstrip()
-    with conv_kernel_runs(isa, case.x, case.w, case.kw["groups"], case.kw["layout"], what, case.kw):
+    with conv_kernel_runs(isa, case.x, case.w, what, case.kw):
         got = iq.conv2d(case.x, case.w, **case.kw)
     assert_same(got, want, what)
     assert got.flags.c_contiguous, what
@@ -206,7 +153,7 @@ def test_qconv2d_epilogues(isa, epilogue, seed):
     x_scale, w_scale, kw = epilogue_args(rng, case.w.shape[0], epilogue)
     want = ref.qconv2d(case.x, case.w, x_scale, w_scale, **case.kw, **kw)
     what = f"isa={isa} epilogue={epilogue} {case}"
-    with conv_kernel_runs(isa, case.x, case.w, case.kw["groups"], case.kw["layout"], what, case.kw):
+    with conv_kernel_runs(isa, case.x, case.w, what, case.kw, want.dtype):
         got = iq.qconv2d(case.x, case.w, x_scale, w_scale, **case.kw, **kw)
     assert_same(got, want, what)
 
@@ -242,7 +189,7 @@ def test_depthwise(isa, c):
                           x_zero_point=int(rng.integers(lo, hi + 1)),
                           w_zero_point=rng.integers(-128, 128, c).astype(np.int32) if rng.random() < 0.5 else 3)
                 what = f"isa={isa} C={c} k={k} stride={stride} {layout} x={np.dtype(dtype)} {h}x{w}"
-                with conv_kernel_runs(isa, x, wt, c, layout, what, kw):
+                with conv_kernel_runs(isa, x, wt, what, kw):
                     got = iq.conv2d(x, wt, **kw)
                 assert_same(got, ref.conv2d(x, wt, **kw), what)
                 qkw = dict(kw, bias=rng.integers(-500, 500, c).astype(np.int32), out_scale=0.02,
@@ -281,12 +228,14 @@ def test_depthwise_3x3_column_pairs(isa, c):
             before = iq.kernel_calls().get(form, 0)
             assert_same(iq.conv2d(x, wt, **kw), ref.conv2d(x, wt, **kw), what)
             ran = iq.kernel_calls().get(form, 0) > before
-            # NCHW planes may take a planar kernel instead (planar_forms).
-            g = conv_geometry(x.shape, wt.shape, stride=(sh, sw), padding=(1, 1, 2, 1), dilation=(dh, 1), groups=c,
-                              layout=layout)
-            planar = layout == "NCHW" and planar_forms(isa, g, wt, kw["w_zero_point"])
+            # NCHW planes may take a planar kernel instead (the plan says where).
+            plan = plan_for(x, wt, kw)
+            planar = plan.kind in PLANAR
+            assert planar or plan.kind == "depthwise_rows", f"{what}: {plan.kind}"
+            assert not planar or layout == "NCHW", f"{what}: NHWC input read as planes"
             pairs = form is not None and sw <= 2 and not planar
             assert ran == pairs, f"{what}: the 3x3 column-pair kernel {'did not run' if pairs else 'ran'}"
+            assert ((form, True) in {(n, True) for _, n in plan.kernels}) == pairs, f"{what}: {plan.kernels}"
             qkw = dict(kw, bias=rng.integers(-500, 500, c).astype(np.int32), out_scale=0.02, out_zero_point=5,
                        out_dtype=np.uint8)
             assert_same(iq.qconv2d(x, wt, 0.05, 0.01, **qkw), ref.qconv2d(x, wt, 0.05, 0.01, **qkw),
@@ -309,7 +258,7 @@ def test_pointwise_nhwc_is_a_gemm(isa, c, oc):
         w_zp = rng.integers(-128, 128, oc).astype(np.int32)
         want = ref.gemm(x.reshape(-1, c), w[:, :, 0, 0].T, a_zero_point=x_zp, b_zero_point=w_zp).reshape(2, 5, 9, oc)
         what = f"isa={isa} 1x1 NHWC C={c} OC={oc} x={np.dtype(dtype)}"
-        with conv_kernel_runs(isa, x, w, 1, "NHWC", what):
+        with conv_kernel_runs(isa, x, w, what, dict(layout="NHWC", w_zero_point=w_zp)):
             got = iq.conv2d(x, w, layout="NHWC", x_zero_point=x_zp, w_zero_point=w_zp)
         assert_same(got, want, what)
         assert_same(ref.conv2d(x, w, layout="NHWC", x_zero_point=x_zp, w_zero_point=w_zp), want, f"{what} reference")
@@ -331,7 +280,7 @@ def test_tile_remainders(isa, oc):
             w = rand_q(rng, (oc, c, 3, 3), np.int8)
             kw = dict(padding=1, layout=layout, x_zero_point=7, w_zero_point=rng.integers(-5, 5, oc))
             what = f"isa={isa} OC={oc} C={c} OH={oh} OW={ow} {layout}"
-            with conv_kernel_runs(isa, x, w, 1, layout, what):
+            with conv_kernel_runs(isa, x, w, what, kw):
                 got = iq.conv2d(x, w, **kw)
             assert_same(got, ref.conv2d(x, w, **kw), what)
 
@@ -365,7 +314,7 @@ def test_wide_rows(isa, case):
             for threads in (1, 2):
                 iq.set_num_threads(threads)
                 what = f"isa={isa} {case} {layout} {np.dtype(dt)} threads={threads}"
-                with conv_kernel_runs(isa, x, w, groups, layout, what):
+                with conv_kernel_runs(isa, x, w, what, kwargs):
                     got = iq.conv2d(x, w, **kwargs)
                 assert_same(got, want, what)
 
@@ -383,7 +332,7 @@ def test_layouts_agree(isa, seed):
     for x, layout, view in ((x_nchw, "NCHW", "contiguous"), (x_nhwc, "NHWC", "contiguous"),
                             (x_nhwc.transpose(0, 3, 1, 2), "NCHW", "view of NHWC"),
                             (x_nchw.transpose(0, 2, 3, 1), "NHWC", "view of NCHW")):
-        with conv_kernel_runs(isa, x, case.w, kw["groups"], layout, what):
+        with conv_kernel_runs(isa, x, case.w, what, dict(kw, layout=layout)):
             got = iq.conv2d(x, case.w, layout=layout, **kw)
         assert_same(np.ascontiguousarray(to_nchw(got, layout)), want, f"{what} {layout} ({view})")
 
@@ -448,7 +397,7 @@ def test_packed_conv_weights(isa, groups):
 
     for x, kw, want in calls:
         what = f"isa={isa} groups={g} {kw}"
-        with conv_kernel_runs(isa, x, w, g, kw["layout"], what):
+        with conv_kernel_runs(isa, x, pw, what, kw):
             assert_same(iq.conv2d(x, pw, **kw), want, f"{what} packed")
         assert_same(ref.conv2d(x, pw, **kw), want, f"{what} reference with PackedConvWeights")
         assert_same(iq.conv2d(x, w, w_zero_point=w_zp, **kw), want, f"{what} raw w")
@@ -459,7 +408,7 @@ def test_packed_conv_weights(isa, groups):
         with iq.use_isa(other):
             for x, kw, want in calls:
                 what = f"packed under {isa}, run under {other}, {kw}"
-                with conv_kernel_runs(other, x, w, g, kw["layout"], what):
+                with conv_kernel_runs(other, x, pw, what, kw):
                     assert_same(iq.conv2d(x, pw, **kw), want, what)
 
     pw2 = pickle.loads(pickle.dumps(pw))
@@ -495,7 +444,7 @@ def test_batch_and_two_threads(isa, case, layout):
     want = ref.conv2d(x, wt, **kw)
     what = f"isa={isa} {case} {layout}"
     iq.set_num_threads(2)
-    with conv_kernel_runs(isa, x, wt, kw.get("groups", 1), layout, what):
+    with conv_kernel_runs(isa, x, wt, what, kw):
         assert_same(iq.conv2d(x, wt, **kw), want, f"{what} 2 threads")
     qkw = dict(kw, bias=rng.standard_normal(spec["w"][0]).astype(np.float32), relu=True)
     assert_same(iq.qconv2d(x, wt, 0.02, 0.003, **qkw), ref.qconv2d(x, wt, 0.02, 0.003, **qkw),
@@ -516,7 +465,7 @@ def test_all_extreme_values(isa, x_dtype, x_fill, x_zp, w_fill, w_zp):
         want = np.full(shape_in(layout, 2, oc, 4, 5), k * (x_fill - x_zp) * (w_fill - w_zp), np.int32)
         what = f"isa={isa} {name} x={x_fill} x_zp={x_zp} w={w_fill} w_zp={w_zp}"
         assert_same(ref.conv2d(x, w, **kw), want, f"{what} reference")
-        with conv_kernel_runs(isa, x, w, groups, layout, what):
+        with conv_kernel_runs(isa, x, w, what, kw):
             assert_same(iq.conv2d(x, w, **kw), want, what)
         assert_same(iq.conv2d(x, w, padding=(2, 1, 0, 3), **kw), ref.conv2d(x, w, padding=(2, 1, 0, 3), **kw),
                     f"{what} padded")
@@ -532,7 +481,7 @@ def test_deep_k_bound(isa, case):
     w = np.full((2, *at), wv, np.int8)
     want = np.full((1, 2, 1, 1), k * (xv - x_zp) * (wv - w_zp), np.int32)
     what = f"isa={isa} {case} K={k}"
-    with conv_kernel_runs(isa, x, w, 1, "NCHW", what):
+    with conv_kernel_runs(isa, x, w, what, dict(x_zero_point=x_zp, w_zero_point=w_zp)):
         assert_same(iq.conv2d(x, w, x_zero_point=x_zp, w_zero_point=w_zp), want, what)
     assert_same(iq.conv2d(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), iq.pack_conv_weights(w, zero_point=w_zp),
                           x_zero_point=x_zp, layout="NHWC"), want.transpose(0, 2, 3, 1), f"{what} NHWC packed")
@@ -726,7 +675,7 @@ def test_deep_channels(isa, c, k, layout):
     for threads in (1, 2):
         iq.set_num_threads(threads)
         what = f"isa={isa} C={c} k={k} {layout} threads={threads}"
-        with conv_kernel_runs(isa, x, w, 1, layout, what):
+        with conv_kernel_runs(isa, x, w, what, kw):
             got = iq.conv2d(x, w, **kw)
         assert_same(got, want, what)
 
@@ -879,13 +828,12 @@ def test_depthwise_nchw_output_tiles(isa):
     w = rand_q(rng, (512, 1, 5, 5), np.int8)
     kw = dict(padding=2, groups=512, x_zero_point=77, w_zero_point=rng.integers(-9, 9, 512))
     want = ref.conv2d(x, w, **kw)
-    g = conv_geometry(x.shape, w.shape, stride=1, padding=2, dilation=1, groups=512, layout="NCHW")
     # No planar kernel reads 5-wide kernels as given, so these narrow planes take the row kernel.
-    assert not planar_forms(isa, g, w, kw["w_zero_point"])
+    assert plan_for(x, w, kw).kind == "depthwise_rows"
     for threads in (1, 2):
         iq.set_num_threads(threads)
         try:
-            with conv_kernel_runs(isa, x, w, 512, "NCHW", f"isa={isa} threads={threads}", kw):
+            with conv_kernel_runs(isa, x, w, f"isa={isa} threads={threads}", kw):
                 got = iq.conv2d(x, w, **kw)
             assert_same(got, want, f"isa={isa} threads={threads}")
         finally:
@@ -922,13 +870,13 @@ def test_depthwise_nchw_planes_as_given(isa, case):
     padding read as the zero point without touching memory outside the planes. Both dtypes, the
     extreme zero points, weights that all fit int8 and per-channel weight zero points that push
     some channels out of int8 (on a path whose kernel multiplies bytes, both planar kernels in one
-    call), all three epilogues, one and two threads. The kernels must run exactly where
-    planar_forms says, which for weights without a zero point is the kernel that reads the planes
-    on every path that has one (horizontal stride 1 or 2)."""
+    call), all three epilogues, one and two threads. The kernels must run exactly where the plan
+    says, which for weights without a zero point and output rows of at least the planar minimum
+    width is the kernel that reads the planes on every path that has one (horizontal stride 1 or
+    2)."""
     (kh, kw_), stride, dilation, padding, (h, w_) = PLANES_CASES[case]
     rng = rng_for("dw-bytes", case)
     names = iq.kernel_names(isa)
-    narrow = _core.dwconv_planes_rules(isa)[1]
     for c in (1, 3, 17, 64):
         for dtype, x_zp in ((np.uint8, 0), (np.uint8, 255), (np.int8, -128), (np.int8, 127), (np.int8, 5)):
             x = rand_q(rng, (2, c, h, w_), dtype)
@@ -942,15 +890,18 @@ def test_depthwise_nchw_planes_as_given(isa, case):
                 threads = 1 + int(rng.integers(2))
                 iq.set_num_threads(threads)
                 try:
-                    with conv_kernel_runs(isa, x, wt, c, "NCHW", f"{what} threads={threads}", kw):
+                    with conv_kernel_runs(isa, x, wt, f"{what} threads={threads}", kw):
                         got = iq.conv2d(x, wt, **kw)
                 finally:
                     iq.set_num_threads(1)
                 assert_same(got, ref.conv2d(x, wt, **kw), what)
                 g = conv_geometry(x.shape, wt.shape, stride=stride, padding=padding, dilation=dilation,
                                   groups=c, layout="NCHW")
-                if names["dwconv_nchw_planes"] and np.ndim(w_zp) == 0 and stride[1] <= 2 and (narrow or g.ow >= 24):
-                    assert planar_forms(isa, g, wt, 0) == {names["dwconv_nchw_planes"]}, what
+                if names["dwconv_nchw_planes"] and np.ndim(w_zp) == 0 and stride[1] <= 2 and \
+                        g.ow >= _core.DWCONV_PLANE_MIN_WIDTH:
+                    plan = plan_for(x, wt, kw)
+                    assert plan.kind == "depthwise_planes", what
+                    assert plan.kernels == (("dwconv_nchw_planes", names["dwconv_nchw_planes"]),), what
                 assert_qconv_epilogues(rng, x, wt, kw, what, out_scale=0.07, out_zero_point=-3, relu=True)
 
 
@@ -964,7 +915,7 @@ def test_depthwise_nchw_planes_at_the_bound(isa):
             w = np.full((5, 1, 7, 4), wv, np.int8)
             kw = dict(padding=3, groups=5, x_zero_point=x_zp)
             what = f"isa={isa} x={np.dtype(dtype)} fill={fill} w={wv}"
-            with conv_kernel_runs(isa, x, w, 5, "NCHW", what, kw):
+            with conv_kernel_runs(isa, x, w, what, kw):
                 got = iq.conv2d(x, w, **kw)
             assert_same(got, ref.conv2d(x, w, **kw), what)
 
@@ -991,7 +942,8 @@ def test_small_groups(isa, c, oc, groups):
     input channels 4 at a time): kernels 1x1 to 5x3 and 1x7, strides, dilation, asymmetric
     padding, output rows around the 4-pixel steps, both layouts and dtypes, extreme zero points,
     all three epilogues, one and two threads, with and without weight zero points. It must run
-    exactly where ``_core.gconv_fits`` and the path say; elsewhere the grouped GEMM runs."""
+    exactly on the cases of SMALL_GROUPS_FIT on a path that has the kernel; elsewhere the grouped
+    GEMM runs."""
     rng = rng_for("small-groups", c, oc, groups)
     names = iq.kernel_names(isa)
     cases = [((3, 3), 1, 1, 1, (5, 9)), ((3, 3), 2, 1, 1, (9, 17)), ((1, 1), 1, 0, 1, (4, 3)),
@@ -1005,9 +957,8 @@ def test_small_groups(isa, c, oc, groups):
             kw = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, layout=layout,
                       x_zero_point=x_zp, w_zero_point=w_zp)
             what = f"isa={isa} C={c} OC={oc} G={groups} k={kh}x{kw_} {layout} {np.dtype(dtype)} w_zp={np.ndim(w_zp)}"
-            fits = _core.gconv_fits(oc, c // groups, oc // groups, kh * kw_)
-            assert fits == ((c, oc, groups) in SMALL_GROUPS_FIT), what
-            small = bool(names["gconv"]) and fits
+            small = bool(names["gconv"]) and (c, oc, groups) in SMALL_GROUPS_FIT
+            assert (plan_for(x, wt, kw).kind == "small_groups") == small, what
             threads = 1 + i % 2
             iq.set_num_threads(threads)
             try:
@@ -1023,16 +974,28 @@ def test_small_groups(isa, c, oc, groups):
             assert_qconv_epilogues(rng, x, wt, kw, what, out_scale=0.5, out_zero_point=-7, relu=bool(i % 2))
 
 
+def small_groups_plan(oc, cg, ocg, kh, kw):
+    """Whether the plan runs the small-group kernel for OC output channels, C/groups = cg and
+    OC/groups = ocg, with a kh x kw kernel, on the best path that has the kernel."""
+    return iq.conv_plan((1, cg * oc // ocg, 16, 16), (oc, cg, kh, kw), groups=oc // ocg).kind == "small_groups"
+
+
 def test_small_groups_fit():
     """Where the small-group kernel runs: C/groups a multiple of 4, at most 64 taps, and every block
     of 16 output channels reading at most 16 dwords of a pixel."""
-    assert _core.gconv_fits(128, 4, 4, 9) and _core.gconv_fits(64, 16, 16, 9) and _core.gconv_fits(36, 4, 12, 9)
-    assert _core.gconv_fits(64, 64, 16, 1)        # one group per block, 16 dwords
-    assert not _core.gconv_fits(64, 80, 16, 1)    # 20 dwords
-    assert _core.gconv_fits(64, 16, 8, 9)         # two groups of 4 dwords
-    assert not _core.gconv_fits(16, 16, 2, 9)     # eight groups of 4 dwords
-    assert not _core.gconv_fits(12, 6, 6, 9)      # C/groups not a multiple of 4
-    assert not _core.gconv_fits(16, 4, 4, 65)     # more than 64 taps
+    with_kernel = [isa for isa in AVAILABLE_ISAS if iq.kernel_names(isa)["gconv"]]
+    if not with_kernel:
+        pytest.skip("no available path has a small-group kernel")
+    with iq.use_isa(with_kernel[-1]):
+        assert small_groups_plan(128, 4, 4, 3, 3) and small_groups_plan(64, 16, 16, 3, 3)
+        assert small_groups_plan(36, 4, 12, 3, 3)
+        assert small_groups_plan(64, 64, 16, 1, 1)        # one group per block, 16 dwords
+        assert not small_groups_plan(64, 80, 16, 1, 1)    # 20 dwords
+        assert small_groups_plan(64, 16, 8, 3, 3)         # two groups of 4 dwords
+        assert not small_groups_plan(16, 16, 2, 3, 3)     # eight groups of 4 dwords
+        assert not small_groups_plan(12, 6, 6, 3, 3)      # C/groups not a multiple of 4
+        assert not small_groups_plan(16, 4, 4, 5, 13)     # more than 64 taps
+        assert small_groups_plan(16, 4, 4, 8, 8)          # 64 taps
 
 
 def test_small_groups_extremes(isa):
@@ -1046,6 +1009,6 @@ def test_small_groups_extremes(isa):
             w = np.full((8, c // groups, 7, 7), wv, np.int8)
             kw = dict(padding=3, groups=groups, x_zero_point=x_zp)
             what = f"isa={isa} {np.dtype(dtype)} w={wv}"
-            with conv_kernel_runs(isa, x, w, groups, "NCHW", what, kw):
+            with conv_kernel_runs(isa, x, w, what, kw):
                 got = iq.conv2d(x, w, **kw)
             assert_same(got, ref.conv2d(x, w, **kw), what)

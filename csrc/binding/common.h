@@ -8,6 +8,7 @@
 #include <string>
 
 #include "kernels/gemm/gemm.h"
+#include "ops/packed.h"
 #include "runtime/kernel_table.h"
 
 namespace iqk_binding {
@@ -18,6 +19,7 @@ void bind_runtime(py::module_& m);
 void bind_quantize(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
+void bind_packed(py::module_& m);
 
 iqk::Isa isa_from_name(const std::string& name);
 const iqk::KernelTable& table_of(const std::string& name);
@@ -45,5 +47,10 @@ bool is_q8(const py::array& a, bool* is_signed);
 iqk::GemmEpilogue epilogue_of(iqk::GemmOut kind, const py::array& out, size_t rows, size_t cols,
                               const py::object& scale, const py::object& bias, bool relu, int32_t out_zp, int32_t lo,
                               int32_t hi);
+
+// Raises ValueError unless w holds the layout `kind` (for gemm_panels, of
+// `isa`'s kernel) of `groups` K x N matrices from a KH x KW kernel.
+void check_packed(const iqk::Packed& w, iqk::PackedKind kind, iqk::Isa isa, size_t groups, size_t k, size_t n,
+                  size_t kh, size_t kw);
 
 }  // namespace iqk_binding

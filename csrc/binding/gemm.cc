@@ -7,45 +7,12 @@
 
 namespace iqk_binding {
 
-namespace {
-
-iqk::GemmShape shape_of(int layout, int mr, int nr) {
-  if ((layout != 0 && layout != 1) || mr < 1 || nr < 1 || mr > 64 || nr > 256)
-    throw py::value_error("invalid GEMM layout");
-  return iqk::GemmShape{static_cast<iqk::GemmLayout>(layout), mr, nr};
-}
-
-}  // namespace
-
 void bind_gemm(py::module_& m) {
   // What an epilogue writes (gemm.h); shared by gemm and conv2d.
   py::enum_<iqk::GemmOut>(m, "OutKind")
       .value("i32", iqk::GemmOut::i32)
       .value("f32", iqk::GemmOut::f32)
       .value("q8", iqk::GemmOut::q8);
-  m.def("gemm_shape", [](const std::string& name) {
-    const iqk::KernelTable& t = table_of(name);
-    return py::make_tuple(static_cast<int>(t.gemm.shape.layout), t.gemm.shape.mr, t.gemm.shape.nr,
-                          t.gemm.name);
-  });
-
-  m.def(
-      "pack_b",
-      [](const py::array& b, int layout, int mr, int nr) {
-        if (b.ndim() != 2) throw py::value_error("b: expected a 2-D array");
-        const size_t K = b.shape(0), N = b.shape(1);
-        const int8_t* bp = checked_data<const int8_t>(b, py::dtype::of<int8_t>(), K * N, "b", false);
-        const iqk::GemmShape s = shape_of(layout, mr, nr);
-        py::array_t<uint8_t> out(static_cast<py::ssize_t>(iqk::packed_b_bytes(s, K, N)));
-        uint8_t* op = out.mutable_data();
-        {
-          py::gil_scoped_release release;
-          iqk::pack_b(s, bp, K, N, op);
-        }
-        return out;
-      },
-      py::arg("b"), py::arg("layout"), py::arg("mr"), py::arg("nr"));
-
   m.def(
       "qgemm_columns",
       [](size_t n, float a_scale, const py::array& b_scale, const py::object& bias,
@@ -71,7 +38,7 @@ void bind_gemm(py::module_& m) {
 
   m.def(
       "gemm",
-      [](const std::string& isa, const py::array& a, const py::array& packed, size_t K, size_t N,
+      [](const std::string& isa, const py::array& a, const iqk::Packed& packed, size_t K, size_t N,
          const py::object& b_zp, const py::array& col_off, iqk::GemmOut kind, const py::array& out,
          const py::object& scale, const py::object& bias, bool relu, int32_t out_zp, int32_t lo,
          int32_t hi) {
@@ -92,8 +59,8 @@ void bind_gemm(py::module_& m) {
         p.lda = p.M > 1 ? a.strides(0) : K;
         p.K = K;
         p.N = N;
-        p.packed_b = checked_data<const uint8_t>(packed, py::dtype::of<uint8_t>(),
-                                                 iqk::packed_b_bytes(t.gemm.shape, K, N), "packed", false);
+        check_packed(packed, iqk::PackedKind::gemm_panels, t.isa, 1, K, N, 1, 1);
+        p.packed_b = packed.bytes.data();
         if (!b_zp.is_none())
           p.b_zp = checked_data<const int32_t>(b_zp.cast<py::array>(), py::dtype::of<int32_t>(), N, "b_zp", false);
         p.col_off = checked_data<const int32_t>(col_off, py::dtype::of<int32_t>(), N, "col_off", false);

@@ -51,13 +51,6 @@ void bind_runtime(py::module_& m) {
     d["gconv"] = t->gconv.name;  // None where small groups run as a grouped GEMM
     return d;
   });
-  // Where the path's DwconvPlanes kernel runs (conv.h, DwconvKernel): whether
-  // it takes only channels whose weights fit int8, and whether it takes
-  // narrow output rows; for the tests' expectations of what runs.
-  m.def("dwconv_planes_rules", [](const std::string& name) {
-    const iqk::DwconvKernel& k = table_of(name).dwconv;
-    return py::make_tuple(k.planes_bytes, k.planes_narrow);
-  });
   m.def("kernel_call_counts", [] {
     py::dict d;
     for (const auto& [name, calls] : iqk::kernel_call_counts()) d[py::str(name)] = calls;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ops/conv.h"
+#include "ops/conv_plan.h"
 #include "runtime/kernel_counter.h"
 #include "ops/driver.h"
 #include "ops/ops.h"
@@ -18,9 +19,6 @@
 namespace iqk {
 
 namespace {
-
-// Depthwise weights are padded to whole blocks of 32 channels (DwconvPacked).
-size_t dw_c_pad(size_t c) { return ceil_div(c, 32) * 32; }
 
 // The staging buffer of a block: `rows` input rows starting at input row
 // ih0 (possibly negative or past H: padding), each of `cols` pixels starting
@@ -194,18 +192,7 @@ void staged_rows(const ConvProblem& p, const Columns& cols, size_t threads, cons
 
 }  // namespace
 
-DwconvPacked::DwconvPacked(size_t c, size_t kh, size_t kw) {
-  const size_t c_pad = dw_c_pad(c), rows = kw <= 4 ? c * kh : 0;
-  w3 = ceil_div(kh * kw, 2) * c_pad * 2;
-  rows8 = w3 + (kh == 3 && kw == 3 ? 3 * 2 * c_pad * 2 : 0);
-  rows16 = rows8 + 2 * rows;
-  fits = rows16 + 4 * rows;
-  total = fits + (kw <= 4 ? c : 0);
-}
-
-size_t dwconv_packed_elems(size_t c, size_t kh, size_t kw) { return DwconvPacked(c, kh, kw).total; }
-
-void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
+void conv2d(const ConvProblem& p, const GemmKernel& kernel, bool implicit) {
   const ConvGeometry& g = p.g;
   const GemmShape& s = kernel.shape;
   const size_t G = g.groups, Cg = g.cg(), OCg = g.ocg(), K = g.k();
@@ -229,14 +216,10 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel) {
   if (p.y_nchw) max_rows = std::min(max_rows, kTileBytes / (OCg * eb));
   max_rows = std::max(mr, max_rows / mr * mr);
 
-  // Implicit GEMM: when the KW taps of one kernel row are one contiguous run
-  // of staging bytes (no horizontal dilation) that fills whole k-groups, the
-  // tile kernel reads its rows of A straight from the staging rows, one
-  // kernel row (kh) per slice of K: consecutive output pixels of one output
-  // row are sw * Cg bytes apart there. No im2col copy. Tiles then stay within
-  // one output row, so rows much narrower than the tile height use im2col.
-  const bool implicit = s.layout == GemmLayout::vnni4 && g.dw == 1 && Cg > 0 && (g.kw * Cg) % 4 == 0 &&
-                        g.ow >= 2 * mr;
+  // Implicit GEMM (the plan's choice, conv_plan.cc): the tile kernel reads
+  // its rows of A straight from the staging rows, one kernel row (kh) per
+  // slice of K: consecutive output pixels of one output row are sw * Cg
+  // bytes apart there.
   // Blocks: im2col, any run of output pixels of one image; implicit, whole
   // output rows. Balanced either way.
   const size_t units = implicit ? g.oh : P;
@@ -491,11 +474,11 @@ void conv1x1_nchw(const Conv1x1Nchw& p, const GemmKernel& kernel) {
   }, threads);
 }
 
-void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
+void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel, const ConvPlan& plan) {
   const ConvGeometry& g = p.g;
   const size_t C = g.c, P = g.oh * g.ow;
   if (g.n == 0 || P == 0 || C == 0) return;
-  const size_t c_pad = dw_c_pad(C);
+  const size_t c_pad = dwconv_c_pad(C);
   const Columns cols(p.col_off, nullptr, p.epilogue, 1, C, c_pad);
   const size_t eb = gemm_out_bytes(p.epilogue.kind);
   // About 80 multiply-adds per ns on one thread of the fastest kernels. They
@@ -505,29 +488,21 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   const size_t threads = threads_for(static_cast<double>(g.n) * P * C * g.kh * g.kw / 80.0, 75e3);
   const DwconvWindow window{g.ow, g.sw, g.kh, g.kw, g.dh, g.dw};
 
-  // NCHW with a horizontal stride of 1 or 2: each channel plane on its own,
-  // vectorized along the output rows, read from and written to its planes
-  // directly (no transposes). Kernels at most 4 wide without horizontal
-  // dilation read the planes as given (DwconvPlanes), on the channels they
-  // take (those whose weights w' fit int8, for a kernel of w_rows8: all of
-  // them when w_zp is zero); others stage each plane first (DwconvPlane).
-  // Narrow planes go through NHWC staging instead unless every channel reads
-  // its plane as given (and the kernel is fast on narrow rows,
-  // DwconvKernel::planes_narrow): there the per-row cost of staging a plane
-  // outweighs the transposes (measured: 192 x 28 x 28 stride 2, OW = 14: 44
-  // us planar, 34 us staged).
-  constexpr size_t kPlaneMinWidth = 24;
-  const bool planar = p.x_nchw && p.y_nchw && g.sw <= 2 && kernel.plane;
+  // NCHW planes (the plan's depthwise_planes and depthwise_plane): each
+  // channel plane on its own, vectorized along the output rows, read from
+  // and written to its planes directly (no transposes). DwconvPlanes kernels
+  // read the planes as given, on the channels they take (those whose
+  // weights w' fit int8, for a kernel of w_rows8); the others stage each
+  // plane first (DwconvPlane).
   const DwconvPacked packed(C, g.kh, g.kw);
   const int16_t* const packed16 = reinterpret_cast<const int16_t*>(p.packed_w);
-  const bool as_given = planar && kernel.planes && packed.has_rows() && g.dw == 1 &&
-                        3 * g.sh + (g.kh - 1) * g.dh + 1 <= kDwconvPlanesMaxSpan;
+  const bool as_given = plan.kind == ConvKind::depthwise_planes;
   // Per channel: reads its plane as given (all of them, unless the kernel
   // needs the weights to fit int8).
-  const int16_t* takes = as_given && kernel.planes_bytes ? packed16 + packed.fits : nullptr;
+  const int16_t* takes = as_given && !plan.dw_all_given ? packed16 + packed.fits : nullptr;
   size_t n_given = as_given ? C : 0;
   if (takes) n_given = static_cast<size_t>(std::count_if(takes, takes + C, [](int16_t f) { return f != 0; }));
-  if (planar && ((n_given == C && kernel.planes_narrow) || g.ow >= kPlaneMinWidth)) {
+  if (plan.kind != ConvKind::depthwise_rows) {
     const Stage st = stage_for(g, 0, g.oh, 0, 1);  // one channel plane, padded; c0 set per task
     // What every plane shares; each task fills in its channels' fields.
     DwconvPlane common;
@@ -597,8 +572,7 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   // 3x3 without horizontal dilation, horizontal stride 1 or 2: the weights
   // also paired vertically (DwconvRow::w3) for kernels that reuse an input
   // column's pairs (DwconvKernel::column_pairs_name).
-  const int16_t* w3 = nullptr;
-  if (kernel.column_pairs_name && packed.has_w3() && g.dw == 1 && g.sw <= 2) w3 = packed16 + packed.w3;
+  const int16_t* w3 = plan.dw_column_pairs ? packed16 + packed.w3 : nullptr;
 
   DwconvRow r;
   r.c = C;
@@ -608,15 +582,6 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel) {
   r.w3 = w3;
   staged_rows(p, cols, threads, r, kernel.fn);
 }
-
-bool gconv_fits(size_t oc, size_t cg, size_t ocg, size_t taps) {
-  if (cg == 0 || cg % 4 || ocg == 0 || oc % ocg || taps == 0 || taps > kGconvMaxTaps) return false;
-  for (size_t oc0 = 0; oc0 < oc; oc0 += 16)
-    if (gconv_span(oc, cg, ocg, oc0, 16) > 16) return false;
-  return true;
-}
-
-size_t gconv_packed_bytes(size_t oc, size_t cg, size_t taps) { return ceil_div(oc, 16) * 16 * cg * taps; }
 
 void gconv2d(const ConvProblem& p, GconvRowFn kernel) {
   const ConvGeometry& g = p.g;

@@ -82,9 +82,13 @@ struct Conv1x1Nchw {
   PackVnni4Strips64Fn pack64 = nullptr;  // the ISA's packing of 64 columns at once, or null
 };
 
-void conv2d(const ConvProblem& p, const GemmKernel& kernel);
+struct ConvPlan;  // conv_plan.h
+
+// The drivers, each for the plan kinds named in conv_plan.h (run_conv calls
+// them): conv2d for implicit_gemm (implicit) and im2col_gemm.
+void conv2d(const ConvProblem& p, const GemmKernel& kernel, bool implicit);
 void gconv2d(const ConvProblem& p, GconvRowFn kernel);
 void conv1x1_nchw(const Conv1x1Nchw& p, const GemmKernel& kernel);
-void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel);
+void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel, const ConvPlan& plan);
 
 }  // namespace iqk

@@ -14,11 +14,6 @@ namespace iqk {
 
 namespace {
 
-// Bytes of one A (MR rows) or B (NR columns) panel over the whole of K.
-size_t panel_bytes(const GemmShape& s, size_t k, size_t rows_or_cols) {
-  return ceil_div(k, s.k_group()) * rows_or_cols * 4;
-}
-
 // Copies `rows` rows of A into rows of `row_bytes` bytes (a whole number of
 // k-groups): a_u = a (uint8) or a ^ 0x80 (int8, i.e. a + 128), widened to
 // int16 for pair16, zero past K. Row-major, so this is a streaming copy that
@@ -60,28 +55,6 @@ std::vector<KSlice> k_slices(size_t seg, size_t n_segs, size_t kc_max) {
   return slices;
 }
 
-size_t packed_b_bytes(const GemmShape& s, size_t K, size_t N) {
-  return ceil_div(N, s.nr) * panel_bytes(s, K, s.nr);
-}
-
-void pack_b(const GemmShape& s, const int8_t* b, size_t K, size_t N, uint8_t* out) {
-  const size_t nr = s.nr, pb = panel_bytes(s, K, nr);
-  std::memset(out, 0, packed_b_bytes(s, K, N));
-  for (size_t p = 0; p * nr < N; ++p) {
-    uint8_t* panel = out + p * pb;
-    const size_t cols = std::min(nr, N - p * nr);
-    if (s.layout == GemmLayout::vnni4) {
-      for (size_t k = 0; k < K; ++k)
-        for (size_t j = 0; j < cols; ++j)
-          panel[(k / 4) * nr * 4 + j * 4 + k % 4] = static_cast<uint8_t>(b[k * N + p * nr + j]);
-    } else {
-      int16_t* q = reinterpret_cast<int16_t*>(panel);
-      for (size_t k = 0; k < K; ++k)
-        for (size_t j = 0; j < cols; ++j) q[(k / 2) * nr * 2 + j * 2 + k % 2] = b[k * N + p * nr + j];
-    }
-  }
-}
-
 void gemm(const GemmProblem& p, const GemmKernel& kernel) {
   const GemmShape& s = kernel.shape;
   const size_t M = p.M, N = p.N, K = p.K, mr = s.mr, nr = s.nr;
@@ -90,7 +63,7 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
   const size_t n_panels = ceil_div(N, nr), m_panels = ceil_div(M, mr);
   const std::vector<size_t> first_rows = panel_starts(M, m_panels);
   auto panel_row = [&](size_t mp) { return first_rows[mp]; };
-  const size_t a_panel = panel_bytes(s, K, mr), b_panel = panel_bytes(s, K, nr);
+  const size_t a_panel = s.panel_bytes(K, mr), b_panel = s.panel_bytes(K, nr);
   const size_t a_row_bytes = groups * 4;
   // uint8 rows whose length is a whole number of groups are read in place:
   // no copy at all. Otherwise rows are copied (shifted, padded, widened).

@@ -9,6 +9,7 @@
 
 #include "ops/conv.h"
 #include "kernels/gemm/gemm.h"
+#include "kernels/gemm/pack.h"
 
 namespace iqk {
 
@@ -35,9 +36,6 @@ struct GemmProblem {
   GemmEpilogue epilogue;
 };
 
-size_t packed_b_bytes(const GemmShape& s, size_t K, size_t N);
-// b: K x N row-major int8.
-void pack_b(const GemmShape& s, const int8_t* b, size_t K, size_t N, uint8_t* out);
 void gemm(const GemmProblem& p, const GemmKernel& kernel);
 
 // qgemm's per-column constants, in float32 exactly as the reference computes

@@ -20,7 +20,7 @@ from ._dispatch import (
     set_num_threads,
     use_isa,
 )
-from ._conv import conv2d, qconv2d
+from ._conv import ConvPlan, conv2d, conv_plan, qconv2d
 from ._gemm import gemm, qgemm
 from ._packed import PackedWeights, pack_weights
 from ._packed_conv import PackedConvWeights, pack_conv_weights
@@ -29,12 +29,14 @@ from ._quantize import dequantize, quantize
 __version__ = "0.1.0"
 
 __all__ = [
+    "ConvPlan",
     "ISA_NAMES",
     "PackedConvWeights",
     "PackedWeights",
     "active_isa",
     "available_isas",
     "conv2d",
+    "conv_plan",
     "cpu_features",
     "dequantize",
     "gemm",

@@ -51,7 +51,6 @@ import numpy as np
 import intquant_kernels as iq
 
 from . import _bench_cases as cases
-from . import _conv as conv_ops
 from . import _peers
 
 SCHEMA = "intquant_kernels.bench/1"
@@ -102,12 +101,14 @@ PATH_INSTRUCTION = {
 }
 
 
-def conv_kind(layer, isa: str) -> str:
-    """The kind of kernel (PATH_INSTRUCTION) that runs ``layer`` on ``isa``."""
-    if layer.depthwise:
-        return "dwconv"
-    cg, ocg = layer.c // layer.groups, layer.oc // layer.groups
-    return "gconv" if layer.groups > 1 and conv_ops._gconv(isa, layer.oc, cg, ocg, layer.k * layer.k) else "gemm"
+def conv_kind(layer, isa: str, layout: str = "NHWC") -> str:
+    """The kind of kernel (PATH_INSTRUCTION) that runs ``layer`` on ``isa``, from its plan."""
+    x_shape = (layer.n, layer.c, layer.h, layer.w) if layout == "NCHW" else (layer.n, layer.h, layer.w, layer.c)
+    with iq.use_isa(isa):
+        plan = iq.conv_plan(x_shape, (layer.oc, layer.c // layer.groups, layer.k, layer.k), stride=layer.stride,
+                            padding=layer.padding, groups=layer.groups, layout=layout)
+    return "dwconv" if plan.kind.startswith("depthwise") else "gconv" if plan.kind == "small_groups" else "gemm"
+
 
 #: OpenBLAS kernels (its core names) that run float32 GEMM on zmm FMAs; the others on ymm (or narrower).
 _OPENBLAS_ZMM = {"skylakex", "cooperlake", "sapphirerapids"}

@@ -1,7 +1,8 @@
-"""conv2d and qconv2d on the compiled kernels (see reference.py for the contract)."""
+"""conv2d and qconv2d on the compiled kernels (see reference.py for the contract),
+and conv_plan, which says what runs a convolution."""
 from __future__ import annotations
 
-import functools
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -11,43 +12,47 @@ from . import reference as _ref
 from ._conv_common import (accumulator_bound, channel_zero_points, check_packed_args, conv_activations,
                            conv_geometry, conv_weights, resolve_qconv)
 from ._dispatch import active_isa
-from ._gemm_common import EpilogueCache, kernel_args
 from ._gemm import _OUT, _columns
+from ._gemm_common import EpilogueCache, kernel_args
 from ._packed_conv import PackedConvWeights
 
-#: Depthwise kernels keep their taps on the stack; larger kernels take the GEMM path.
-_DW_MAX_TAPS = _core.DWCONV_MAX_TAPS
-_VNNI4_ISAS: dict = {}
+
+@dataclass(frozen=True)
+class ConvPlan:
+    """What runs one convolution on one ISA path, as the C++ plan decides it
+    (csrc/ops/conv_plan.h).
+
+    - ``kind``: the driver: ``"gemm_in_place"`` (1x1 NHWC: a GEMM on the
+      input as it is), ``"conv1x1_nchw"`` (1x1 NCHW, int32 output: weights
+      times channel planes), ``"implicit_gemm"`` / ``"im2col_gemm"`` (the GEMM
+      tile kernel on staged rows, read in place or copied into im2col rows),
+      ``"small_groups"``, ``"depthwise_rows"`` (NHWC staging),
+      ``"depthwise_planes"`` (NCHW planes read as given) or
+      ``"depthwise_plane"`` (padded copies of NCHW planes).
+    - ``kernels``: (role, kernel name) of each kernel that runs, as
+      :func:`kernel_calls` counts them.
+    - ``weights``: the packed layout it reads (``PackedConvWeights.layouts``).
+    - ``input``, ``output``: how the layouts are handled.
+    """
+
+    isa: str
+    kind: str
+    kernels: tuple
+    weights: str
+    layout: str
+    input: str
+    output: str
+    out_dtype: np.dtype
+
+    def __str__(self):
+        kernels = ", ".join(f"{role}: {name}" for role, name in self.kernels)
+        return (f"{self.kind} on {self.isa} ({self.layout}, {self.out_dtype} output)\n"
+                f"  kernels: {kernels}\n  weights: {self.weights}\n  input:   {self.input}\n"
+                f"  output:  {self.output}")
 
 
-def _vnni4(isa: str) -> bool:
-    """Whether ``isa``'s GEMM kernel takes the vnni4 layout."""
-    known = _VNNI4_ISAS.get(isa)
-    if known is None:
-        known = _VNNI4_ISAS[isa] = _core.gemm_shape(isa)[0] == _core.GEMM_LAYOUT_VNNI4
-    return known
-
-
-class _Plan:
-    """What one layer's calls share: its geometry, the geometry as the
-    compiled module takes it, and the path it takes."""
-
-    __slots__ = ("g", "args", "nhwc", "gemm", "nchw_1x1")
-
-    def __init__(self, g):
-        self.g = g
-        self.args = [g.n, g.c, g.h, g.w, g.oc, g.groups, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pt, g.pl, g.oh, g.ow]
-        self.nhwc = g.layout == "NHWC"
-        # A 1x1, stride-1, unpadded NHWC convolution of one group is a GEMM of
-        # the pixels by the channels: no copy at all.
-        one_by_one = (g.groups == 1 and g.kh == g.kw == 1 and g.sh == g.sw == 1
-                      and g.pt == g.pl == g.pb == g.pr == 0)
-        self.gemm = self.nhwc and one_by_one
-        # The same in NCHW is a GEMM with the roles swapped (weights x channel
-        # planes), whose tiles land in the output planes directly: int32
-        # output on the vnni4 kernels (see csrc/conv.h, Conv1x1Nchw).
-        self.nchw_1x1 = not self.nhwc and one_by_one
-
+_OUT_OF_DTYPE = {np.dtype(np.int32): _OUT.i32, np.dtype(np.float32): _OUT.f32,
+                 np.dtype(np.int8): _OUT.q8, np.dtype(np.uint8): _OUT.q8}
 
 _PLANS: dict = {}
 
@@ -58,15 +63,22 @@ def _plain(value) -> bool:
     return type(value) is int or (type(value) is tuple and all(type(e) is int for e in value))
 
 
-def _plan(x_shape, w_shape, stride, padding, dilation, groups, layout) -> _Plan:
-    """The layer's plan, remembered for plain-int arguments (a model calls the
-    same layer again and again)."""
+def _make_plan(x_shape, pw: PackedConvWeights, stride, padding, dilation, layout, isa, out):
+    g = conv_geometry(x_shape, pw.shape, stride, padding, dilation, pw.groups, layout)
+    cg = _core.ConvGeometry(n=g.n, c=g.c, h=g.h, w=g.w, oc=g.oc, groups=g.groups, kh=g.kh, kw=g.kw, sh=g.sh,
+                            sw=g.sw, dh=g.dh, dw=g.dw, pt=g.pt, pl=g.pl, oh=g.oh, ow=g.ow)
+    return g, _core.plan_conv(isa, cg, g.layout == "NCHW", out, pw._fits_int8)
+
+
+def _plan(x_shape, pw: PackedConvWeights, stride, padding, dilation, layout, isa, out):
+    """(geometry, C++ plan) of a layer, remembered for plain-int arguments (a
+    model calls the same layer again and again)."""
     if not (_plain(stride) and _plain(padding) and _plain(dilation) and type(layout) is str):
-        return _Plan(conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, layout))
-    key = (x_shape, w_shape, stride, padding, dilation, groups, layout)
+        return _make_plan(x_shape, pw, stride, padding, dilation, layout, isa, out)
+    key = (x_shape, pw.shape, pw.groups, pw._fits_int8, stride, padding, dilation, layout, isa, out)
     plan = _PLANS.get(key)
     if plan is None:
-        plan = _Plan(conv_geometry(x_shape, w_shape, stride, padding, dilation, groups, layout))
+        plan = _make_plan(x_shape, pw, stride, padding, dilation, layout, isa, out)
         if len(_PLANS) < 256:
             _PLANS[key] = plan
     return plan
@@ -85,8 +97,7 @@ def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_poi
          ep=None):
     isa = active_isa()
     x = conv_activations(x)
-    plan = _plan(x.shape, pw.shape, stride, padding, dilation, pw.groups, layout)
-    g = plan.g
+    g, plan = _plan(x.shape, pw, stride, padding, dilation, layout, isa, kind)
     qmin, qmax = v.q_range(x.dtype)
     x_zp = v.scalar_int(x_zero_point, "x_zero_point", qmin, qmax)
     accumulator_bound(g.k, x.dtype, x_zp, pw._span, ep.bias_bound if ep is not None else 0)
@@ -94,32 +105,64 @@ def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_poi
     y = np.empty(g.out_shape, out_dtype) if out is None else v.check_out(out, g.out_shape, out_dtype)
     if y.size == 0:
         return y
-    w_zp = pw.zero_point if pw._has_zp else None
     x = np.ascontiguousarray(x)
-    if plan.nchw_1x1 and kind == _OUT.i32 and _vnni4(isa):
-        _core.conv1x1_nchw(isa, x, g.n, g.c, g.h * g.w, g.oc, x_zp, pw._rows_u8(), pw._colsum, w_zp, y)
-        return y
+    weights = pw._layout(plan.weights, isa)
+    w_zp = pw.zero_point if pw._has_zp and plan.weights != "depthwise" else None
     col_off, epilogue = kernel_args(pw, x_zp + (128 if x.dtype == np.int8 else 0), ep)
-    if plan.gemm:
-        _core.gemm(isa, x.reshape(-1, g.c), pw._for_isa(isa), g.c, g.oc, w_zp, col_off, kind, y.reshape(-1, g.oc),
-                   *epilogue)
-        return y
-
-    depthwise = pw.depthwise and g.kh * g.kw <= _DW_MAX_TAPS
-    nchw = not plan.nhwc
-    gconv = None
-    if not depthwise and g.groups > 1 and _gconv(isa, g.oc, g.c // g.groups, g.oc // g.groups, g.kh * g.kw):
-        gconv = pw._gconv()
-    _core.conv2d(isa, x, nchw, plan.args, x_zp, pw._for_isa(isa, depthwise), depthwise, None if depthwise else w_zp,
-                 col_off, kind, y, nchw, *epilogue, gconv)
+    _core.conv2d(plan, x, x_zp, weights, w_zp, pw._colsum, col_off, y, *epilogue)
     return y
 
 
-@functools.lru_cache(maxsize=None)
-def _gconv(isa, oc, cg, ocg, taps) -> bool:
-    """Whether ``isa`` runs a small-group convolution of these sizes on its own
-    kernel (csrc/conv.h, GconvRow) rather than as a grouped GEMM."""
-    return _core.kernel_names(isa)["gconv"] is not None and _core.gconv_fits(oc, cg, ocg, taps)
+def _shape_dtype(a, what: str, default):
+    """(shape, dtype) of an array, a shape tuple, or a (shape, dtype) pair."""
+    if isinstance(a, np.ndarray):
+        return a.shape, a.dtype
+    if isinstance(a, tuple) and len(a) == 2 and isinstance(a[0], tuple):
+        return a[0], np.dtype(a[1])
+    if isinstance(a, tuple) and all(isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in a):
+        return tuple(int(e) for e in a), np.dtype(default)
+    raise TypeError(f"{what} must be an array, a shape tuple or a (shape, dtype) pair, got {type(a).__name__}")
+
+
+def conv_plan(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW", out_dtype=np.int32) -> ConvPlan:
+    """What will run this convolution on the active ISA path.
+
+    ``x`` and ``w`` as :func:`conv2d` takes them, or their shapes (a tuple, or
+    a ``(shape, dtype)`` pair; x defaults to uint8, w to int8); ``w`` may be
+    :class:`PackedConvWeights`. ``out_dtype``: int32 for :func:`conv2d`,
+    float32, int8 or uint8 for :func:`qconv2d`. Returns a :class:`ConvPlan`;
+    raises as conv2d would for an invalid geometry.
+    """
+    x_shape, x_dtype = _shape_dtype(x, "x", np.uint8)
+    if x_dtype not in (np.dtype(np.int8), np.dtype(np.uint8)):
+        raise TypeError(f"x must be an int8 or uint8 array, got dtype {x_dtype}")
+    if isinstance(w, PackedConvWeights):
+        pw = w
+        check_packed_args(pw.groups, 0, groups)
+    else:
+        w_shape, w_dtype = _shape_dtype(w, "w", np.int8)
+        if w_dtype != np.int8:
+            raise TypeError(f"w must be int8, got dtype {w_dtype}")
+        pw = _ShapeOnly(w_shape, groups)
+    try:
+        out = _OUT_OF_DTYPE[np.dtype(out_dtype)]
+    except (KeyError, TypeError):
+        raise TypeError(f"out_dtype must be int32, float32, int8 or uint8, got {out_dtype!r}") from None
+    isa = active_isa()
+    _, p = _make_plan(tuple(x_shape), pw, stride, padding, dilation, layout, isa, out)
+    return ConvPlan(isa=p.isa, kind=p.kind, kernels=tuple(p.kernels), weights=p.weights, layout=layout,
+                    input=p.input, output=p.output, out_dtype=np.dtype(out_dtype))
+
+
+class _ShapeOnly:
+    """Weights known by their shape only (no zero points: every w fits int8)."""
+
+    __slots__ = ("shape", "groups", "_fits_int8")
+
+    def __init__(self, shape, groups):
+        self.shape = tuple(int(e) for e in shape)
+        self.groups = groups
+        self._fits_int8 = True
 
 
 _resolve = EpilogueCache(resolve_qconv)
@@ -143,7 +186,8 @@ def qconv2d(x, w, x_scale, w_scale, *, stride=1, padding=0, dilation=1, groups=1
 _NOTE = """
     Fast path: ``w`` given as an array is packed on every call; pack it once
     with :func:`pack_conv_weights` for repeated use. ``out``, if given, is a
-    C-contiguous array of the result's shape and dtype.
+    C-contiguous array of the result's shape and dtype. :func:`conv_plan`
+    says which kernels will run.
     """
 conv2d.__doc__ = (_ref.conv2d.__doc__ or "") + _NOTE
 qconv2d.__doc__ = (_ref.qconv2d.__doc__ or "") + _NOTE

@@ -1,12 +1,11 @@
 """PackedWeights: int8 weights packed once for the GEMM kernels."""
 from __future__ import annotations
 
-import threading
-
 import numpy as np
 
 from . import _core
 from . import _validate as v
+from ._cache import BuildOnce
 from ._dispatch import active_isa
 
 
@@ -38,8 +37,7 @@ class PackedWeights:
     the weights and zero points; it repacks for the unpickling machine.
     """
 
-    __slots__ = ("_b", "_zero_point", "_colsum", "_packed", "_lock", "_span", "_has_zp", "_offsets",
-                 "__weakref__")
+    __slots__ = ("_b", "_zero_point", "_colsum", "_packed", "_span", "_has_zp", "_offsets", "__weakref__")
 
     def __init__(self, b, *, zero_point=0):
         b = v.weights(b)
@@ -54,8 +52,7 @@ class PackedWeights:
         self._span = v.weight_span(self._zero_point)  # for the exactness bound
         self._has_zp = bool(np.any(self._zero_point))
         self._offsets = {}  # activation zero point (unsigned) -> column offsets, see _column_offsets
-        self._packed = {}
-        self._lock = threading.Lock()
+        self._packed = BuildOnce()  # ISA path -> _core.Packed (its GEMM kernel's panels)
         self._for_isa(active_isa())
 
     @property
@@ -79,20 +76,16 @@ class PackedWeights:
 
     def packed_isas(self) -> list:
         """ISA paths this object currently holds a packed layout for."""
-        return sorted(self._packed)
+        return sorted(self._packed.keys())
 
-    def _for_isa(self, isa: str) -> np.ndarray:
-        """The packed buffer for ``isa``'s GEMM kernel, packing it on first use."""
-        buf = self._packed.get(isa)
-        if buf is None:
-            layout, mr, nr, _ = _core.gemm_shape(isa)
-            with self._lock:
-                buf = self._packed.get(isa)
-                if buf is None:
-                    buf = _core.pack_b(self._b, layout, mr, nr)
-                    buf.setflags(write=False)
-                    self._packed[isa] = buf
-        return buf
+    @property
+    def layouts(self) -> list:
+        """The packed layouts held, as the C++ that made them describes them."""
+        return [p.describe() for p in self._packed.values()]
+
+    def _for_isa(self, isa: str):
+        """The weights packed for ``isa``'s GEMM kernel (a ``_core.Packed``), packed on first use."""
+        return self._packed.get(isa, lambda: _core.pack_gemm_weights(self._b, isa))
 
     def _column_offsets(self, a_zp_u: int, wrapped: bool = False) -> np.ndarray:
         """``a_zp_u * colsum[n] - K * a_zp_u * zero_point[n]`` (see csrc/gemm.h), cached.

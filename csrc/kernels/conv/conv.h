@@ -188,7 +188,7 @@ struct DwconvKernel {
 };
 
 
-// The depthwise packed weights (PackedConvWeights._pack_depthwise), in int16
+// The depthwise packed weights (pack_depthwise), in int16
 // elements, in this order:
 //  - pairs: ceil(taps / 2) x c_pad x 2, the tap pairs of DwconvRow::w;
 //  - w3: for 3x3 kernels, 3 x 2 x c_pad x 2, the vertical pairs of
@@ -202,6 +202,9 @@ struct DwconvKernel {
 //    weights w' fit int8, else 0.
 // pairs, w3 and rows8 start a multiple of 64 elements in (c_pad is a
 // multiple of 32), and rows16 an even number, so the int32 rows are aligned.
+// Channels padded to the depthwise kernels' block (c_pad above).
+size_t dwconv_c_pad(size_t c);
+
 struct DwconvPacked {
   size_t w3 = 0, rows8 = 0, rows16 = 0, fits = 0, total = 0;  // offsets (the pairs start at 0), and the size
   DwconvPacked(size_t c, size_t kh, size_t kw);
@@ -209,8 +212,10 @@ struct DwconvPacked {
   bool has_rows() const { return total > rows8; }
 };
 
-size_t dwconv_packed_elems(size_t c, size_t kh, size_t kw);
-
+// The depthwise weights w (C x KH x KW int8, C-contiguous) minus their
+// zero points zp (C), in the DwconvPacked layout: out holds
+// DwconvPacked(c, kh, kw).total int16.
+void pack_depthwise(const int8_t* w, const int32_t* zp, size_t c, size_t kh, size_t kw, int16_t* out);
 
 // Small-group convolution: 1 < groups < C, C/groups a multiple of 4, at
 // most kGconvMaxTaps taps, and every block of 16
@@ -271,9 +276,10 @@ inline void gconv_tap_offsets(const GconvRow& r, size_t* off) {
   for (size_t t = 0; t < r.kh * r.kw; ++t) off[t] = (t / r.kw) * r.dh * r.x_row + (t % r.kw) * r.dw * r.c;
 }
 
-
 bool gconv_fits(size_t oc, size_t cg, size_t ocg, size_t taps);
 size_t gconv_packed_bytes(size_t oc, size_t cg, size_t taps);
-
+// The weights w (OC x C/groups x taps int8, C-contiguous) in the layout of
+// GconvRow::w: out holds gconv_packed_bytes(oc, cg, taps) bytes.
+void pack_gconv(const int8_t* w, size_t oc, size_t cg, size_t taps, int8_t* out);
 
 }  // namespace iqk

@@ -34,6 +34,10 @@ struct GemmShape {
   int nr;  // columns per B panel (tile width)
   // k values per group: 4 for vnni4, 2 for pair16.
   int k_group() const { return layout == GemmLayout::vnni4 ? 4 : 2; }
+  // Bytes of one A panel (width MR rows) or B panel (NR columns) over all of
+  // K: whole groups of 4 bytes per row or column.
+  size_t panel_bytes(size_t k, size_t width) const { return (k + k_group() - 1) / k_group() * width * 4; }
+  bool operator==(const GemmShape&) const = default;
 };
 
 enum class GemmOut : int { i32 = 0, f32 = 1, q8 = 2 };
