@@ -9,8 +9,8 @@ import numpy as np
 from . import _core
 from . import _validate as v
 from . import reference as _ref
-from ._conv_common import (accumulator_bound, channel_zero_points, check_packed_args, conv_activations,
-                           conv_geometry, conv_weights, resolve_qconv)
+from ._conv_common import (accumulator_bound, channel_zero_points, check_output_channels, check_packed_args,
+                           conv_activations, conv_geometry, conv_groups, conv_weights, resolve_qconv)
 from ._dispatch import active_isa
 from ._gemm import _OUT, _columns
 from ._gemm_common import EpilogueCache, kernel_args
@@ -139,6 +139,8 @@ def conv_plan(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW",
     if isinstance(w, PackedConvWeights):
         pw = w
         check_packed_args(pw.groups, 0, groups)
+    elif isinstance(w, np.ndarray):
+        pw = _packed(w, groups, 0)  # checked as conv2d checks it
     else:
         w_shape, w_dtype = _shape_dtype(w, "w", np.int8)
         if w_dtype != np.int8:
@@ -160,8 +162,11 @@ class _ShapeOnly:
     __slots__ = ("shape", "groups", "_fits_int8")
 
     def __init__(self, shape, groups):
+        if len(shape) != 4:
+            raise ValueError(f"w must be 4-D (OC, C/groups, KH, KW), got shape {tuple(shape)}")
         self.shape = tuple(int(e) for e in shape)
-        self.groups = groups
+        self.groups = conv_groups(groups)
+        check_output_channels(self.shape[0], self.groups)
         self._fits_int8 = True
 
 
