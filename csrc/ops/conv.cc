@@ -1,4 +1,4 @@
-// Convolution drivers (see conv.h): conv2d stages the input rows of a block
+// Convolution drivers (see conv.h; conv_plan.cc chooses among them): conv2d stages the input rows of a block
 // of output rows (any layout, padding filled) and feeds the GEMM tile kernels
 // (implicit GEMM or im2col rows); dwconv2d and gconv2d run row kernels over
 // staging rows of all channels (staged_rows), and dwconv2d the planar kernels
@@ -483,8 +483,7 @@ void dwconv2d(const ConvProblem& p, const DwconvKernel& kernel, const ConvPlan& 
   const size_t eb = gemm_out_bytes(p.epilogue.kind);
   // About 80 multiply-adds per ns on one thread of the fastest kernels. They
   // are bound by memory: two threads only pay from about 75 us of work
-  // (measured, 144 x 56 x 56, int32 output, 1 -> 2 threads: batch 1 53 ->
-  // 72 us, batch 2 96 -> 77 us).
+  // (docs/design.md).
   const size_t threads = threads_for(static_cast<double>(g.n) * P * C * g.kh * g.kw / 80.0, 75e3);
   const DwconvWindow window{g.ow, g.sw, g.kh, g.kw, g.dh, g.dw};
 
@@ -594,8 +593,7 @@ void gconv2d(const ConvProblem& p, GconvRowFn kernel) {
   std::vector<int32_t> lane_dw(padded);
   for (size_t oc = 0; oc < padded; ++oc)
     lane_dw[oc] = static_cast<int32_t>((std::min(oc, g.oc - 1) / g.ocg()) * cg4);
-  // About 130 multiply-adds per ns on one thread (56 x 56, C = OC = 128,
-  // groups 32: 106 us; 85 us on two threads).
+  // About 130 multiply-adds per ns on one thread (docs/design.md).
   const size_t threads = threads_for(static_cast<double>(g.n) * g.oh * g.ow * g.oc * g.k() / 130.0);
   GconvRow r;
   static_cast<DwconvWindow&>(r) = DwconvWindow{g.ow, g.sw, g.kh, g.kw, g.dh, g.dw};

@@ -24,7 +24,7 @@ void parallel_for(size_t n_tasks, const std::function<void(size_t)>& task, size_
 // The threads worth using for a call that would take about `ns` nanoseconds
 // on one thread: handing work to the pool and waiting for it costs
 // microseconds, so calls shorter than `min_ns` run on the calling thread
-// alone (measured: a 17 us depthwise convolution took 41 us on two threads).
+// alone (docs/design.md has the measurement).
 size_t threads_for(double ns, double min_ns = 50e3);
 
 // How many parallel_for calls have run on more than one thread, so that
