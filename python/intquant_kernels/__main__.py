@@ -215,7 +215,7 @@ def cmd_validate(args) -> int:
 # ---------------------------------------------------------------------------
 
 def _ops_arg(value: str) -> list:
-    from ._bench import OPS
+    from .bench.runner import OPS
 
     ops = [o.strip() for o in value.split(",") if o.strip()]
     bad = [o for o in ops if o not in OPS]
@@ -235,20 +235,20 @@ def _threads_arg(value: str) -> int:
 
 
 def cmd_bench(args) -> int:
-    from . import _bench
+    from .bench import plot, report, runner
 
     isas = _isas_arg(args.isa, "bench")
     if isas is None:
         return 2
-    doc = _bench.run(ops=args.ops, isas=isas, quick=args.quick, threads=args.threads)
-    sys.stdout.write(_bench.report(doc))
+    doc = runner.run(ops=args.ops, isas=isas, quick=args.quick, threads=args.threads)
+    sys.stdout.write(report.plain(doc))
     sys.stdout.flush()
     if args.json:
-        _bench.write_json(doc, args.json)
+        report.write_json(doc, args.json)
         print(f"bench: wrote {args.json}", file=sys.stderr)
     if args.plot:
         try:
-            _bench.plot(doc, args.plot)
+            plot.write_png(doc, args.plot)
         except ImportError:
             print("bench: plot skipped: matplotlib is not installed "
                   "(pip install 'intquant_kernels[bench]')", file=sys.stderr)
@@ -258,7 +258,7 @@ def cmd_bench(args) -> int:
 
 
 BENCH_EPILOG = """\
-Cases: the GEMM shapes and conv layers of intquant_kernels/_bench_cases.py
+Cases: the GEMM shapes and conv layers of intquant_kernels/bench/cases.py
 (their quick subsets with --quick) and quantize/dequantize of 16M elements.
 Per case: the int8 throughput of each ISA path (GOPS; weights packed once,
 preallocated out=, so the kernel is what is timed), the float32 baseline

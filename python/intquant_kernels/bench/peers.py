@@ -54,9 +54,27 @@ def openblas_corename() -> str:
     return "unknown"
 
 
+def openblas_threads(n: int | None) -> int | None:
+    """Set OpenBLAS's thread count in this process (if n) and return the previous one, or None."""
+    libs = openblas_libs()
+    if not libs:
+        return None
+    lib = libs[0]
+    for suffix in ("64_", ""):
+        for prefix in ("scipy_openblas", "openblas"):
+            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                previous = int(get())
+                if n is not None:
+                    put(ctypes.c_int(n))
+                return previous
+    return None
+
+
 _SUBPROCESS_TIMER = r"""
 import json, sys, time, numpy as np
-from intquant_kernels._peers import openblas_corename
+from intquant_kernels.bench.peers import openblas_corename
 m, k, n, reps = map(int, sys.argv[1:5])
 rng = np.random.default_rng(0)
 a = rng.standard_normal((m, k), dtype=np.float32); b = rng.standard_normal((k, n), dtype=np.float32)
