@@ -3,6 +3,7 @@
 
 #include <pybind11/stl.h>
 
+#include "runtime/clock.h"
 #include "runtime/cpu_features.h"
 #include "runtime/kernel_counter.h"
 #include "runtime/thread_pool.h"
@@ -63,6 +64,18 @@ void bind_runtime(py::module_& m) {
     for (const auto& [name, calls] : iqk::kernel_call_counts()) d[py::str(name)] = calls;
     return d;
   });
+  m.def(
+      "estimate_clock_hz",
+      [](int runs, int64_t iterations) {
+        if (runs < 1 || iterations < 1)
+          throw py::value_error("estimate_clock_hz: runs and iterations must be positive, got " +
+                                std::to_string(runs) + " and " + std::to_string(iterations));
+        py::gil_scoped_release release;
+        return iqk::estimate_clock_hz(runs, iterations);
+      },
+      py::arg("runs") = 20, py::arg("iterations") = 2'000'000,
+      "The core clock while busy (Hz), from the fastest of `runs` timed chains of 16 * `iterations` dependent "
+      "integer adds; None where no chain is written for this architecture (x86-64 and AArch64 have one).");
   m.def("get_num_threads", &iqk::get_num_threads);
   m.def("parallel_runs", &iqk::parallel_runs);
   m.def("default_num_threads", &iqk::default_num_threads);

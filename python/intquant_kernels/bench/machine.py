@@ -1,72 +1,33 @@
 """The machine a run measures: CPU, clock, paths, versions."""
 from __future__ import annotations
 
-import ctypes
 import datetime
 import functools
-import math
-import mmap
 import os
 import platform
-import time
 import types
 
 import numpy as np
 
 import intquant_kernels as iq
 
+from .. import _core
 from . import peers
 
 # ---------------------------------------------------------------------------
 # The clock.
 # ---------------------------------------------------------------------------
 
-# x86-64 System V machine code of `uint64_t f(uint64_t n)`: n iterations of a
-# chain of 16 dependent register adds, each waiting for the previous one:
-#   31 c0              xor   eax, eax
-#   ba 01 00 00 00     mov   edx, 1
-# loop:
-#   48 01 d0  (x16)    add   rax, rdx          ; 1 cycle latency on every x86-64 core
-#   48 ff cf           dec   rdi               ; an independent chain, runs alongside
-#   75 cb              jnz   loop
-#   c3                 ret
-# so one iteration takes 16 cycles and 16 * n / seconds is the core clock.
-# Register operands on purpose: some cores fold chains of add-immediates.
-_ADD_CHAIN = bytes([0x48, 0x01, 0xD0]) * 16 + bytes([0x48, 0xFF, 0xCF])
-_ADD_LOOP = bytes([0x31, 0xC0, 0xBA, 1, 0, 0, 0]) + _ADD_CHAIN + bytes([0x75, (-(len(_ADD_CHAIN) + 2)) & 0xFF, 0xC3])
-
-
 def estimate_clock_hz(runs: int = 20, iterations: int = 2_000_000) -> float | None:
-    """The core clock while busy, from a timed dependent-add loop (x86-64 Linux/macOS).
-
-    The fastest of ``runs`` runs (each about 8 ms at 4 GHz): interruptions only
+    """The core clock while busy (Hz): the fastest of ``runs`` timed chains of
+    dependent integer adds, one add per cycle (``_core.estimate_clock_hz``,
+    csrc/runtime/clock.cc; each run about 8 ms at 4 GHz). Interruptions only
     slow a run down, so the fastest is the closest to the real clock. Unlike
     the "cpu MHz" of /proc/cpuinfo, which under a hypervisor is often the
-    nominal (TSC) frequency, this sees the boost clock. None where it cannot
-    run (another architecture or OS, or no executable memory).
+    nominal (TSC) frequency, this sees the boost clock. None on architectures
+    other than x86-64 and AArch64.
     """
-    if platform.machine().lower() not in ("x86_64", "amd64") or os.name != "posix":
-        return None
-    try:
-        mem = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
-    except (OSError, ValueError, AttributeError):
-        return None
-    try:
-        mem.write(_ADD_LOOP)
-        buf = ctypes.c_char.from_buffer(mem)
-        fn = ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64)(ctypes.addressof(buf))
-        best = math.inf
-        for _ in range(runs):
-            t = time.perf_counter()
-            fn(iterations)
-            best = min(best, time.perf_counter() - t)
-        del fn, buf
-        return 16 * iterations / best
-    finally:
-        try:
-            mem.close()
-        except BufferError:  # a reference to the buffer survived; leave it to the GC
-            pass
+    return _core.estimate_clock_hz(runs, iterations)
 
 
 def cpuinfo_mhz() -> float | None:
@@ -108,8 +69,6 @@ def _version(dist: str) -> str | None:
 
 
 def machine(threads: int, clock_runs: int = 20) -> dict:
-    from .. import _core
-
     fields = _cpuinfo_fields()
     mhz = cpuinfo_mhz()
     est = estimate_clock_hz(runs=clock_runs)
