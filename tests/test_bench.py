@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from intquant_kernels import _core
-from intquant_kernels.bench import machine
+from intquant_kernels.bench import machine, peaks
 
 HAS_ADD_CHAIN = platform.machine().lower() in ("x86_64", "amd64", "aarch64", "arm64")
 
@@ -38,3 +38,113 @@ def test_clock_estimate_rejects_non_positive_arguments(runs, iterations):
     with pytest.raises(ValueError, match="positive"):
         _core.estimate_clock_hz(runs, iterations)
 
+
+
+# --- what the CPU reports, and the peak table row it chooses ---------------------
+
+def _cpuinfo():
+    fields = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if not line.strip():
+                    break
+                key, _, value = line.partition(":")
+                fields[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return fields
+
+
+def test_cpu_id_says_what_the_cpu_is():
+    cpu = _core.cpu_id()
+    assert set(cpu) == {"arch", "vendor", "brand", "family", "model", "stepping", "midr_implementer",
+                        "midr_variant", "midr_part", "midr_revision"}
+    assert cpu["vendor"] == _core.cpu_vendor() and cpu["brand"] == _core.cpu_brand()
+    if cpu["arch"] == "x86_64":
+        assert isinstance(cpu["family"], int) and isinstance(cpu["model"], int)
+        assert cpu["midr_implementer"] is None
+        fields = _cpuinfo()  # Linux combines the cpuid fields the same way
+        if fields.get("cpu family", "").isdigit():
+            assert cpu["family"] == int(fields["cpu family"]) and cpu["model"] == int(fields["model"])
+    elif cpu["arch"] == "aarch64":
+        assert cpu["family"] is None
+        if cpu["midr_implementer"] is not None:
+            fields = _cpuinfo()
+            if "CPU implementer" in fields:
+                assert cpu["midr_implementer"] == int(fields["CPU implementer"], 16)
+                assert cpu["midr_part"] == int(fields["CPU part"], 16)
+
+
+def _x86(vendor, family, model, brand=""):
+    return dict(arch="x86_64", vendor=vendor, brand=brand, family=family, model=model)
+
+
+def _arm(implementer, part):
+    return dict(arch="aarch64", vendor="arm", brand="", midr_implementer=implementer, midr_part=part)
+
+
+@pytest.mark.parametrize("cpu, key", [
+    (_x86("AuthenticAMD", 0x1A, 0x02, "AMD EPYC 9555"), "amd_zen5"),
+    (_x86("AuthenticAMD", 0x1A, 0x11), "amd_zen5"),
+    (_x86("AuthenticAMD", 0x1A, 0x44, "AMD Ryzen 9 9950X"), "amd_zen5"),
+    (_x86("AuthenticAMD", 0x1A, 0x70), "amd_zen5"),
+    (_x86("AuthenticAMD", 0x1A, 0x24, "AMD Ryzen AI 9 365"), "amd_zen5_mobile"),
+    (_x86("AuthenticAMD", 0x1A, 0x60), "amd_zen5_mobile"),
+    (_x86("AuthenticAMD", 0x19, 0x11, "AMD EPYC 9654"), "amd_zen4"),
+    (_x86("AuthenticAMD", 0x19, 0x61, "AMD Ryzen 9 7950X"), "amd_zen4"),
+    (_x86("GenuineIntel", 6, 0x8F, "Intel(R) Xeon(R) Platinum 8480+"), "intel_avx512_2fma"),
+    (_x86("GenuineIntel", 6, 0x6A), "intel_avx512_2fma"),
+    (_x86("GenuineIntel", 6, 0x55, "Intel(R) Xeon(R) Gold 6148 CPU @ 2.40GHz"), "intel_avx512_2fma"),
+    (_x86("GenuineIntel", 6, 0x55, "Intel(R) Xeon(R) Gold 5122 CPU @ 3.60GHz"), "intel_avx512_2fma"),
+    (_x86("GenuineIntel", 6, 0x55, "Intel(R) Xeon(R) Gold 5118 CPU @ 2.30GHz"), "intel_avx512_1fma"),
+    (_x86("GenuineIntel", 6, 0x55, "Intel(R) Xeon(R) Silver 4114 CPU @ 2.20GHz"), "intel_avx512_1fma"),
+    (_x86("GenuineIntel", 6, 0x8C), "intel_avx512_1fma"),
+    (_x86("GenuineIntel", 6, 0x97, "12th Gen Intel(R) Core(TM) i9-12900K"), "intel_client_avxvnni"),
+    (_x86("GenuineIntel", 6, 0x9E), "intel_client_avx2"),
+    (_x86("AuthenticAMD", 0x17, 0x31, "AMD EPYC 7742"), "generic_x86_64"),
+    (_x86("HygonGenuine", 0x18, 0x01), "generic_x86_64"),
+    (_arm(0x41, 0xD0C), "arm_neoverse_n1"),
+    (_arm(0x41, 0xD40), "arm_neoverse_v1"),
+    (_arm(0x41, 0xD4F), "arm_neoverse_v2"),
+    (_arm(0x61, 0x022), "generic_aarch64"),
+    (_arm(None, None), "generic_aarch64"),
+    (dict(arch="other", vendor="", brand=""), "none"),
+])
+def test_peak_table_row_is_chosen_by_what_the_cpu_reports(cpu, key):
+    p = peaks.Peaks.for_cpu(cpu)
+    assert p.row.key == key, p.matched_by
+    assert p.generic == key.startswith(("generic", "none"))
+    assert p.row.label in p.assumption() and p.matched_by in p.assumption()
+    d = p.as_dict()
+    assert d["row"]["key"] == key and d["row"]["generic"] == p.generic
+    for row in d["table"]:
+        assert peaks.INSTRUCTIONS[row["instruction"]][0] == p.row.arch
+        assert row["ops_per_cycle"] == 2 * row["macs_per_instruction"] * row["per_cycle"] > 0
+
+
+def test_peak_rows_name_only_instructions_of_their_architecture():
+    for row in list(peaks.ROWS.values()) + list(peaks.GENERIC.values()):
+        assert row.per_cycle, row.key
+        for instr, per_cycle in row.per_cycle.items():
+            assert peaks.INSTRUCTIONS[instr][0] == row.arch and per_cycle > 0, (row.key, instr)
+    for instr in peaks.PATH_INSTRUCTION.values():
+        assert instr in peaks.INSTRUCTIONS
+    # The generic fallback is an upper bound: at least every known row of its architecture.
+    for row in peaks.ROWS.values():
+        generic = peaks.GENERIC[row.arch]
+        for instr, per_cycle in row.per_cycle.items():
+            assert generic.per_cycle[instr] >= per_cycle, (row.key, instr)
+
+
+def test_the_neon_paths_have_peak_entries():
+    n1, v2 = peaks.Peaks.for_cpu(_arm(0x41, 0xD0C)), peaks.Peaks.for_cpu(_arm(0x41, 0xD4F))
+    for isa in ("neon", "neon_dotprod", "neon_i8mm"):
+        for kind in ("gemm", "dwconv"):
+            assert v2.ops_per_cycle(v2.instruction(kind, isa)) is not None, (kind, isa)
+    assert v2.ops_per_cycle(v2.instruction("gemm", "neon_dotprod")) == 2 * 16 * 4  # sdot: 4 per cycle
+    assert v2.ops_per_cycle(v2.instruction("gemm", "neon_i8mm")) == 2 * 32 * 4  # usmmla: 4 per cycle
+    assert n1.ops_per_cycle(n1.instruction("gemm", "neon_dotprod")) == 2 * 16 * 2
+    assert n1.ops_per_cycle(n1.instruction("gemm", "neon_i8mm")) is None  # no i8mm on N1
+    assert v2.instruction("gemm", "scalar") == "smlal v.4s"
+    assert v2.f32_instruction("whatever") == "fmla v.4s"

@@ -152,15 +152,22 @@ def test_bench_json_has_the_expected_keys(quantize_bench):
     assert doc["schema"] == runner.SCHEMA
     assert {"machine", "settings", "peaks", "results", "notes", "elapsed_seconds"} <= doc.keys()
     m = doc["machine"]
-    for key in ("cpu_brand", "features", "isas_available", "threads", "date", "openblas_corename", "clock"):
+    for key in ("cpu_brand", "cpu_id", "features", "isas_available", "threads", "date", "openblas_corename",
+                "clock"):
         assert key in m, key
     assert set(m["versions"]) >= {"python", "numpy", "intquant_kernels", "torch", "onnxruntime", "onnx",
                                   "matplotlib"}
     assert m["versions"]["intquant_kernels"] == iq.__version__
     assert doc["settings"]["quick"] is True and doc["settings"]["isas"] == [BEST]
     assert doc["settings"]["ops"] == ["quantize"]
+    here = peaks.Peaks.for_cpu()
+    assert doc["peaks"]["row"]["key"] == here.row.key and doc["peaks"]["row"]["matched_by"] == here.matched_by
+    assert here.row.label in doc["peaks"]["assumption"]
     table = {(p["path"], p["kernel"]): p for p in doc["peaks"]["table"]}
-    assert table[("avx512_vnni", "gemm")]["ops_per_cycle"] == 2 * 64 * 2
+    for isa in iq.available_isas():
+        instr = here.instruction("gemm", isa)
+        assert table[(isa, "gemm")]["ops_per_cycle"] == 2 * peaks.INSTRUCTIONS[instr][2] * here.row.per_cycle[instr]
+    assert f"peak table row: {here.row.label} [{here.row.key}]" in quantize_bench["stdout"]
     impls = {(r["op"], r["role"], r["isa"]) for r in doc["results"]}
     for op in ("quantize", "dequantize"):
         assert {(op, "copy_baseline", None), (op, "int8", BEST), (op, "reference", None)} <= impls
@@ -208,7 +215,7 @@ def _tiny_doc():
     m = machine.machine(1, clock_runs=1)
     return dict(schema=runner.SCHEMA, machine=m,
                 settings=dict(measure.Settings(True).as_dict(), ops=["gemm"], isas=["scalar"], threads=1),
-                peaks=dict(assumption=peaks.PEAK_ASSUMPTION, table=peaks.peak_table()),
+                peaks=peaks.Peaks.for_cpu().as_dict(),
                 results=[base, rec], notes=["a note"], elapsed_seconds=0.5)
 
 
@@ -229,10 +236,12 @@ def test_measure_takes_the_median_of_enough_calls():
 
 
 def test_peak_table_covers_every_available_path():
+    here = peaks.Peaks.for_cpu()
     for isa in iq.available_isas():
         for kind in ("gemm", "dwconv"):
-            assert (kind, isa) in peaks.PATH_INSTRUCTION, (kind, isa)
-            assert peaks.PATH_INSTRUCTION[(kind, isa)] in peaks.INSTRUCTIONS
+            instr = here.instruction(kind, isa)
+            assert instr in peaks.INSTRUCTIONS, (kind, isa)
+            assert peaks.INSTRUCTIONS[instr][0] == here.row.arch, (kind, isa, instr)
 
 
 def test_conv_kind_of_every_bench_layer():

@@ -35,6 +35,22 @@ void bind_runtime(py::module_& m) {
   });
   m.def("cpu_vendor", [] { return iqk::cpu_features().vendor; });
   m.def("cpu_brand", [] { return iqk::cpu_features().brand; });
+  m.def("cpu_id", [] {
+    const iqk::CpuFeatures& f = iqk::cpu_features();
+    auto field = [](int v) -> py::object { return v < 0 ? py::object(py::none()) : py::object(py::int_(v)); };
+    py::dict d;
+    d["arch"] = f.arch;
+    d["vendor"] = f.vendor;
+    d["brand"] = f.brand;
+    d["family"] = field(f.family);
+    d["model"] = field(f.model);
+    d["stepping"] = field(f.stepping);
+    d["midr_implementer"] = field(f.midr_implementer);
+    d["midr_variant"] = field(f.midr_variant);
+    d["midr_part"] = field(f.midr_part);
+    d["midr_revision"] = field(f.midr_revision);
+    return d;
+  });
   m.def("kernel_names", [](const std::string& name) {
     const iqk::KernelTable* t = &table_of(name);
     py::dict d;
@@ -73,7 +89,7 @@ void bind_runtime(py::module_& m) {
         py::gil_scoped_release release;
         return iqk::estimate_clock_hz(runs, iterations);
       },
-      py::arg("runs") = 20, py::arg("iterations") = 2'000'000,
+      py::arg("runs") = 200, py::arg("iterations") = 100'000,
       "The core clock while busy (Hz), from the fastest of `runs` timed chains of 16 * `iterations` dependent "
       "integer adds; None where no chain is written for this architecture (x86-64 and AArch64 have one).");
   m.def("get_num_threads", &iqk::get_num_threads);

@@ -18,7 +18,14 @@ def cmd_info(args) -> int:
     print(f"intquant_kernels {iq.__version__}  (numpy {np.__version__}, Python {platform.python_version()})")
     from intquant_kernels import _core
 
-    print(f"CPU: {_core.cpu_brand() or platform.processor() or 'unknown'} ({_core.cpu_vendor()}, {platform.machine()})")
+    cpu = _core.cpu_id()
+    if cpu["family"] is not None:
+        ident = f", family 0x{cpu['family']:02X} model 0x{cpu['model']:02X}"
+    elif cpu["midr_implementer"] is not None:
+        ident = f", MIDR implementer 0x{cpu['midr_implementer']:02X} part 0x{cpu['midr_part']:03X}"
+    else:
+        ident = ""
+    print(f"CPU: {cpu['brand'] or platform.processor() or 'unknown'} ({cpu['vendor']}{ident}, {platform.machine()})")
     flags = [k for k, on in iq.cpu_features().items() if on]
     print(f"features: {' '.join(flags) if flags else '(none detected)'}")
     for name in iq.ISA_NAMES:

@@ -18,10 +18,10 @@ from . import peers
 # The clock.
 # ---------------------------------------------------------------------------
 
-def estimate_clock_hz(runs: int = 20, iterations: int = 2_000_000) -> float | None:
+def estimate_clock_hz(runs: int = 200, iterations: int = 100_000) -> float | None:
     """The core clock while busy (Hz): the fastest of ``runs`` timed chains of
     dependent integer adds, one add per cycle (``_core.estimate_clock_hz``,
-    csrc/runtime/clock.cc; each run about 8 ms at 4 GHz). Interruptions only
+    csrc/runtime/clock.cc; each run about 0.4 ms at 4 GHz). Interruptions only
     slow a run down, so the fastest is the closest to the real clock. Unlike
     the "cpu MHz" of /proc/cpuinfo, which under a hypervisor is often the
     nominal (TSC) frequency, this sees the boost clock. None on architectures
@@ -68,8 +68,7 @@ def _version(dist: str) -> str | None:
         return None
 
 
-def machine(threads: int, clock_runs: int = 20) -> dict:
-    fields = _cpuinfo_fields()
+def machine(threads: int, clock_runs: int = 200) -> dict:
     mhz = cpuinfo_mhz()
     est = estimate_clock_hz(runs=clock_runs)
     if est is not None:
@@ -79,13 +78,13 @@ def machine(threads: int, clock_runs: int = 20) -> dict:
     else:
         clock = dict(hz=None, source="unknown: no ops/cycle figures")
     clock.update(cpuinfo_mhz=mhz, estimated_hz=est)
-    family = fields.get("cpu family")
-    vendor = _core.cpu_vendor()
+    cpu = _core.cpu_id()
     return dict(
-        cpu_brand=_core.cpu_brand() or platform.processor() or "unknown",
-        cpu_vendor=vendor,
-        cpu_family=int(family) if family and family.isdigit() else None,
-        cpu_model=int(fields["model"]) if fields.get("model", "").isdigit() else None,
+        cpu_brand=cpu["brand"] or platform.processor() or "unknown",
+        cpu_vendor=cpu["vendor"],
+        cpu_family=cpu["family"],
+        cpu_model=cpu["model"],
+        cpu_id=cpu,
         arch=platform.machine(),
         logical_cpus=os.cpu_count(),
         features=[k for k, on in iq.cpu_features().items() if on],
@@ -94,7 +93,6 @@ def machine(threads: int, clock_runs: int = 20) -> dict:
         kernels={isa: iq.kernel_names(isa) for isa in iq.available_isas()},
         threads=threads,
         clock=clock,
-        peak_assumption_matches=(vendor == "AuthenticAMD" and family == "26"),
         openblas_corename=peers.openblas_corename(),
         openblas_coretype_env=os.environ.get("OPENBLAS_CORETYPE"),
         platform=platform.platform(),

@@ -78,16 +78,31 @@ def peak_section(doc) -> dict:
                          "GOPS at the clock", "what one instruction does"], rows=rows)
 
 
+def _hex(v) -> str:
+    return "?" if v is None else f"0x{v:02X}"
+
+
+def cpu_id_text(m) -> str:
+    """What the CPU reports of itself (the key of the peak table), in words."""
+    cpu = m.get("cpu_id") or dict(family=m.get("cpu_family"), model=m.get("cpu_model"))
+    if cpu.get("midr_implementer") is not None:
+        return f"MIDR implementer {_hex(cpu['midr_implementer'])} part {_hex(cpu['midr_part'])}"
+    text = f"family {_hex(cpu.get('family'))} model {_hex(cpu.get('model'))}"
+    return text + (f" stepping {cpu['stepping']}" if cpu.get("stepping") is not None else "")
+
+
 def machine_lines(doc) -> list:
     m = doc["machine"]
     v = m["versions"]
     clock = m["clock"]
     peers = ", ".join(f"{k} {v[k]}" if v.get(k) else f"{k} not installed"
                       for k in ("torch", "onnxruntime", "onnx", "matplotlib"))
+    row = doc["peaks"].get("row")
     return [
         f"date: {m['date']}",
-        f"CPU: {m['cpu_brand']} ({m['cpu_vendor']}, family {m['cpu_family']} model {m['cpu_model']}, {m['arch']}, "
-        f"{m['logical_cpus']} logical CPUs)",
+        f"CPU: {m['cpu_brand']} ({m['cpu_vendor']}, {cpu_id_text(m)}, {m['arch']}, {m['logical_cpus']} logical CPUs)",
+    ] + ([f"peak table row: {row['label']} [{row['key']}], chosen by {row['matched_by']} (an estimate)"]
+         if row else []) + [
         f"clock: {clock['hz'] / 1e9:.2f} GHz ({clock['source']}); /proc/cpuinfo says "
         f"{clock['cpuinfo_mhz']} MHz" if clock["hz"] else f"clock: unknown ({clock['source']})",
         f"features: {' '.join(m['features'])}",

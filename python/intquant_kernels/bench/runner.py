@@ -45,7 +45,7 @@ from . import cases, peers
 from .kernel_kind import conv_kind
 from .machine import machine
 from .measure import Progress, Settings, measure
-from .peaks import PATH_INSTRUCTION, PEAK_ASSUMPTION, f32_instruction_for_openblas, peak_ops_per_cycle, peak_table
+from .peaks import Peaks
 
 SCHEMA = "intquant_kernels.bench/1"
 OPS = ("gemm", "conv", "quantize")
@@ -62,12 +62,13 @@ SCALAR_MAX_OPS = 2 * 512**3
 
 
 class _Run:
-    def __init__(self, isas, settings, threads, clock_hz, progress, scalar_all):
+    def __init__(self, isas, settings, threads, clock_hz, peaks, progress, scalar_all):
         self.isas = isas
         self.best = isas[-1]
         self.settings = settings
         self.threads = threads
         self.clock_hz = clock_hz
+        self.peaks = peaks
         self.progress = progress
         self.scalar_all = scalar_all
         self.results = []
@@ -92,7 +93,7 @@ class _Run:
         rec = dict(op=op, case=case, impl=impl, role=role, isa=isa, kernel=kernel, threads=threads,
                    seconds=timing["seconds"], seconds_min=timing.get("seconds_min"),
                    repeats=timing.get("repeats"), ops=ops, gops=None, ops_per_cycle=None,
-                   instruction=instruction, peak_ops_per_cycle=peak_ops_per_cycle(instruction),
+                   instruction=instruction, peak_ops_per_cycle=self.peaks.ops_per_cycle(instruction),
                    fraction_of_peak=None)
         if ops:
             rec["gops"] = ops / timing["seconds"] / 1e9
@@ -156,7 +157,7 @@ def _gemm(run: _Run, shapes):
         base = run.add("gemm", case, f"float32 numpy.matmul (OpenBLAS {run.corename}{' = AVX2' if haswell else ''}, "
                        "in process)",
                        "f32_baseline", run.timed(lambda: np.matmul(af, bf, out=out_f)), ops=ops,
-                       instruction=f32_instruction_for_openblas(run.corename),
+                       instruction=run.peaks.f32_instruction(run.corename),
                        avx2=haswell)
         del af, bf, out_f
         # OpenBLAS in a fresh one-thread process: its AVX2 kernel (for the avx2
@@ -178,7 +179,7 @@ def _gemm(run: _Run, shapes):
             which = ", AVX2" if coretype else ", its own choice"
             run.add("gemm", case, f"float32 numpy.matmul (OpenBLAS {core}{which}, subprocess, 1 thread)", "f32",
                     dict(seconds=r["median"], repeats=s.subprocess_reps),
-                    ops=ops, threads=1, instruction=f32_instruction_for_openblas(core),
+                    ops=ops, threads=1, instruction=run.peaks.f32_instruction(core),
                     avx2=core.lower() == "haswell")
 
         out = np.empty((m, n), np.int32)
@@ -188,7 +189,7 @@ def _gemm(run: _Run, shapes):
                 pw = iq.pack_weights(b)
                 t = run.timed(lambda: iq.gemm(a, pw, out=out))
                 run.add("gemm", case, f"int8 gemm {isa}", "int8", t, ops=ops, isa=isa,
-                        kernel=iq.kernel_names(isa)["gemm"], instruction=PATH_INSTRUCTION.get(("gemm", isa)))
+                        kernel=iq.kernel_names(isa)["gemm"], instruction=run.peaks.instruction("gemm", isa))
         # What torch's quantized Linear computes: requantized uint8 output.
         with iq.use_isa(run.best):
             run.progress.item(f"int8 qgemm->uint8 {run.best}")
@@ -199,7 +200,7 @@ def _gemm(run: _Run, shapes):
                                            out_zero_point=128, out_dtype=np.uint8, out=out_u8))
             run.add("gemm", case, f"int8 qgemm->uint8 {run.best}", "int8", t, ops=ops, isa=run.best,
                     kernel=iq.kernel_names(run.best)["gemm"],
-                    instruction=PATH_INSTRUCTION.get(("gemm", run.best)), epilogue="requantize to uint8")
+                    instruction=run.peaks.instruction("gemm", run.best), epilogue="requantize to uint8")
         run.run_peer("gemm", case, "onnxruntime MatMulInteger", "onnxruntime_matmulinteger", a, b, ops=ops)
         run.run_peer("gemm", case, "torch quantized Linear (x86)", "torch_quantized_linear", a, b, w_scale,
                      ops=ops)
@@ -234,14 +235,14 @@ def _conv(run: _Run, layers):
             if fn is not None:
                 run.progress.item(f"float32 torch.conv2d {fmt}")
                 # oneDNN runs zmm FMAs where the CPU has AVX-512 (an assumption about torch's build).
-                instr = "vfmadd231ps zmm" if iq.cpu_features().get("avx512f") else "vfmadd231ps ymm"
+                instr = run.peaks.f32_instruction(zmm=bool(iq.cpu_features().get("avx512f")))
                 f32.append((run.timed(fn), f"float32 torch.conv2d ({fmt})", instr))
         if not f32:
             fn = run.peer("numpy_conv2d_f32", xf, wf, *peer_args)
             if fn is not None:
                 run.progress.item("float32 NumPy im2col + matmul")
                 f32.append((run.timed(fn), f"float32 NumPy im2col + matmul (OpenBLAS {run.corename})",
-                            f32_instruction_for_openblas(run.corename)))
+                            run.peaks.f32_instruction(run.corename)))
         fastest = min(f32, key=lambda f: f[0]["seconds"]) if f32 else None
         for f in f32:
             t, label, instr = f
@@ -263,7 +264,7 @@ def _conv(run: _Run, layers):
                     t = run.timed(lambda: iq.conv2d(xin, pw, **geometry, layout=layout, x_zero_point=X_ZP, out=out))
                     kind = conv_kind(layer, isa)
                     run.add("conv", case, f"int8 conv2d {layout} {isa}", "int8", t, ops=ops, isa=isa,
-                            kernel=iq.kernel_names(isa)[kind], instruction=PATH_INSTRUCTION.get((kind, isa)),
+                            kernel=iq.kernel_names(isa)[kind], instruction=run.peaks.instruction(kind, isa),
                             layout=layout)
         # What the peers compute: requantized uint8 output (bias, relu).
         with iq.use_isa(run.best):
@@ -278,7 +279,7 @@ def _conv(run: _Run, layers):
                                              out_zero_point=128, out_dtype=np.uint8, out=out_u8))
             kind = conv_kind(layer, run.best)
             run.add("conv", case, f"int8 qconv2d->uint8 {CONV_LAYOUT} {run.best}", "int8", t, ops=ops, isa=run.best,
-                    kernel=iq.kernel_names(run.best)[kind], instruction=PATH_INSTRUCTION.get((kind, run.best)),
+                    kernel=iq.kernel_names(run.best)[kind], instruction=run.peaks.instruction(kind, run.best),
                     layout=CONV_LAYOUT, epilogue="bias, relu, requantize to uint8")
         peer_kw = dict(x_scale=X_SCALE, x_zero_point=X_ZP)
         rec = run.run_peer("conv", case, "torch quantized Conv2d (x86, channels_last)", "torch_quantized_conv2d",
@@ -367,8 +368,8 @@ def run(ops=OPS, isas=None, quick=False, threads=1, progress=None, scalar_all=No
     settings = Settings(quick)
     progress = Progress() if progress is None else progress
     started = time.perf_counter()
-    mach = machine(threads, clock_runs=10 if quick else 20)
-    r = _Run(isas, settings, threads, mach["clock"]["hz"], progress, scalar_all)
+    mach = machine(threads, clock_runs=100 if quick else 200)
+    r = _Run(isas, settings, threads, mach["clock"]["hz"], Peaks.for_cpu(mach["cpu_id"]), progress, scalar_all)
 
     previous_threads = iq.get_num_threads()
     previous_blas = peers.openblas_threads(threads)
@@ -396,17 +397,19 @@ def run(ops=OPS, isas=None, quick=False, threads=1, progress=None, scalar_all=No
         f"{threads} thread(s) unless a row says otherwise. GOPS count 2 ops per multiply-accumulate.",
         "ops/cycle = GOPS / (clock x threads), per core, with the clock "
         f"{'%.2f GHz' % (mach['clock']['hz'] / 1e9) if mach['clock']['hz'] else 'unknown'} "
-        f"({mach['clock']['source']}): an estimate, as is the peak (see the peak table).",
+        f"({mach['clock']['source']}): an estimate, as is the peak (the peak table, row "
+        f"'{r.peaks.row.label}', chosen by {r.peaks.matched_by}).",
     ] + r.notes
-    if not mach["peak_assumption_matches"]:
-        notes.append("The peak table assumes an AMD Zen 5 core; this CPU is not one, so its peaks may differ.")
+    if r.peaks.generic:
+        notes.append(f"This CPU is not in the peak table ({r.peaks.matched_by}): its peaks are the generic "
+                     f"fallback row, {r.peaks.row.basis}.")
     return dict(
         schema=SCHEMA,
         machine=mach,
         settings=dict(settings.as_dict(), ops=list(ops), isas=isas, threads=threads,
                       scalar_max_ops=None if scalar_all else SCALAR_MAX_OPS, conv_layout=CONV_LAYOUT,
                       quantize_elements=QUANTIZE_N),
-        peaks=dict(assumption=PEAK_ASSUMPTION, table=peak_table()),
+        peaks=r.peaks.as_dict(),
         results=r.results,
         notes=notes,
         elapsed_seconds=time.perf_counter() - started,
