@@ -5,8 +5,8 @@ pytest-benchmark group, ``conv-<layer name>``. The baseline of the group is
 torch's float32 conv2d (torch.nn.functional.conv2d, no grad) in whichever
 memory format is the faster for that layer on this machine (NCHW-contiguous or
 channels_last: both are timed briefly first, and both are also benchmarked as
-rows of the group); without torch, NumPy's im2col + float32 matmul is the
-baseline. The rows of a group:
+rows of the group); without torch, NumPy float32 (peers.numpy_conv2d_f32) is
+the baseline. The rows of a group:
 
 * ``test_conv2d[<layer>-<isa>]``: int8 conv2d, NHWC input, packed weights, per
   available ISA (the scalar path on the smallest layers only);
@@ -153,10 +153,11 @@ def test_torch_f32(benchmark, operands, layer, fmt):
 
 @pytest.mark.parametrize("layer", LAYERS, ids=ids)
 def test_numpy_f32(benchmark, operands, one_thread, layer):
-    """NumPy im2col + float32 matmul per group: the baseline when torch is not installed."""
+    """NumPy float32 (peers.numpy_conv2d_f32: one matmul for 1x1, im2col from a strided view and a
+    matmul per group, or a sum of strided views for depthwise): the baseline when torch is not installed."""
     d = operands(layer)
     run = peers.numpy_conv2d_f32(d["x_f32"], d["w_f32"], *_args(layer))
-    _info(benchmark, layer, baseline=not HAS_TORCH, path="numpy f32 im2col", layout="NCHW",
+    _info(benchmark, layer, baseline=not HAS_TORCH, path=f"float32 {run.method}", layout="NHWC",
           openblas_core=peers.openblas_corename())
     benchmark(run)
 

@@ -4,10 +4,11 @@ import platform
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from intquant_kernels import _core
-from intquant_kernels.bench import machine, peaks
+from intquant_kernels.bench import cases, machine, peaks, peers, runner
 
 HAS_ADD_CHAIN = platform.machine().lower() in ("x86_64", "amd64", "aarch64", "arm64")
 
@@ -148,3 +149,57 @@ def test_the_neon_paths_have_peak_entries():
     assert n1.ops_per_cycle(n1.instruction("gemm", "neon_i8mm")) is None  # no i8mm on N1
     assert v2.instruction("gemm", "scalar") == "smlal v.4s"
     assert v2.f32_instruction("whatever") == "fmla v.4s"
+
+
+# --- the float32 NumPy conv baseline ----------------------------------------------
+
+def _conv_f64(x, w, stride, padding, groups):
+    """Direct float64 convolution, NCHW in, NHWC out: the oracle of the NumPy baseline."""
+    n, c, h, wd = x.shape
+    oc, cg, kh, kw = w.shape
+    ocg = oc // groups
+    xp = np.pad(x.astype(np.float64), ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    oh, ow = (h + 2 * padding - kh) // stride + 1, (wd + 2 * padding - kw) // stride + 1
+    out = np.zeros((n, oh, ow, oc))
+    for g in range(groups):
+        for i in range(kh):
+            for j in range(kw):
+                v = xp[:, g * cg:(g + 1) * cg, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
+                out[..., g * ocg:(g + 1) * ocg] += np.einsum("nchw,oc->nhwo", v, w[g * ocg:(g + 1) * ocg, :, i, j])
+    return out
+
+
+@pytest.mark.parametrize("n, c, h, w, oc, k, stride, padding, groups, method", [
+    (2, 8, 7, 9, 12, 1, 1, 0, 1, "numpy matmul (1x1)"),
+    (1, 8, 7, 9, 12, 1, 2, 0, 1, "numpy im2col(strided view)+matmul"),
+    (2, 6, 9, 8, 10, 3, 1, 1, 1, "numpy im2col(strided view)+matmul"),
+    (1, 12, 9, 9, 8, 3, 1, 0, 1, "numpy im2col(strided view)+matmul"),
+    (1, 6, 9, 8, 10, 3, 2, 1, 2, "numpy im2col(strided view)+batched matmul (2 groups)"),
+    (1, 16, 10, 10, 8, 3, 1, 1, 4, "numpy im2col(strided view)+batched matmul (4 groups)"),
+    (1, 4, 8, 8, 6, 5, 1, 2, 2, "numpy im2col(strided view)+batched matmul (2 groups)"),
+    (1, 6, 7, 7, 12, 3, 1, 1, 6, "numpy im2col(strided view)+batched matmul (6 groups)"),  # channel multiplier 2
+    (2, 5, 9, 7, 5, 3, 1, 1, 5, "numpy depthwise (sum of 3x3 strided views)"),
+    (1, 6, 11, 10, 6, 3, 2, 1, 6, "numpy depthwise (sum of 3x3 strided views)"),
+])
+def test_numpy_conv_baseline_computes_the_convolution(n, c, h, w, oc, k, stride, padding, groups, method):
+    rng = np.random.default_rng(n * 1000 + c * 100 + k * 10 + groups)
+    x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    wt = rng.standard_normal((oc, c // groups, k, k)).astype(np.float32)
+    run = peers.numpy_conv2d_f32(x, wt, stride, padding, groups)
+    assert run.method == method
+    got = run()
+    want = _conv_f64(x, wt, stride, padding, groups)
+    assert got.shape == want.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(run(), want, rtol=1e-4, atol=1e-4)  # a second call: the same result
+
+
+def test_numpy_conv_baseline_runs_the_product_the_runner_compares_with():
+    """The baseline's matmul is exactly the 'same product' the bench times numpy.matmul on."""
+    for layer in cases.CONV_LAYERS:
+        x = np.zeros((layer.n, layer.c, layer.h, layer.w), np.float32)
+        w = np.zeros((layer.oc, layer.c // layer.groups, layer.k, layer.k), np.float32)
+        run = peers.numpy_conv2d_f32(x, w, layer.stride, layer.padding, layer.groups)
+        assert run.product == (None if layer.depthwise else runner.im2col_product(layer)), layer.name
+        g, rows, k, cols = runner.im2col_product(layer)
+        assert 2 * g * rows * k * cols == layer.ops

@@ -310,6 +310,7 @@ def test_main_job_info_validate_and_quick_bench():
     for isa in iq.available_isas():
         for op in cli.VALIDATE_OPS:
             assert any(line.split()[:3] == [op, isa, "PASS"] for line in out.splitlines()), (op, isa)
-    for title in ("GEMM:", "Convolution:", "quantize float32", "Peak per core"):
+    for title in ("GEMM:", "Convolution:", "float32 conv baselines against numpy.matmul of the same product",
+                  "quantize float32", "Peak per core", "peak table row:"):
         assert title in out
     assert "mode: --quick" in out and "bench: done" in r.stderr

@@ -64,6 +64,15 @@ def sections(doc) -> list:
             rows = [[r["case"], r["impl"], fmt(r["seconds"] * 1e3), fmt(r["gelements_per_s"]),
                      fmt(r["gbytes_per_s"]), fmt(r.get("speedup_vs_copy"), "x")] for r in recs]
         out.append(dict(op=op, title=TITLES.get(op, op), columns=cols, rows=rows))
+    matmul = [r for r in doc["results"] if r.get("gops_over_matmul") is not None]
+    if matmul:
+        out.append(dict(
+            op="conv_f32_vs_matmul",
+            title="float32 conv baselines against numpy.matmul of the same product (im2col rows x weights, "
+                  "operands made beforehand), same run",
+            columns=["case", "implementation", "GOPS", "matmul GOPS", "baseline / matmul"],
+            rows=[[r["case"], r["impl"], fmt(r["gops"]), fmt(r["ops"] / r["matmul_seconds"] / 1e9),
+                   fmt(r["gops_over_matmul"], "x")] for r in matmul]))
     return out
 
 

@@ -226,7 +226,7 @@ def _conv(run: _Run, layers):
         peer_args = (layer.stride, layer.padding, layer.groups)
 
         # float32: torch in the faster of its two memory formats for this layer
-        # (both are rows), else NumPy's im2col + matmul.
+        # (both are rows), else NumPy (peers.numpy_conv2d_f32 says how).
         xf = (x.astype(np.float32) - X_ZP) * X_SCALE
         wf = w.astype(np.float32) * w_scale[:, None, None, None]
         f32 = []
@@ -240,14 +240,23 @@ def _conv(run: _Run, layers):
         if not f32:
             fn = run.peer("numpy_conv2d_f32", xf, wf, *peer_args)
             if fn is not None:
-                run.progress.item("float32 NumPy im2col + matmul")
-                f32.append((run.timed(fn), f"float32 NumPy im2col + matmul (OpenBLAS {run.corename})",
-                            run.peaks.f32_instruction(run.corename)))
+                # The depthwise sum runs NumPy's own multiply and add loops, not OpenBLAS's FMA kernels.
+                blas = fn.product is not None
+                label = f"float32 {fn.method}" + (f", OpenBLAS {run.corename}" if blas else "")
+                run.progress.item(label)
+                f32.append((run.timed(fn), label, run.peaks.f32_instruction(run.corename) if blas else None))
         fastest = min(f32, key=lambda f: f[0]["seconds"]) if f32 else None
+        f32_recs = []
         for f in f32:
             t, label, instr = f
-            run.add("conv", case, label, "f32_baseline" if f is fastest else "f32", t, ops=ops, instruction=instr)
+            f32_recs.append(run.add("conv", case, label, "f32_baseline" if f is fastest else "f32", t, ops=ops,
+                                    instruction=instr))
         del xf, wf
+        if not layer.depthwise:
+            ref = _same_matmul(run, case, layer)
+            for rec in f32_recs:
+                rec["matmul_seconds"] = ref["seconds"]
+                rec["gops_over_matmul"] = ref["seconds"] / rec["seconds"]
 
         x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
         oh, ow = layer.out_hw
@@ -290,6 +299,32 @@ def _conv(run: _Run, layers):
                      "uint8 activations (wrong results, same speed; see peers.torch_quantized_conv2d)")
         run.run_peer("conv", case, "onnxruntime QLinearConv (NCHW)", "onnxruntime_qlinearconv", x, w, w_scale,
                      *peer_args, ops=ops, **peer_kw)
+
+
+def im2col_product(layer) -> tuple:
+    """(groups, rows, K, columns) of the float32 matmul a dense conv layer amounts to:
+    per group, the (N*OH*OW, KH*KW*C/groups) im2col rows by the (K, OC/groups) weights."""
+    oh, ow = layer.out_hw
+    return (layer.groups, layer.n * oh * ow, layer.k * layer.k * (layer.c // layer.groups),
+            layer.oc // layer.groups)
+
+
+def _same_matmul(run: _Run, case, layer) -> dict:
+    """numpy.matmul of the product a dense conv layer amounts to, float32, on operands made
+    beforehand: what a float32 conv baseline could reach at best, measured in the same run."""
+    g, rows, k, cols = im2col_product(layer)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((g, rows, k), dtype=np.float32)
+    b = rng.standard_normal((g, k, cols), dtype=np.float32)
+    out = np.empty((g, rows, cols), np.float32)
+    if g == 1:
+        a, b, out = a[0], b[0], out[0]
+    label = (f"float32 numpy.matmul of the same product ({rows}x{k} @ {k}x{cols}"
+             + (f", {g} groups batched" if g > 1 else "") + f"; OpenBLAS {run.corename}), for reference")
+    run.progress.item("float32 numpy.matmul of the same product")
+    t = run.timed(lambda: np.matmul(a, b, out=out))
+    return run.add("conv", case, label, "f32_matmul", t, ops=layer.ops,
+                   instruction=run.peaks.f32_instruction(run.corename))
 
 
 #: Elements of the quantize/dequantize case (the size of benchmarks/bench_quantize.py).
