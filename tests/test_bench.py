@@ -1,5 +1,7 @@
-"""The bench package (intquant_kernels.bench): how it is imported, and its
-parts that need no timing. Correctness only: no timing assertions."""
+"""The bench package (intquant_kernels.bench): how it is imported, what it
+reports and computes. Correctness only: no timing assertions."""
+import io
+import json
 import platform
 import subprocess
 import sys
@@ -7,8 +9,9 @@ import sys
 import numpy as np
 import pytest
 
+import intquant_kernels as iq
 from intquant_kernels import _core
-from intquant_kernels.bench import cases, machine, peaks, peers, runner
+from intquant_kernels.bench import cases, machine, measure, peaks, peers, report, runner
 
 HAS_ADD_CHAIN = platform.machine().lower() in ("x86_64", "amd64", "aarch64", "arm64")
 
@@ -203,3 +206,78 @@ def test_numpy_conv_baseline_runs_the_product_the_runner_compares_with():
         assert run.product == (None if layer.depthwise else runner.im2col_product(layer)), layer.name
         g, rows, k, cols = runner.im2col_product(layer)
         assert 2 * g * rows * k * cols == layer.ops
+
+
+# --- a run on small cases: the rows it adds, not their speed ------------------------
+
+TINY_LAYERS = [
+    cases.ConvLayer("tiny_1x1", 1, 16, 8, 8, 32, 1, 1, 0, 1),
+    cases.ConvLayer("tiny_3x3", 1, 16, 8, 8, 16, 3, 1, 1, 1),
+    cases.ConvLayer("tiny_3x3_g4", 1, 16, 8, 8, 16, 3, 1, 1, 4),
+    cases.ConvLayer("tiny_dw3x3s2", 1, 16, 8, 8, 16, 3, 2, 1, 16),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cases, "GEMM_QUICK", [(8, 64, 32)])
+        mp.setattr(cases, "CONV_LAYERS", TINY_LAYERS)
+        mp.setattr(cases, "CONV_QUICK", [layer.name for layer in TINY_LAYERS])
+        return runner.run(ops=["gemm", "conv"], isas=[iq.available_isas()[-1]], quick=True,
+                          progress=measure.Progress(io.StringIO()))
+
+
+def test_run_times_affine_against_scale_weights_side_by_side(tiny_run):
+    best = iq.available_isas()[-1]
+    affine = [r for r in tiny_run["results"] if r.get("weights") == "affine"]
+    assert {(r["op"], r["case"]) for r in affine} == {("gemm", "8x64x32")} | {
+        ("conv", layer.name) for layer in TINY_LAYERS if not layer.depthwise}
+    for r in affine:
+        assert r["isa"] == best and r["role"] == "int8" and "affine weights (zero points in [-8, 8])" in r["impl"]
+        assert r["scale_seconds"] > 0 and r["affine_over_scale"] == pytest.approx(r["seconds"] / r["scale_seconds"])
+    text = report.plain(tiny_run)
+    assert "Affine weights (a zero point per output column) against scale weights" in text
+    for r in affine:
+        assert report.fmt(r["affine_over_scale"], "x") in text
+
+
+def test_run_compares_the_float32_conv_baseline_with_the_same_matmul(tiny_run):
+    conv = [r for r in tiny_run["results"] if r["op"] == "conv"]
+    for layer in TINY_LAYERS:
+        recs = [r for r in conv if r["case"] == layer.name]
+        base = next(r for r in recs if r["role"] == "f32_baseline")
+        matmul = [r for r in recs if r["role"] == "f32_matmul"]
+        if layer.depthwise:
+            assert not matmul and "gops_over_matmul" not in base
+            continue
+        g, rows, k, cols = runner.im2col_product(layer)
+        assert len(matmul) == 1 and f"({rows}x{k} @ {k}x{cols}" in matmul[0]["impl"]
+        assert matmul[0]["ops"] == base["ops"] == layer.ops
+        assert base["gops_over_matmul"] == pytest.approx(matmul[0]["seconds"] / base["seconds"])
+        if not peers.available("torch"):
+            method = peers.numpy_conv2d_f32(np.zeros((layer.n, layer.c, layer.h, layer.w), np.float32),
+                                            np.zeros((layer.oc, layer.c // layer.groups, layer.k, layer.k),
+                                                     np.float32), layer.stride, layer.padding, layer.groups).method
+            assert base["impl"].startswith(f"float32 {method}")
+    # The int8 ratios are against the conv baseline, never against the reference matmul.
+    for r in conv:
+        if r["role"] == "int8":
+            base = next(b for b in conv if b["case"] == r["case"] and b["role"] == "f32_baseline")
+            assert r["speedup_vs_f32"] == pytest.approx(base["seconds"] / r["seconds"])
+    assert "float32 conv baselines against numpy.matmul of the same product" in report.plain(tiny_run)
+
+
+def test_run_document_names_the_peak_row_and_is_json(tiny_run, tmp_path):
+    here = peaks.Peaks.for_cpu()
+    assert tiny_run["peaks"]["row"]["key"] == here.row.key
+    assert tiny_run["machine"]["cpu_id"] == _core.cpu_id()
+    report.write_json(tiny_run, tmp_path / "r.json")
+    assert json.loads((tmp_path / "r.json").read_text())["peaks"]["row"]["label"] == here.row.label
+
+
+def test_measure_pair_alternates_the_two_calls():
+    calls = []
+    ta, tb = measure.measure_pair(lambda: calls.append("a"), lambda: calls.append("b"), measure.Settings(quick=True))
+    assert calls == ["a", "b"] * (len(calls) // 2)
+    assert ta["repeats"] == tb["repeats"] >= 3 and len(calls) == 2 * (ta["repeats"] + 1)  # plus the warm-up

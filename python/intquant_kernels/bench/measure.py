@@ -26,8 +26,14 @@ class Settings:
                     timer="time.perf_counter around each call")
 
 
+def _summary(times) -> dict:
+    return dict(seconds=statistics.median(times), seconds_min=min(times), repeats=len(times))
+
+
 def measure(fn, settings: Settings) -> dict:
-    """Median and minimum seconds of ``fn()`` (see the module docstring)."""
+    """Median and minimum seconds of ``fn()``: warm-up calls, then calls timed one
+    by one until at least ``min_reps`` calls and ``min_time`` seconds (the
+    runner's docstring says why the median)."""
     for _ in range(settings.warmup):
         fn()
     times = []
@@ -38,8 +44,25 @@ def measure(fn, settings: Settings) -> dict:
         dt = time.perf_counter() - t
         times.append(dt)
         total += dt
-    return dict(seconds=statistics.median(times), seconds_min=min(times), repeats=len(times))
+    return _summary(times)
 
+
+def measure_pair(fn_a, fn_b, settings: Settings) -> tuple:
+    """:func:`measure` of two calls side by side, alternated call by call, so that a change of
+    the machine's load or clock falls on both alike: ``(timing of fn_a, timing of fn_b)``."""
+    for _ in range(settings.warmup):
+        fn_a()
+        fn_b()
+    times_a, times_b = [], []
+    total = 0.0
+    while len(times_a) < settings.min_reps or (total < 2 * settings.min_time and len(times_a) < settings.max_reps):
+        for fn, times in ((fn_a, times_a), (fn_b, times_b)):
+            t = time.perf_counter()
+            fn()
+            dt = time.perf_counter() - t
+            times.append(dt)
+            total += dt
+    return _summary(times_a), _summary(times_b)
 
 
 # ---------------------------------------------------------------------------

@@ -73,6 +73,15 @@ def sections(doc) -> list:
             columns=["case", "implementation", "GOPS", "matmul GOPS", "baseline / matmul"],
             rows=[[r["case"], r["impl"], fmt(r["gops"]), fmt(r["ops"] / r["matmul_seconds"] / 1e9),
                    fmt(r["gops_over_matmul"], "x")] for r in matmul]))
+    affine = [r for r in doc["results"] if r.get("affine_over_scale") is not None]
+    if affine:
+        out.append(dict(
+            op="affine",
+            title="Affine weights (a zero point per output column) against scale weights (zero points 0): "
+                  "the same path and call, timed side by side in the same run",
+            columns=["case", "implementation", "scale ms", "affine ms", "affine / scale"],
+            rows=[[r["case"], r["impl"], fmt(r["scale_seconds"] * 1e3), fmt(r["seconds"] * 1e3),
+                   fmt(r["affine_over_scale"], "x")] for r in affine]))
     return out
 
 

@@ -44,7 +44,7 @@ import intquant_kernels as iq
 from . import cases, peers
 from .kernel_kind import conv_kind
 from .machine import machine
-from .measure import Progress, Settings, measure
+from .measure import Progress, Settings, measure, measure_pair
 from .peaks import Peaks
 
 SCHEMA = "intquant_kernels.bench/1"
@@ -190,6 +190,8 @@ def _gemm(run: _Run, shapes):
                 t = run.timed(lambda: iq.gemm(a, pw, out=out))
                 run.add("gemm", case, f"int8 gemm {isa}", "int8", t, ops=ops, isa=isa,
                         kernel=iq.kernel_names(isa)["gemm"], instruction=run.peaks.instruction("gemm", isa))
+        _affine(run, "gemm", case, f"int8 gemm {run.best}", ops, "gemm", n,
+                pack=lambda zp: iq.pack_weights(b, zero_point=zp), call=lambda pw: iq.gemm(a, pw, out=out))
         # What torch's quantized Linear computes: requantized uint8 output.
         with iq.use_isa(run.best):
             run.progress.item(f"int8 qgemm->uint8 {run.best}")
@@ -204,6 +206,27 @@ def _gemm(run: _Run, shapes):
         run.run_peer("gemm", case, "onnxruntime MatMulInteger", "onnxruntime_matmulinteger", a, b, ops=ops)
         run.run_peer("gemm", case, "torch quantized Linear (x86)", "torch_quantized_linear", a, b, w_scale,
                      ops=ops)
+
+
+#: Weight zero points of the affine rows: one per output column (channel), uniform in [-AFFINE_ZP, AFFINE_ZP].
+AFFINE_ZP = 8
+
+
+def _affine(run: _Run, op, case, impl, ops, kind, columns, *, pack, call, **extra):
+    """Affine weights (``pack(zero_points)``) against scale weights (``pack(0)``) on the best
+    selected path, ``call(packed)`` of each timed side by side: one row, the affine timing,
+    with the scale timing and affine / scale."""
+    isa = run.best
+    zp = np.random.default_rng(zlib.crc32(case.encode())).integers(-AFFINE_ZP, AFFINE_ZP + 1, columns)
+    with iq.use_isa(isa):
+        run.progress.item(f"{impl}: affine against scale weights")
+        scale_w, affine_w = pack(0), pack(zp)
+        t_scale, t_affine = measure_pair(lambda: call(scale_w), lambda: call(affine_w), run.settings)
+    return run.add(op, case, f"{impl}, affine weights (zero points in [-{AFFINE_ZP}, {AFFINE_ZP}])", "int8",
+                   t_affine, ops=ops, isa=isa, kernel=iq.kernel_names(isa)[kind],
+                   instruction=run.peaks.instruction(kind, isa), weights="affine",
+                   scale_seconds=t_scale["seconds"], scale_seconds_min=t_scale["seconds_min"],
+                   affine_over_scale=t_affine["seconds"] / t_scale["seconds"], **extra)
 
 
 #: The layout the conv2d of every ISA path is timed in (and qconv2d); the best
@@ -275,6 +298,13 @@ def _conv(run: _Run, layers):
                     run.add("conv", case, f"int8 conv2d {layout} {isa}", "int8", t, ops=ops, isa=isa,
                             kernel=iq.kernel_names(isa)[kind], instruction=run.peaks.instruction(kind, isa),
                             layout=layout)
+        if not layer.depthwise:
+            out = np.empty(out_shape[CONV_LAYOUT], np.int32)
+            xin = inputs[CONV_LAYOUT]
+            _affine(run, "conv", case, f"int8 conv2d {CONV_LAYOUT} {run.best}", ops, conv_kind(layer, run.best),
+                    layer.oc, pack=lambda zp: iq.pack_conv_weights(w, groups=layer.groups, zero_point=zp),
+                    call=lambda pw: iq.conv2d(xin, pw, **geometry, layout=CONV_LAYOUT, x_zero_point=X_ZP, out=out),
+                    layout=CONV_LAYOUT)
         # What the peers compute: requantized uint8 output (bias, relu).
         with iq.use_isa(run.best):
             run.progress.item(f"int8 qconv2d->uint8 {CONV_LAYOUT} {run.best}")
