@@ -269,9 +269,11 @@ Cases: the GEMM shapes and conv layers of intquant_kernels/bench/cases.py
 (their quick subsets with --quick) and quantize/dequantize of 16M elements.
 Per case: the int8 throughput of each ISA path (GOPS; weights packed once,
 preallocated out=, so the kernel is what is timed), the float32 baseline
-measured in the same run (numpy.matmul; torch.conv2d or a NumPy conv; np.copyto
-for quantize), their ratio, the peers (onnxruntime, torch) when installed, and
-ops per cycle against the path's peak (both estimates). Figures are medians of
+measured in the same run (numpy.matmul; torch.conv2d or a NumPy conv, beside
+numpy.matmul of the same product; np.copyto for quantize), their ratio, affine
+against scale weights on the best path, the peers (onnxruntime, torch) when
+installed, and ops per cycle against the path's peak (both estimates; the peak
+table row is chosen by the CPU's family and model). Figures are medians of
 repeated calls after a warm-up. The scalar path runs only the small cases
 unless it is asked for alone. Progress goes to stderr, the table to stdout.
 
