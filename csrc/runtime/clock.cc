@@ -8,43 +8,35 @@ namespace iqk {
 
 namespace {
 
-#define IQK_REPEAT4(s) s s s s
-#define IQK_REPEAT16(s) IQK_REPEAT4(IQK_REPEAT4(s))
-
-// Register operands on purpose: some cores fold chains of add-immediates at
-// rename, which would break the one-add-per-cycle count. The loop counter is
-// a second, independent chain that runs alongside.
+// One add of the chain, and the loop around it. Register operands on
+// purpose: some cores fold chains of add-immediates at rename, which would
+// break the one-add-per-cycle count. The loop counter is a second,
+// independent chain that runs alongside.
 #if defined(__x86_64__)
-constexpr bool kHasChain = true;
-uint64_t add_chain(uint64_t iterations) {
-  uint64_t acc = 0, one = 1, n = iterations;
-  __asm__ volatile(
-      "1:\n\t" IQK_REPEAT16("add %[one], %[acc]\n\t") "dec %[n]\n\t"
-      "jnz 1b\n\t"
-      : [acc] "+r"(acc), [n] "+r"(n)
-      : [one] "r"(one)
-      : "cc");
-  return acc;
-}
+#define IQK_CHAIN_ADD "add %[one], %[acc]\n\t"
+#define IQK_CHAIN_LOOP "dec %[n]\n\tjnz 1b\n\t"
 #elif defined(__aarch64__)
-constexpr bool kHasChain = true;
-uint64_t add_chain(uint64_t iterations) {
-  uint64_t acc = 0, one = 1, n = iterations;
-  __asm__ volatile(
-      "1:\n\t" IQK_REPEAT16("add %x[acc], %x[acc], %x[one]\n\t") "subs %x[n], %x[n], #1\n\t"
-      "b.ne 1b\n\t"
-      : [acc] "+r"(acc), [n] "+r"(n)
-      : [one] "r"(one)
-      : "cc");
-  return acc;
-}
-#else
-constexpr bool kHasChain = false;
-uint64_t add_chain(uint64_t) { return 0; }
+#define IQK_CHAIN_ADD "add %x[acc], %x[acc], %x[one]\n\t"
+#define IQK_CHAIN_LOOP "subs %x[n], %x[n], #1\n\tb.ne 1b\n\t"
 #endif
 
-#undef IQK_REPEAT16
+#if defined(IQK_CHAIN_ADD)
+#define IQK_REPEAT4(s) s s s s
+constexpr bool kHasChain = true;
+void add_chain(uint64_t iterations) {
+  uint64_t acc = 0, one = 1, n = iterations;
+  __asm__ volatile("1:\n\t" IQK_REPEAT4(IQK_REPEAT4(IQK_CHAIN_ADD)) IQK_CHAIN_LOOP
+                   : [acc] "+r"(acc), [n] "+r"(n)
+                   : [one] "r"(one)
+                   : "cc");
+}
 #undef IQK_REPEAT4
+#undef IQK_CHAIN_ADD
+#undef IQK_CHAIN_LOOP
+#else
+constexpr bool kHasChain = false;
+void add_chain(uint64_t) {}
+#endif
 
 constexpr int kAddsPerIteration = 16;
 
