@@ -251,9 +251,10 @@ def numpy_conv2d_f32(x_f32_nchw: np.ndarray, w_f32: np.ndarray, stride, padding,
       (N*OH*OW, C) pixels by the (C, OC) weights;
     - otherwise, not depthwise: im2col rows (N*OH*OW, KH*KW*C/groups) per
       group, copied from a strided window view of the padded input, then one
-      batched ``numpy.matmul`` (one product per group) into the NHWC output.
-      The copy moves each pixel's C/groups channels as one element (a NumPy
-      void of their bytes), so that small groups are not copied 4 bytes at a time;
+      batched ``numpy.matmul`` (one product per group), moved to the NHWC
+      output where there are several groups. The copies move each pixel's
+      C/groups channels (OC/groups outputs) as one element (a NumPy void of
+      their bytes), so that small groups are not copied 4 bytes at a time;
     - depthwise (groups == C == OC): the sum over the KH*KW taps of a strided
       view of the padded input times that tap's per-channel weights.
     """
@@ -305,12 +306,20 @@ def numpy_conv2d_f32(x_f32_nchw: np.ndarray, w_f32: np.ndarray, stride, padding,
     cols = np.empty((groups, rows, k), np.float32)  # K ordered (KH, KW, C/G)
     cols_view = cols.view(group).reshape(groups, n, oh, ow, kh, kw)
     wmat = np.ascontiguousarray(w.reshape(groups, ocg, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(groups, k, ocg))
-    out = np.empty((rows, groups, ocg), np.float32)
-    out_by_group = out.transpose(1, 0, 2)  # (G, rows, OC/G): a view with a row stride of OC
+    by_group = np.empty((groups, rows, ocg), np.float32)
+    out = by_group[0] if groups == 1 else np.empty((rows, groups, ocg), np.float32)
+    # Several groups: the product is written contiguously (OpenBLAS is slower
+    # writing rows strided by OC), then each pixel's group outputs move to NHWC
+    # as one element each.
+    column = np.dtype((np.void, ocg * 4))
+    by_group_columns = by_group.view(column).reshape(groups, rows).T
+    out_columns = out.view(column).reshape(rows, groups)
 
     def run():
         np.copyto(cols_view, windows)
-        np.matmul(cols, wmat, out=out_by_group)
+        np.matmul(cols, wmat, out=by_group)
+        if groups > 1:
+            np.copyto(out_columns, by_group_columns)
         return out.reshape(n, oh, ow, oc)
 
     run.method = "numpy im2col(strided view)+" + ("matmul" if groups == 1 else f"batched matmul ({groups} groups)")
