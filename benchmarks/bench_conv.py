@@ -1,12 +1,12 @@
 """int8 2-D convolution throughput against float32 and the peers, one thread unless stated.
 
-Each layer of CONV_LAYERS (intquant_kernels/_bench_cases.py) is one
+Each layer of CONV_LAYERS (intquant_kernels/bench/cases.py) is one
 pytest-benchmark group, ``conv-<layer name>``. The baseline of the group is
 torch's float32 conv2d (torch.nn.functional.conv2d, no grad) in whichever
 memory format is the faster for that layer on this machine (NCHW-contiguous or
 channels_last: both are timed briefly first, and both are also benchmarked as
-rows of the group); without torch, NumPy's im2col + float32 matmul is the
-baseline. The rows of a group:
+rows of the group); without torch, NumPy float32 (peers.numpy_conv2d_f32) is
+the baseline. The rows of a group:
 
 * ``test_conv2d[<layer>-<isa>]``: int8 conv2d, NHWC input, packed weights, per
   available ISA (the scalar path on the smallest layers only);
@@ -34,8 +34,8 @@ import numpy as np
 import pytest
 
 import intquant_kernels as iq
-from intquant_kernels import _peers
-from intquant_kernels._bench_cases import CONV_LAYERS
+from intquant_kernels.bench import peers
+from intquant_kernels.bench.cases import CONV_LAYERS
 
 LAYERS = CONV_LAYERS
 ids = [layer.name for layer in LAYERS]
@@ -51,8 +51,8 @@ CONV_CASES = [
     for isa in ISAS
 ]
 BATCHED = [layer for layer in LAYERS if layer.n > 1]
-HAS_TORCH = _peers.available("torch")
-needs_ort = pytest.mark.skipif(not _peers.available("onnxruntime"), reason="onnxruntime not installed (pip install '.[bench]')")
+HAS_TORCH = peers.available("torch")
+needs_ort = pytest.mark.skipif(not peers.available("onnxruntime"), reason="onnxruntime not installed (pip install '.[bench]')")
 needs_torch = pytest.mark.skipif(not HAS_TORCH, reason="torch not installed (pip install '.[bench]')")
 
 X_SCALE, X_ZP = 0.02, 128
@@ -124,7 +124,7 @@ def _median_seconds(runs, reps=15):
 def test_torch_f32_baseline(benchmark, operands, layer):
     """Baseline: torch float32 conv2d in the faster of its two memory formats for this layer."""
     d = operands(layer)
-    runs = {fmt: _peers.torch_conv2d_f32(d["x_f32"], d["w_f32"], *_args(layer), threads=1,
+    runs = {fmt: peers.torch_conv2d_f32(d["x_f32"], d["w_f32"], *_args(layer), threads=1,
                                          channels_last=fmt == "channels_last")
             for fmt in ("nchw", "channels_last")}
     if benchmark.enabled:
@@ -144,7 +144,7 @@ def test_torch_f32_baseline(benchmark, operands, layer):
 def test_torch_f32(benchmark, operands, layer, fmt):
     """torch float32 conv2d in each memory format (the baseline is the faster of the two)."""
     d = operands(layer)
-    run = _peers.torch_conv2d_f32(d["x_f32"], d["w_f32"], *_args(layer), threads=1,
+    run = peers.torch_conv2d_f32(d["x_f32"], d["w_f32"], *_args(layer), threads=1,
                                   channels_last=fmt == "channels_last")
     _info(benchmark, layer, peer="torch f32 conv2d", path="torch f32",
           layout="NHWC" if fmt == "channels_last" else "NCHW", torch_memory_format=fmt)
@@ -153,11 +153,12 @@ def test_torch_f32(benchmark, operands, layer, fmt):
 
 @pytest.mark.parametrize("layer", LAYERS, ids=ids)
 def test_numpy_f32(benchmark, operands, one_thread, layer):
-    """NumPy im2col + float32 matmul per group: the baseline when torch is not installed."""
+    """NumPy float32 (peers.numpy_conv2d_f32: one matmul for 1x1, im2col from a strided view and a
+    matmul per group, or a sum of strided views for depthwise): the baseline when torch is not installed."""
     d = operands(layer)
-    run = _peers.numpy_conv2d_f32(d["x_f32"], d["w_f32"], *_args(layer))
-    _info(benchmark, layer, baseline=not HAS_TORCH, path="numpy f32 im2col", layout="NCHW",
-          openblas_core=_peers.openblas_corename())
+    run = peers.numpy_conv2d_f32(d["x_f32"], d["w_f32"], *_args(layer))
+    _info(benchmark, layer, baseline=not HAS_TORCH, path=f"float32 {run.method}", layout="NHWC",
+          openblas_core=peers.openblas_corename())
     benchmark(run)
 
 
@@ -191,7 +192,7 @@ def test_qconv2d(benchmark, operands, one_thread, layer, epilogue):
     d = operands(layer)
     pw = iq.pack_conv_weights(d["w"], groups=layer.groups)
     bias = np.linspace(-1, 1, layer.oc, dtype=np.float32)
-    out_scale = _peers.conv_out_scale(layer.c // layer.groups * layer.k * layer.k, X_SCALE, d["w_scale"])
+    out_scale = peers.conv_out_scale(layer.c // layer.groups * layer.k * layer.k, X_SCALE, d["w_scale"])
     kw = {
         "f32_bias": dict(bias=bias),
         "requant_u8_bias_relu": dict(bias=bias, relu=True, out_scale=out_scale, out_zero_point=128,
@@ -210,11 +211,11 @@ def test_qconv2d(benchmark, operands, one_thread, layer, epilogue):
 @pytest.mark.parametrize("layer", LAYERS, ids=ids)
 def test_torch_quantized_conv2d(benchmark, operands, layer):
     d = operands(layer)
-    run = _peers.torch_quantized_conv2d(d["x_nchw"], d["w"], d["w_scale"], *_args(layer), threads=1,
+    run = peers.torch_quantized_conv2d(d["x_nchw"], d["w"], d["w_scale"], *_args(layer), threads=1,
                                         x_scale=X_SCALE, x_zero_point=X_ZP)
     extra = {}
     if layer.depthwise:
-        # See _peers.torch_quantized_conv2d: fbgemm's depthwise kernel
+        # See peers.torch_quantized_conv2d: fbgemm's depthwise kernel
         # saturates on full-range uint8 activations (timing unaffected).
         extra["note"] = "fbgemm depthwise saturates int16 pair sums on full-range uint8 inputs"
     _info(benchmark, layer, peer="torch quantized Conv2d (x86)", path="torch quantized",
@@ -227,9 +228,9 @@ def test_torch_quantized_conv2d(benchmark, operands, layer):
 def test_onnxruntime_qlinearconv(benchmark, operands, layer):
     d = operands(layer)
     try:
-        run = _peers.onnxruntime_qlinearconv(d["x_nchw"], d["w"], d["w_scale"], *_args(layer), threads=1,
+        run = peers.onnxruntime_qlinearconv(d["x_nchw"], d["w"], d["w_scale"], *_args(layer), threads=1,
                                              x_scale=X_SCALE, x_zero_point=X_ZP)
-    except _peers.PeerUnavailable as e:
+    except peers.PeerUnavailable as e:
         pytest.skip(str(e))
     _info(benchmark, layer, peer="onnxruntime QLinearConv", path="onnxruntime", layout="NCHW")
     benchmark(run)

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 import intquant_kernels as iq
-from intquant_kernels import _peers
-from intquant_kernels._bench_cases import GEMM_SHAPES
+from intquant_kernels.bench import peers
+from intquant_kernels.bench.cases import GEMM_SHAPES
 
 SHAPES = GEMM_SHAPES
 # The scalar path is the portable fallback, not a performance path: only the
@@ -32,8 +32,8 @@ GEMM_CASES = [
     for shape, sid in zip(SHAPES, ids)
     for isa in ISAS
 ]
-needs_ort = pytest.mark.skipif(not _peers.available("onnxruntime"), reason="onnxruntime not installed (pip install '.[bench]')")
-needs_torch = pytest.mark.skipif(not _peers.available("torch"), reason="torch not installed (pip install '.[bench]')")
+needs_ort = pytest.mark.skipif(not peers.available("onnxruntime"), reason="onnxruntime not installed (pip install '.[bench]')")
+needs_torch = pytest.mark.skipif(not peers.available("torch"), reason="torch not installed (pip install '.[bench]')")
 
 
 def group(shape):
@@ -69,8 +69,8 @@ def test_numpy_f32(benchmark, operands, one_thread, shape):
     a, b, _ = operands(shape)
     af, bf = a.astype(np.float32), b.astype(np.float32)
     out = np.empty((shape[0], shape[2]), np.float32)
-    haswell = _peers.numpy_matmul_time(*shape, coretype="Haswell") if benchmark.enabled else None
-    _info(benchmark, shape, baseline=True, openblas_core=_peers.openblas_corename(),
+    haswell = peers.numpy_matmul_time(*shape, coretype="Haswell") if benchmark.enabled else None
+    _info(benchmark, shape, baseline=True, openblas_core=peers.openblas_corename(),
           numpy_f32_avx2_seconds=haswell and haswell["median"])
     benchmark(np.matmul, af, bf, out=out)
 
@@ -117,7 +117,7 @@ def test_qgemm(benchmark, operands, one_thread, shape, epilogue):
 @pytest.mark.parametrize("shape", SHAPES, ids=ids)
 def test_onnxruntime_matmulinteger(benchmark, operands, shape):
     a, b, _ = operands(shape)
-    run = _peers.onnxruntime_matmulinteger(a, b, threads=1)
+    run = peers.onnxruntime_matmulinteger(a, b, threads=1)
     _info(benchmark, shape, peer="onnxruntime MatMulInteger")
     benchmark(run)
 
@@ -126,7 +126,7 @@ def test_onnxruntime_matmulinteger(benchmark, operands, shape):
 @pytest.mark.parametrize("shape", SHAPES, ids=ids)
 def test_torch_quantized_linear(benchmark, operands, shape):
     a, b, w_scale = operands(shape)
-    run = _peers.torch_quantized_linear(a, b, w_scale, threads=1)
+    run = peers.torch_quantized_linear(a, b, w_scale, threads=1)
     _info(benchmark, shape, peer="torch quantized Linear (x86)")
     benchmark(run)
 

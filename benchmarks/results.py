@@ -17,7 +17,8 @@ import json
 import os
 import sys
 
-from intquant_kernels._bench import SCHEMA, machine_lines, peak_section, render_markdown, sections
+from intquant_kernels.bench.report import machine_lines, peak_section, render_markdown, sections
+from intquant_kernels.bench.runner import SCHEMA
 
 REPRODUCE = """\
 python -m intquant_kernels bench --json benchmarks/results.json --plot benchmarks/results.png

@@ -13,7 +13,7 @@ import pytest
 
 import intquant_kernels as iq
 from intquant_kernels import __main__ as cli
-from intquant_kernels import _bench
+from intquant_kernels.bench import cases, kernel_kind, machine, measure, peaks, report, runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BEST = iq.available_isas()[-1]
@@ -149,18 +149,25 @@ def quantize_bench(tmp_path_factory):
 def test_bench_json_has_the_expected_keys(quantize_bench):
     assert quantize_bench["rc"] == 0
     doc = quantize_bench["doc"]
-    assert doc["schema"] == _bench.SCHEMA
+    assert doc["schema"] == runner.SCHEMA
     assert {"machine", "settings", "peaks", "results", "notes", "elapsed_seconds"} <= doc.keys()
     m = doc["machine"]
-    for key in ("cpu_brand", "features", "isas_available", "threads", "date", "openblas_corename", "clock"):
+    for key in ("cpu_brand", "cpu_id", "features", "isas_available", "threads", "date", "openblas_corename",
+                "clock"):
         assert key in m, key
     assert set(m["versions"]) >= {"python", "numpy", "intquant_kernels", "torch", "onnxruntime", "onnx",
                                   "matplotlib"}
     assert m["versions"]["intquant_kernels"] == iq.__version__
     assert doc["settings"]["quick"] is True and doc["settings"]["isas"] == [BEST]
     assert doc["settings"]["ops"] == ["quantize"]
+    here = peaks.Peaks.for_cpu()
+    assert doc["peaks"]["row"]["key"] == here.row.key and doc["peaks"]["row"]["matched_by"] == here.matched_by
+    assert here.row.label in doc["peaks"]["assumption"]
     table = {(p["path"], p["kernel"]): p for p in doc["peaks"]["table"]}
-    assert table[("avx512_vnni", "gemm")]["ops_per_cycle"] == 2 * 64 * 2
+    for isa in iq.available_isas():
+        instr = here.instruction("gemm", isa)
+        assert table[(isa, "gemm")]["ops_per_cycle"] == 2 * peaks.INSTRUCTIONS[instr][2] * here.row.per_cycle[instr]
+    assert f"peak table row: {here.row.label} [{here.row.key}]" in quantize_bench["stdout"]
     impls = {(r["op"], r["role"], r["isa"]) for r in doc["results"]}
     for op in ("quantize", "dequantize"):
         assert {(op, "copy_baseline", None), (op, "int8", BEST), (op, "reference", None)} <= impls
@@ -176,8 +183,8 @@ def test_bench_table_agrees_with_the_json(quantize_bench):
     for r in doc["results"]:
         row = next(line for line in lines if line.startswith(r["case"]) and r["impl"] in line)
         cells = row[row.index(r["impl"]) + len(r["impl"]):].split()
-        assert cells == [_bench.fmt(r["seconds"] * 1e3), _bench.fmt(r["gelements_per_s"]),
-                         _bench.fmt(r["gbytes_per_s"]), _bench.fmt(r["speedup_vs_copy"], "x")], row
+        assert cells == [report.fmt(r["seconds"] * 1e3), report.fmt(r["gelements_per_s"]),
+                         report.fmt(r["gbytes_per_s"]), report.fmt(r["speedup_vs_copy"], "x")], row
     assert "bench: done" in quantize_bench["stderr"]  # the progress went to stderr
 
 
@@ -188,7 +195,7 @@ def test_bench_writes_a_png(quantize_bench):
 
 
 def test_bench_plot_without_matplotlib_is_a_note(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(_bench, "run", lambda **kw: _tiny_doc())
+    monkeypatch.setattr(runner, "run", lambda **kw: _tiny_doc())
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib -> ImportError
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
     assert cli.main(["bench", "--json", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.png")]) == 0
@@ -205,10 +212,10 @@ def _tiny_doc():
                fraction_of_peak=None, speedup_vs_f32=2.0, speedup_vs_f32_avx2=None, speedup_vs_best_f32=2.0)
     base = dict(rec, impl="float32 numpy.matmul", role="f32_baseline", isa=None, seconds=2e-3, gops=0.512e-3,
                 speedup_vs_f32=1.0, speedup_vs_best_f32=1.0, peak_ops_per_cycle=None)
-    m = _bench.machine(1, clock_runs=1)
-    return dict(schema=_bench.SCHEMA, machine=m,
-                settings=dict(_bench.Settings(True).as_dict(), ops=["gemm"], isas=["scalar"], threads=1),
-                peaks=dict(assumption=_bench.PEAK_ASSUMPTION, table=_bench.peak_table()),
+    m = machine.machine(1, clock_runs=1)
+    return dict(schema=runner.SCHEMA, machine=m,
+                settings=dict(measure.Settings(True).as_dict(), ops=["gemm"], isas=["scalar"], threads=1),
+                peaks=peaks.Peaks.for_cpu().as_dict(),
                 results=[base, rec], notes=["a note"], elapsed_seconds=0.5)
 
 
@@ -223,34 +230,34 @@ def test_bench_rejects_bad_arguments(capsys):
 
 def test_measure_takes_the_median_of_enough_calls():
     calls = []
-    t = _bench.measure(lambda: calls.append(1), _bench.Settings(quick=True))
+    t = measure.measure(lambda: calls.append(1), measure.Settings(quick=True))
     assert t["repeats"] >= 3 and len(calls) == t["repeats"] + 1  # plus the warm-up
     assert 0 <= t["seconds_min"] <= t["seconds"]
 
 
-def test_clock_estimate_is_plausible_or_absent():
-    hz = _bench.estimate_clock_hz(runs=2, iterations=100_000)
-    assert hz is None or 1e8 < hz < 1e11
-
-
 def test_peak_table_covers_every_available_path():
+    here = peaks.Peaks.for_cpu()
     for isa in iq.available_isas():
         for kind in ("gemm", "dwconv"):
-            assert (kind, isa) in _bench.PATH_INSTRUCTION, (kind, isa)
-            assert _bench.PATH_INSTRUCTION[(kind, isa)] in _bench.INSTRUCTIONS
+            instr = here.instruction(kind, isa)
+            assert instr in peaks.INSTRUCTIONS, (kind, isa)
+            assert peaks.INSTRUCTIONS[instr][0] == here.row.arch, (kind, isa, instr)
 
 
 def test_conv_kind_of_every_bench_layer():
     """Every bench layer names the kernel kind that runs it on every path, with a peak to compare
-    (the small-group layer: the small-group kernel where the path has one)."""
-    from intquant_kernels._bench_cases import CONV_LAYERS
+    (the small-group layer: the small-group kernel where the path has one), and the kernels its
+    plan runs, all of that path's."""
     for isa in iq.available_isas():
-        for layer in CONV_LAYERS:
-            kind = _bench.conv_kind(layer, isa)
-            want = ("dwconv" if layer.depthwise else
-                    "gconv" if layer.groups > 1 and iq.kernel_names(isa)["gconv"] else "gemm")
-            assert kind == want, (isa, layer.name, kind)
-            assert iq.kernel_names(isa)[kind] is not None, (isa, layer.name)
+        names = iq.kernel_names(isa)
+        for layer in cases.CONV_LAYERS:
+            for layout in ("NHWC", "NCHW"):
+                kind = kernel_kind.conv_kind(layer, isa, layout)
+                want = ("dwconv" if layer.depthwise else
+                        "gconv" if layer.groups > 1 and names["gconv"] else "gemm")
+                assert kind == want, (isa, layer.name, layout, kind)
+                kernels = kernel_kind.conv_kernels(layer, isa, layout).split(", ")
+                assert kernels and set(kernels) <= set(names.values()), (isa, layer.name, layout, kernels)
 
 
 # --- benchmarks/results.py ----------------------------------------------------------
@@ -273,7 +280,7 @@ def test_results_md_from_a_bench_json(quantize_bench, tmp_path, capsys):
     assert "| case | implementation | ms |" in md
     for r in doc["results"]:
         assert re.search(rf"\| {re.escape(r['case'])} \| {re.escape(r['impl'])} \| "
-                         rf"{re.escape(_bench.fmt(r['seconds'] * 1e3))} \|", md), r["impl"]
+                         rf"{re.escape(report.fmt(r['seconds'] * 1e3))} \|", md), r["impl"]
     assert f"]({os.path.relpath(quantize_bench['plot'], tmp_path)})" in md
     assert "python benchmarks/results.py benchmarks/results.json" in md
 
@@ -307,6 +314,7 @@ def test_main_job_info_validate_and_quick_bench():
     for isa in iq.available_isas():
         for op in cli.VALIDATE_OPS:
             assert any(line.split()[:3] == [op, isa, "PASS"] for line in out.splitlines()), (op, isa)
-    for title in ("GEMM:", "Convolution:", "quantize float32", "Peak per core"):
+    for title in ("GEMM:", "Convolution:", "float32 conv baselines against numpy.matmul of the same product",
+                  "quantize float32", "Peak per core", "peak table row:"):
         assert title in out
     assert "mode: --quick" in out and "bench: done" in r.stderr

@@ -3,6 +3,7 @@
 
 #include <pybind11/stl.h>
 
+#include "runtime/clock.h"
 #include "runtime/cpu_features.h"
 #include "runtime/kernel_counter.h"
 #include "runtime/thread_pool.h"
@@ -34,6 +35,22 @@ void bind_runtime(py::module_& m) {
   });
   m.def("cpu_vendor", [] { return iqk::cpu_features().vendor; });
   m.def("cpu_brand", [] { return iqk::cpu_features().brand; });
+  m.def("cpu_id", [] {
+    const iqk::CpuFeatures& f = iqk::cpu_features();
+    auto field = [](int v) -> py::object { return v < 0 ? py::object(py::none()) : py::object(py::int_(v)); };
+    py::dict d;
+    d["arch"] = f.arch;
+    d["vendor"] = f.vendor;
+    d["brand"] = f.brand;
+    d["family"] = field(f.family);
+    d["model"] = field(f.model);
+    d["stepping"] = field(f.stepping);
+    d["midr_implementer"] = field(f.midr_implementer);
+    d["midr_variant"] = field(f.midr_variant);
+    d["midr_part"] = field(f.midr_part);
+    d["midr_revision"] = field(f.midr_revision);
+    return d;
+  });
   m.def("kernel_names", [](const std::string& name) {
     const iqk::KernelTable* t = &table_of(name);
     py::dict d;
@@ -56,6 +73,18 @@ void bind_runtime(py::module_& m) {
     for (const auto& [name, calls] : iqk::kernel_call_counts()) d[py::str(name)] = calls;
     return d;
   });
+  m.def(
+      "estimate_clock_hz",
+      [](int runs, int64_t iterations) {
+        if (runs < 1 || iterations < 1)
+          throw py::value_error("estimate_clock_hz: runs and iterations must be positive, got " +
+                                std::to_string(runs) + " and " + std::to_string(iterations));
+        py::gil_scoped_release release;
+        return iqk::estimate_clock_hz(runs, iterations);
+      },
+      py::arg("runs") = 200, py::arg("iterations") = 100'000,
+      "The core clock while busy (Hz), from the fastest of `runs` timed chains of 16 * `iterations` dependent "
+      "integer adds; None where no chain is written for this architecture (x86-64 and AArch64 have one).");
   m.def("get_num_threads", &iqk::get_num_threads);
   m.def("parallel_runs", &iqk::parallel_runs);
   m.def("default_num_threads", &iqk::default_num_threads);

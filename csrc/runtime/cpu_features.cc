@@ -12,6 +12,9 @@
 
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
+
+#include <cstdio>
+#include <cstdlib>
 #endif
 
 namespace iqk {
@@ -73,6 +76,13 @@ void detect_x86(CpuFeatures& f) {
   }
   if (max_leaf < 1) return;
   const Regs l1 = cpuid(1, 0);
+  {
+    const int base_family = (l1.a >> 8) & 0xF, base_model = (l1.a >> 4) & 0xF;
+    f.family = base_family == 0xF ? base_family + static_cast<int>((l1.a >> 20) & 0xFF) : base_family;
+    f.model = base_family == 0x6 || base_family == 0xF ? static_cast<int>(((l1.a >> 16) & 0xF) << 4) + base_model
+                                                       : base_model;
+    f.stepping = l1.a & 0xF;
+  }
   const bool osxsave = bit(l1.c, 27);
   const unsigned long long xcr0 = osxsave ? xgetbv0() : 0;
   // The OS must save the wide registers, or using them corrupts state across
@@ -106,9 +116,30 @@ void detect_x86(CpuFeatures& f) {
 #endif
 
 #if defined(__aarch64__)
+#if defined(__linux__)
+// MIDR_EL1 of the first CPU as Linux exposes it ("0x00000000410fd0c1"); user
+// space cannot read the register itself without the kernel trapping it.
+void read_midr(CpuFeatures& f) {
+  std::FILE* file = std::fopen("/sys/devices/system/cpu/cpu0/regs/identification/midr_el1", "r");
+  if (!file) return;
+  char buf[64] = {};
+  const bool ok = std::fgets(buf, sizeof buf, file) != nullptr;
+  std::fclose(file);
+  if (!ok) return;
+  char* end = nullptr;
+  const unsigned long long midr = std::strtoull(buf, &end, 16);
+  if (end == buf) return;
+  f.midr_implementer = static_cast<int>((midr >> 24) & 0xFF);
+  f.midr_variant = static_cast<int>((midr >> 20) & 0xF);
+  f.midr_part = static_cast<int>((midr >> 4) & 0xFFF);
+  f.midr_revision = static_cast<int>(midr & 0xF);
+}
+#endif
+
 void detect_arm(CpuFeatures& f) {
   f.vendor = "arm";
 #if defined(__linux__)
+  read_midr(f);
   const unsigned long hwcap = getauxval(AT_HWCAP);
   const unsigned long hwcap2 = getauxval(AT_HWCAP2);
   f.neon = (hwcap >> 1) & 1;                   // HWCAP_ASIMD
@@ -123,9 +154,13 @@ void detect_arm(CpuFeatures& f) {
 CpuFeatures detect() {
   CpuFeatures f;
 #if defined(__x86_64__) || defined(__i386__)
+  f.arch = sizeof(void*) == 8 ? "x86_64" : "x86";
   detect_x86(f);
 #elif defined(__aarch64__)
+  f.arch = "aarch64";
   detect_arm(f);
+#else
+  f.arch = "other";
 #endif
   return f;
 }

@@ -20,6 +20,13 @@ struct CpuFeatures {
   // aarch64 (getauxval)
   bool neon = false, neon_dotprod = false, neon_i8mm = false;
   std::string vendor, brand;
+  // What the CPU says it is, the key of the benchmark's peak table; -1 where
+  // unknown. x86: the display family and model of cpuid leaf 1 (base and
+  // extended fields combined as the vendors' manuals do) and the stepping.
+  // AArch64: the fields of MIDR_EL1, where Linux exposes it in sysfs.
+  std::string arch;  // "x86_64", "x86", "aarch64" or "other"
+  int family = -1, model = -1, stepping = -1;
+  int midr_implementer = -1, midr_variant = -1, midr_part = -1, midr_revision = -1;
 
   std::vector<std::pair<std::string, bool>> flags() const;
 };

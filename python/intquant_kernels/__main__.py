@@ -18,7 +18,14 @@ def cmd_info(args) -> int:
     print(f"intquant_kernels {iq.__version__}  (numpy {np.__version__}, Python {platform.python_version()})")
     from intquant_kernels import _core
 
-    print(f"CPU: {_core.cpu_brand() or platform.processor() or 'unknown'} ({_core.cpu_vendor()}, {platform.machine()})")
+    cpu = _core.cpu_id()
+    if cpu["family"] is not None:
+        ident = f", family 0x{cpu['family']:02X} model 0x{cpu['model']:02X}"
+    elif cpu["midr_implementer"] is not None:
+        ident = f", MIDR implementer 0x{cpu['midr_implementer']:02X} part 0x{cpu['midr_part']:03X}"
+    else:
+        ident = ""
+    print(f"CPU: {cpu['brand'] or platform.processor() or 'unknown'} ({cpu['vendor']}{ident}, {platform.machine()})")
     flags = [k for k, on in iq.cpu_features().items() if on]
     print(f"features: {' '.join(flags) if flags else '(none detected)'}")
     for name in iq.ISA_NAMES:
@@ -215,7 +222,7 @@ def cmd_validate(args) -> int:
 # ---------------------------------------------------------------------------
 
 def _ops_arg(value: str) -> list:
-    from ._bench import OPS
+    from .bench.runner import OPS
 
     ops = [o.strip() for o in value.split(",") if o.strip()]
     bad = [o for o in ops if o not in OPS]
@@ -235,20 +242,20 @@ def _threads_arg(value: str) -> int:
 
 
 def cmd_bench(args) -> int:
-    from . import _bench
+    from .bench import plot, report, runner
 
     isas = _isas_arg(args.isa, "bench")
     if isas is None:
         return 2
-    doc = _bench.run(ops=args.ops, isas=isas, quick=args.quick, threads=args.threads)
-    sys.stdout.write(_bench.report(doc))
+    doc = runner.run(ops=args.ops, isas=isas, quick=args.quick, threads=args.threads)
+    sys.stdout.write(report.plain(doc))
     sys.stdout.flush()
     if args.json:
-        _bench.write_json(doc, args.json)
+        report.write_json(doc, args.json)
         print(f"bench: wrote {args.json}", file=sys.stderr)
     if args.plot:
         try:
-            _bench.plot(doc, args.plot)
+            plot.write_png(doc, args.plot)
         except ImportError:
             print("bench: plot skipped: matplotlib is not installed "
                   "(pip install 'intquant_kernels[bench]')", file=sys.stderr)
@@ -258,13 +265,15 @@ def cmd_bench(args) -> int:
 
 
 BENCH_EPILOG = """\
-Cases: the GEMM shapes and conv layers of intquant_kernels/_bench_cases.py
+Cases: the GEMM shapes and conv layers of intquant_kernels/bench/cases.py
 (their quick subsets with --quick) and quantize/dequantize of 16M elements.
 Per case: the int8 throughput of each ISA path (GOPS; weights packed once,
 preallocated out=, so the kernel is what is timed), the float32 baseline
-measured in the same run (numpy.matmul; torch.conv2d or a NumPy conv; np.copyto
-for quantize), their ratio, the peers (onnxruntime, torch) when installed, and
-ops per cycle against the path's peak (both estimates). Figures are medians of
+measured in the same run (numpy.matmul; torch.conv2d or a NumPy conv, beside
+numpy.matmul of the same product; np.copyto for quantize), their ratio, affine
+against scale weights on the best path, the peers (onnxruntime, torch) when
+installed, and ops per cycle against the path's peak (both estimates; the peak
+table row is chosen by the CPU's family and model). Figures are medians of
 repeated calls after a warm-up. The scalar path runs only the small cases
 unless it is asked for alone. Progress goes to stderr, the table to stdout.
 

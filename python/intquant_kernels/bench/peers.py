@@ -54,9 +54,27 @@ def openblas_corename() -> str:
     return "unknown"
 
 
+def openblas_threads(n: int | None) -> int | None:
+    """Set OpenBLAS's thread count in this process (if n) and return the previous one, or None."""
+    libs = openblas_libs()
+    if not libs:
+        return None
+    lib = libs[0]
+    for suffix in ("64_", ""):
+        for prefix in ("scipy_openblas", "openblas"):
+            get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+            put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+            if get is not None and put is not None:
+                previous = int(get())
+                if n is not None:
+                    put(ctypes.c_int(n))
+                return previous
+    return None
+
+
 _SUBPROCESS_TIMER = r"""
 import json, sys, time, numpy as np
-from intquant_kernels._peers import openblas_corename
+from intquant_kernels.bench.peers import openblas_corename
 m, k, n, reps = map(int, sys.argv[1:5])
 rng = np.random.default_rng(0)
 a = rng.standard_normal((m, k), dtype=np.float32); b = rng.standard_normal((k, n), dtype=np.float32)
@@ -221,35 +239,91 @@ def torch_conv2d_f32(x_f32_nchw: np.ndarray, w_f32: np.ndarray, stride, padding,
 
 
 def numpy_conv2d_f32(x_f32_nchw: np.ndarray, w_f32: np.ndarray, stride, padding, groups):
-    """Float32 convolution in NumPy, the baseline when torch is not installed:
-    zero padding, im2col (a sliding_window_view of the padded input, copied to
-    (N*OH*OW, C/groups*KH*KW) rows) and one float32 matmul (OpenBLAS) per group,
-    written to an NCHW float32 output. Padding and im2col are part of the timed call."""
-    x = np.ascontiguousarray(x_f32_nchw, dtype=np.float32)
+    """Float32 convolution in NumPy, the baseline when torch is not installed,
+    as fast as NumPy allows: everything that does not depend on the values
+    (the NHWC copy of the input, its zero padding, the weights as matrices)
+    is made here, before timing, and the timed call returns the NHWC output
+    (N, OH, OW, OC). The callable's ``method`` names how it computes, and
+    ``product`` the float32 matmul it runs, ``(groups, rows, K, columns)``
+    (None for the depthwise sum):
+
+    - 1x1, stride 1, no padding, one group: one ``numpy.matmul`` of the
+      (N*OH*OW, C) pixels by the (C, OC) weights;
+    - otherwise, not depthwise: im2col rows (N*OH*OW, KH*KW*C/groups) per
+      group, copied from a strided window view of the padded input, then one
+      batched ``numpy.matmul`` (one product per group), moved to the NHWC
+      output where there are several groups. The copies move each pixel's
+      C/groups channels (OC/groups outputs) as one element (a NumPy void of
+      their bytes), so that small groups are not copied 4 bytes at a time;
+    - depthwise (groups == C == OC): the sum over the KH*KW taps of a strided
+      view of the padded input times that tap's per-channel weights.
+    """
+    x = np.asarray(x_f32_nchw, dtype=np.float32)
+    w = np.asarray(w_f32, dtype=np.float32)
     n, c, h, wd = x.shape
-    oc, cg, kh, kw = w_f32.shape
-    if kh != kw:
-        raise PeerUnavailable("numpy_conv2d_f32: square kernels only")
+    oc, cg, kh, kw = w.shape
     if c != cg * groups or oc % groups:
-        raise ValueError(f"numpy_conv2d_f32: C={c}, OC={oc} and weights {w_f32.shape} do not match groups={groups}")
+        raise ValueError(f"numpy_conv2d_f32: C={c}, OC={oc} and weights {w.shape} do not match groups={groups}")
     ocg = oc // groups
-    oh, ow = _conv_out_hw(h, wd, kh, stride, padding)
-    # (G, C/G*KH*KW, OC/G): each group's weights as the right-hand matrix.
-    wmat = np.ascontiguousarray(
-        np.asarray(w_f32, np.float32).reshape(groups, ocg, cg * kh * kw).transpose(0, 2, 1))
-    out = np.empty((n, oc, oh, ow), np.float32)
-    s = stride
+    s, p = stride, padding
+    oh, ow = (h + 2 * p - kh) // s + 1, (wd + 2 * p - kw) // s + 1
+    rows = n * oh * ow
+    x_nhwc = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+
+    if kh == kw == 1 and s == 1 and p == 0 and groups == 1:
+        pixels = x_nhwc.reshape(rows, c)
+        wmat = np.ascontiguousarray(w.reshape(oc, c).T)
+        out = np.empty((rows, oc), np.float32)
+
+        def run():
+            np.matmul(pixels, wmat, out=out)
+            return out.reshape(n, oh, ow, oc)
+
+        run.method, run.product = "numpy matmul (1x1)", (1, rows, c, oc)
+        return run
+
+    xp = np.pad(x_nhwc, ((0, 0), (p, p), (p, p), (0, 0)))
+    if groups == c == oc:
+        taps = [xp[:, i:i + s * (oh - 1) + 1:s, j:j + s * (ow - 1) + 1:s, :] for i in range(kh) for j in range(kw)]
+        wtaps = np.ascontiguousarray(w.reshape(c, kh * kw).T)  # (KH*KW, C)
+        out = np.empty((n, oh, ow, c), np.float32)
+        tmp = np.empty_like(out)
+
+        def run():
+            np.multiply(taps[0], wtaps[0], out=out)
+            for t in range(1, len(taps)):
+                np.multiply(taps[t], wtaps[t], out=tmp)
+                np.add(out, tmp, out=out)
+            return out
+
+        run.method, run.product = f"numpy depthwise (sum of {kh}x{kw} strided views)", None
+        return run
+
+    k = kh * kw * cg
+    group = np.dtype((np.void, cg * 4))  # one group's channels of one pixel
+    windows = np.lib.stride_tricks.sliding_window_view(xp.view(group), (kh, kw), axis=(1, 2))
+    windows = windows[:, ::s, ::s][:, :oh, :ow].transpose(3, 0, 1, 2, 4, 5)  # (G, N, OH, OW, KH, KW)
+    cols = np.empty((groups, rows, k), np.float32)  # K ordered (KH, KW, C/G)
+    cols_view = cols.view(group).reshape(groups, n, oh, ow, kh, kw)
+    wmat = np.ascontiguousarray(w.reshape(groups, ocg, cg, kh, kw).transpose(0, 3, 4, 2, 1).reshape(groups, k, ocg))
+    by_group = np.empty((groups, rows, ocg), np.float32)
+    out = by_group[0] if groups == 1 else np.empty((rows, groups, ocg), np.float32)
+    # Several groups: the product is written contiguously (OpenBLAS is slower
+    # writing rows strided by OC), then each pixel's group outputs move to NHWC
+    # as one element each.
+    column = np.dtype((np.void, ocg * 4))
+    by_group_columns = by_group.view(column).reshape(groups, rows).T
+    out_columns = out.view(column).reshape(rows, groups)
 
     def run():
-        xp = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding))) if padding else x
-        # (N, C, OH, OW, KH, KW) view of the windows.
-        win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(2, 3))[:, :, ::s, ::s][:, :, :oh, :ow]
-        for g in range(groups):
-            cols = win[:, g * cg:(g + 1) * cg].transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, cg * kh * kw)
-            res = cols @ wmat[g]
-            out[:, g * ocg:(g + 1) * ocg] = res.reshape(n, oh, ow, ocg).transpose(0, 3, 1, 2)
-        return out
+        np.copyto(cols_view, windows)
+        np.matmul(cols, wmat, out=by_group)
+        if groups > 1:
+            np.copyto(out_columns, by_group_columns)
+        return out.reshape(n, oh, ow, oc)
 
+    run.method = "numpy im2col(strided view)+" + ("matmul" if groups == 1 else f"batched matmul ({groups} groups)")
+    run.product = (groups, rows, k, ocg)
     return run
 
 
