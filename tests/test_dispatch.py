@@ -262,20 +262,27 @@ def test_num_threads_round_trip():
         assert iq.get_num_threads() == n
 
 
-@pytest.mark.parametrize("bad", [0, -1, -100])
-def test_set_num_threads_rejects_non_positive(bad):
+@pytest.mark.parametrize("bad", [0, -1, -100, 1025, 2**31, 2**70])
+def test_set_num_threads_rejects_out_of_range(bad):
     iq.set_num_threads(2)
-    with pytest.raises(ValueError, match=rf"number of threads must be a positive integer, got {bad}"):
+    with pytest.raises(ValueError, match=rf"number of threads must lie in \[1, 1024\], got {bad}"):
         iq.set_num_threads(bad)
     assert iq.get_num_threads() == 2
 
 
-@pytest.mark.parametrize("bad", ["2", 2.0, None, True, [2]], ids=["str", "float", "None", "bool", "list"])
+@pytest.mark.parametrize("bad", ["2", 2.0, None, True, np.bool_(True), [2]],
+                         ids=["str", "float", "None", "bool", "np.bool_", "list"])
 def test_set_num_threads_rejects_non_int(bad):
     iq.set_num_threads(2)
-    with pytest.raises(TypeError, match=r"number of threads must be an int"):
+    with pytest.raises(TypeError, match=r"number of threads must be an integer"):
         iq.set_num_threads(bad)
     assert iq.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("n", [np.int64(3), np.int32(3), np.uint8(3)], ids=["int64", "int32", "uint8"])
+def test_set_num_threads_takes_numpy_integers(n):
+    iq.set_num_threads(n)
+    assert iq.get_num_threads() == 3
 
 
 def test_get_num_threads_is_positive_int():

@@ -11,6 +11,7 @@ from . import _validate as v
 from . import reference as _ref
 from ._conv_common import (accumulator_bound, channel_zero_points, check_output_channels, check_packed_args,
                            conv_activations, conv_geometry, conv_groups, conv_weights, resolve_qconv)
+from ._cache import Cache
 from ._dispatch import active_isa
 from ._gemm import _OUT, _columns
 from ._gemm_common import EpilogueCache, kernel_args
@@ -54,7 +55,7 @@ class ConvPlan:
 _OUT_OF_DTYPE = {np.dtype(np.int32): _OUT.i32, np.dtype(np.float32): _OUT.f32,
                  np.dtype(np.int8): _OUT.q8, np.dtype(np.uint8): _OUT.q8}
 
-_PLANS: dict = {}
+_PLANS = Cache(maxsize=256)
 
 
 def _plain(value) -> bool:
@@ -76,12 +77,7 @@ def _plan(x_shape, pw: PackedConvWeights, stride, padding, dilation, layout, isa
     if not (_plain(stride) and _plain(padding) and _plain(dilation) and type(layout) is str):
         return _make_plan(x_shape, pw, stride, padding, dilation, layout, isa, out)
     key = (x_shape, pw.shape, pw.groups, pw._fits_int8, stride, padding, dilation, layout, isa, out)
-    plan = _PLANS.get(key)
-    if plan is None:
-        plan = _make_plan(x_shape, pw, stride, padding, dilation, layout, isa, out)
-        if len(_PLANS) < 256:
-            _PLANS[key] = plan
-    return plan
+    return _PLANS.get(key, lambda: _make_plan(x_shape, pw, stride, padding, dilation, layout, isa, out))
 
 
 def _packed(w, groups, w_zero_point) -> PackedConvWeights:
@@ -175,6 +171,8 @@ _resolve = EpilogueCache(resolve_qconv)
 
 def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW", x_zero_point=0, w_zero_point=0,
            out=None):
+    if out is not None:
+        v.no_overlap(out, x=x, w=w, w_zero_point=w_zero_point)
     pw = _packed(w, groups, w_zero_point)
     return _run(x, pw, stride, padding, dilation, layout, x_zero_point, _OUT.i32, out, np.int32)
 
@@ -182,6 +180,8 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW", x_
 def qconv2d(x, w, x_scale, w_scale, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW",
             x_zero_point=0, w_zero_point=0, bias=None, relu=False, out_scale=None, out_zero_point=0,
             out_dtype=np.float32, out=None):
+    if out is not None:
+        v.no_overlap(out, x=x, w=w, x_scale=x_scale, w_scale=w_scale, w_zero_point=w_zero_point, bias=bias)
     pw = _packed(w, groups, w_zero_point)
     ep = _resolve(pw.shape[0], x_scale, w_scale, bias, relu, out_scale, out_zero_point, out_dtype, _columns)
     kind = _OUT.q8 if ep.requantize else _OUT.f32

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import threading
+
+import numpy as np
 
 from . import _core
 
@@ -85,11 +88,18 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
-def set_num_threads(n: int) -> None:
-    """Let the kernels use ``n`` threads (n >= 1)."""
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"number of threads must be an int, got {type(n).__name__}")
-    _core.set_num_threads(n)
+#: The most threads the kernels may be given.
+MAX_THREADS = 1024
+
+
+def set_num_threads(n) -> None:
+    """Let the kernels use ``n`` threads: any integral number (Python or NumPy, not a bool) in
+    [1, MAX_THREADS]."""
+    if isinstance(n, (bool, np.bool_)) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"number of threads must be an integer, got {type(n).__name__}")
+    if not 1 <= int(n) <= MAX_THREADS:
+        raise ValueError(f"number of threads must lie in [1, {MAX_THREADS}], got {int(n)}")
+    _core.set_num_threads(int(n))
 
 
 def _apply_environment() -> None:
@@ -106,6 +116,6 @@ def _apply_environment() -> None:
             n = int(threads)
         except ValueError:
             n = 0
-        if n < 1:
-            raise ValueError(f"INTQUANT_NUM_THREADS must be a positive integer, got {threads!r}")
+        if not 1 <= n <= MAX_THREADS:
+            raise ValueError(f"INTQUANT_NUM_THREADS must be an integer in [1, {MAX_THREADS}], got {threads!r}")
         set_num_threads(n)

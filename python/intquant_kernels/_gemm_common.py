@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import _validate as v
+from ._cache import Cache
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,7 @@ class QgemmEpilogue:
     # The epilogue arguments of the compiled kernels, and per packed weights and
     # activation zero point the column offsets with bias_q folded in (kernel_args).
     args: tuple = field(init=False, repr=False, compare=False)
-    memo: weakref.WeakKeyDictionary = field(init=False, repr=False, compare=False,
-                                            default_factory=weakref.WeakKeyDictionary)
+    memo: Cache = field(init=False, repr=False, compare=False, default_factory=lambda: Cache(weak_keys=True))
 
     def __post_init__(self):
         object.__setattr__(self, "args", (self.scale, self.bias, self.relu, self.out_zp, self.lo, self.hi))
@@ -53,16 +52,11 @@ def kernel_args(pw, a_zp_u: int, ep: "QgemmEpilogue | None"):
         return pw._column_offsets(a_zp_u, wrapped=True), NO_EPILOGUE
     if ep.bias_q is None:
         return pw._column_offsets(a_zp_u, wrapped=True), ep.args
-    per_w = ep.memo.get(pw)
-    if per_w is None:
-        per_w = {}
-        ep.memo[pw] = per_w
-    col_off = per_w.get(a_zp_u)
-    if col_off is None:
+    def offsets():
         col_off = wrap_int32(pw._column_offsets(a_zp_u) - ep.bias_q)
         col_off.setflags(write=False)
-        if len(per_w) < 16:
-            per_w[a_zp_u] = col_off
+        return col_off
+    col_off = ep.memo.get(pw, lambda: Cache(maxsize=16)).get(a_zp_u, offsets)
     return col_off, ep.args
 
 
@@ -91,7 +85,9 @@ def columns_numpy(n, a_s, b_s, bias32, o_s):
         if bias32 is None:
             return m, None
         bq = np.rint(np.divide(bias32, s, dtype=np.float32))
-        if not (np.abs(bq) <= v.INT32_MAX).all():
+        # In float64: float32 cannot hold INT32_MAX (it rounds to 2**31), and the C++ of the
+        # fast path compares in double.
+        if not (np.abs(bq.astype(np.float64)) <= v.INT32_MAX).all():
             raise ValueError("bias / (a_scale * b_scale) must be finite and fit int32")
         return m, bq.astype(np.int64)
 
@@ -187,8 +183,7 @@ class EpilogueCache:
 
     def __init__(self, resolve, size=64):
         self._resolve = resolve
-        self._size = size
-        self._cache = {}
+        self._cache = Cache(maxsize=size)
 
     def __call__(self, n, scale_a, scale_b, bias, relu, out_scale, out_zero_point, out_dtype, columns):
         args = (n, scale_a, scale_b, bias, relu, out_scale, out_zero_point, out_dtype)
@@ -197,8 +192,8 @@ class EpilogueCache:
                    _key(out_zero_point), _dtype_key(out_dtype), columns)
         except (TypeError, ValueError):
             return self._resolve(*args, columns=columns)
-        ep = self._cache.get(key)
-        if ep is None:
+
+        def resolve():
             ep = self._resolve(*args, columns=columns)
             # Private read-only copies: a resolved array may be the caller's own (a float32
             # bias passes through), which may change after this call.
@@ -209,8 +204,5 @@ class EpilogueCache:
                     arr = np.array(arr, copy=True)
                     arr.setflags(write=False)
                     own[name] = arr
-            ep = dataclasses.replace(ep, **own)
-            if len(self._cache) >= self._size:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[key] = ep
-        return ep
+            return dataclasses.replace(ep, **own)
+        return self._cache.get(key, resolve)

@@ -5,25 +5,23 @@ import numpy as np
 
 from . import _core
 from . import _validate as v
-from ._cache import BuildOnce
+from ._cache import Cache
 from ._dispatch import active_isa
 
 
-def column_offsets(cache: dict, colsum, zero_point, k: int, a_zp_u: int, wrapped: bool) -> np.ndarray:
-    """``a_zp_u * colsum - k * a_zp_u * zero_point`` (zero_point None: all zero), remembered in
-    ``cache`` per activation zero point: int64, or with ``wrapped`` the int32 the kernels use
-    (modulo 2**32). Shared by PackedWeights and PackedConvWeights."""
-    cached = cache.get(a_zp_u)
-    if cached is None:
+def column_offsets(cache, colsum, zero_point, k: int, a_zp_u: int, wrapped: bool) -> np.ndarray:
+    """``a_zp_u * colsum - k * a_zp_u * zero_point`` (zero_point None: all zero), kept in
+    ``cache`` (a Cache) per activation zero point: int64, or with ``wrapped`` the int32 the
+    kernels use (modulo 2**32). Shared by PackedWeights and PackedConvWeights."""
+    def build():
         off = a_zp_u * colsum.astype(np.int64)
         if zero_point is not None:
             off -= k * a_zp_u * zero_point.astype(np.int64)
-        cached = (off, off.astype(np.uint32, casting="unsafe").view(np.int32))
-        for arr in cached:
+        pair = (off, off.astype(np.uint32, casting="unsafe").view(np.int32))
+        for arr in pair:
             arr.setflags(write=False)
-        if len(cache) < 16:
-            cache[a_zp_u] = cached
-    return cached[1] if wrapped else cached[0]
+        return pair
+    return cache.get(a_zp_u, build)[1 if wrapped else 0]
 
 
 class PackedWeights:
@@ -51,8 +49,8 @@ class PackedWeights:
         self._colsum.setflags(write=False)
         self._span = v.weight_span(self._zero_point)  # for the exactness bound
         self._has_zp = bool(np.any(self._zero_point))
-        self._offsets = {}  # activation zero point (unsigned) -> column offsets, see _column_offsets
-        self._packed = BuildOnce()  # ISA path -> _core.Packed (its GEMM kernel's panels)
+        self._offsets = Cache(maxsize=16)  # activation zero point (unsigned) -> column offsets
+        self._packed = Cache()  # ISA path -> _core.Packed (its GEMM kernel's panels)
         self._for_isa(active_isa())
 
     @property

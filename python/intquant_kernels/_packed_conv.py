@@ -6,7 +6,7 @@ import numpy as np
 from . import _core
 from . import _validate as v
 from ._conv_common import channel_zero_points, check_output_channels, conv_groups, conv_weights
-from ._cache import BuildOnce
+from ._cache import Cache
 from ._dispatch import active_isa
 from ._packed import column_offsets
 
@@ -49,8 +49,8 @@ class PackedConvWeights:
         # take only such channels; conv_plan asks).
         wd = self._w.reshape(oc, self.k).astype(np.int32) - self._zero_point[:, None]
         self._fits_int8 = bool(np.all((wd >= -128) & (wd <= 127)))
-        self._offsets = {}
-        self._packed = BuildOnce()  # (layout kind, ISA path or None) -> _core.Packed
+        self._offsets = Cache(maxsize=16)
+        self._packed = Cache()  # (layout kind, ISA path or None) -> _core.Packed
         self._layout("depthwise" if self.depthwise else "gemm_panels", active_isa())
 
     @property

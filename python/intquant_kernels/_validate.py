@@ -83,13 +83,23 @@ class QuantParams:
         return values.reshape(shape)
 
 
+def integers(value, what: str, lo: int, hi: int, forms: str = "an integer or a 1-D integer array") -> np.ndarray:
+    """``value`` as an integer array. Python integers too large for any NumPy integer dtype
+    (an object array) are a ValueError giving the range [lo, hi]; non-integers a TypeError."""
+    a = np.asarray(value)
+    if a.dtype == object and a.size and all(isinstance(e, int) and not isinstance(e, bool) for e in a.flat):
+        bad = next(e for e in a.flat if not lo <= e <= hi)
+        raise ValueError(f"{what} must lie in [{lo}, {hi}], got {bad}")
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{what} must be {forms}, got dtype {a.dtype}")
+    return a
+
+
 def quant_params(shape, scale, zero_point, axis, qmin: int, qmax: int) -> QuantParams:
     scale_a = np.asarray(scale)
     if scale_a.dtype.kind not in "fiu":
         raise TypeError(f"scale must be a real number or a 1-D array of them, got dtype {scale_a.dtype}")
-    zp_a = np.asarray(zero_point)
-    if zp_a.dtype.kind not in "iu":
-        raise TypeError(f"zero_point must be an integer or a 1-D integer array, got dtype {zp_a.dtype}")
+    zp_a = integers(zero_point, "zero_point", qmin, qmax)
     for name, a in (("scale", scale_a), ("zero_point", zp_a)):
         if a.ndim > 1:
             raise ValueError(f"{name} must be a scalar or 1-D (one value per channel), got shape {a.shape}")
@@ -141,6 +151,16 @@ def quant_params(shape, scale, zero_point, axis, qmin: int, qmax: int) -> QuantP
     )
 
 
+def no_overlap(out, **inputs) -> None:
+    """An ``out`` array must not share memory with any array argument (``np.may_share_memory``):
+    the kernels write ``out`` while they still read their inputs. Inputs may overlap each other."""
+    if out is None or not isinstance(out, np.ndarray):
+        return
+    for name, value in inputs.items():
+        if isinstance(value, np.ndarray) and np.may_share_memory(out, value):
+            raise ValueError(f"out shares memory with {name}: an output must not overlap any input")
+
+
 def check_out(out, shape, dtype, what: str = "out") -> np.ndarray:
     """A caller-supplied output array: right type, dtype, shape, C-contiguous, writable."""
     if not isinstance(out, np.ndarray):
@@ -165,9 +185,7 @@ def scalar_int(value, what: str, lo: int, hi: int) -> int:
     """An integer scalar within [lo, hi]."""
     if type(value) is int and lo <= value <= hi:  # the common case, without a NumPy round trip
         return value
-    a = np.asarray(value)
-    if a.dtype.kind not in "iu":
-        raise TypeError(f"{what} must be an integer, got {a.dtype}")
+    a = integers(value, what, lo, hi, "an integer")
     if a.ndim != 0:
         raise ValueError(f"{what} must be a scalar (per-tensor), got shape {a.shape}")
     v = int(a)
@@ -178,9 +196,7 @@ def scalar_int(value, what: str, lo: int, hi: int) -> int:
 
 def column_zero_points(zero_point, n: int, what: str = "b_zero_point", each: str = "column") -> np.ndarray:
     """A scalar or (N,) int8-range zero point (one per ``each``), as (N,) int32."""
-    zp = np.asarray(zero_point)
-    if zp.dtype.kind not in "iu":
-        raise TypeError(f"{what} must be an integer or a 1-D integer array, got dtype {zp.dtype}")
+    zp = integers(zero_point, what, -128, 127)
     if zp.ndim > 1 or (zp.ndim == 1 and zp.shape[0] != n):
         raise ValueError(f"{what} must be a scalar or have shape ({n},) (one per {each}), got {zp.shape}")
     if np.any((zp < -128) | (zp > 127)):
@@ -230,6 +246,9 @@ def accumulator_bound(k: int, a_dtype: np.dtype, a_zp: int, bmax: int, extra: in
     """
     lo, hi = _Q_RANGES[np.dtype(a_dtype)]
     amax = max(abs(lo - a_zp), abs(hi - a_zp))
+    if extra > INT32_MAX:
+        raise ValueError(f"bias: max|bias| = {extra} leaves no room in the int32 accumulator "
+                         f"(|bias| must be <= {INT32_MAX})")
     worst = k * amax * bmax + extra
     if worst > INT32_MAX:
         kmax = (INT32_MAX - extra) // max(1, amax * bmax)

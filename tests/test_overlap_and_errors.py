@@ -1,0 +1,138 @@
+"""out= buffers that overlap an input, and the error cases of the hardening review.
+
+Every op with ``out=`` refuses an output that shares memory with any of its array arguments
+(``np.may_share_memory``), with the same ValueError on every path and in the reference; inputs
+that overlap each other stay legal. Integers too large for NumPy, an int32 bias that leaves no
+room in the accumulator, and a float bias that quantizes to 2**31 are refused alike by the fast
+path and the reference.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import intquant_kernels as iq
+from intquant_kernels import reference as ref
+
+from exact import assert_same
+
+OVERLAP = "out shares memory with"
+
+
+def _both(isa, call):
+    """call(module) on the forced path and on the reference: the exceptions (or None)."""
+    errors = []
+    for mod, ctx in ((iq, iq.use_isa(isa)), (ref, iq.use_isa(isa))):
+        with ctx:
+            try:
+                call(mod)
+                errors.append(None)
+            except (ValueError, TypeError) as e:
+                errors.append(e)
+    return errors
+
+
+def _assert_refused(isa, call, name):
+    fast, want = _both(isa, call)
+    for e in (fast, want):
+        assert isinstance(e, ValueError) and str(e).startswith(f"{OVERLAP} {name}"), (isa, e)
+    assert str(fast) == str(want)
+
+
+def test_the_reproducers(isa):
+    """The review's reproducers: dequantize into a float32 view of its own input's buffer, gemm and
+    qgemm into views of a's buffer."""
+    buf = np.zeros(256, np.uint8)
+    q = buf[:64].view(np.int8)
+    q[:] = np.arange(64)
+    _assert_refused(isa, lambda m: m.dequantize(q, 1.0, out=buf.view(np.float32)), "q")
+    assert_same(q, np.arange(64, dtype=np.int8), "q unchanged")
+    buf2 = np.zeros(256, np.uint8)
+    a = buf2[:64].reshape(8, 8)
+    a[:] = 1
+    b = np.ones((8, 8), np.int8)
+    _assert_refused(isa, lambda m: m.gemm(a, b, out=buf2.view(np.int32).reshape(8, 8)), "a")
+    _assert_refused(isa, lambda m: m.qgemm(a, b, 0.1, 0.1, out_scale=1.0, out_dtype=np.uint8, out=a), "a")
+    assert (a == 1).all()
+
+
+def test_every_op_and_argument(isa):
+    big = np.zeros(4096, np.uint8)
+    # quantize: out over x, over a per-channel scale.
+    x = big[:256].view(np.float32)
+    _assert_refused(isa, lambda m: m.quantize(x, 0.1, out=big[:64].view(np.int8)), "x")
+    scale = np.full(8, 0.1, np.float32)
+    _assert_refused(isa, lambda m: m.quantize(np.zeros((4, 8), np.float32), scale, axis=1,
+                                              out=scale.view(np.int8).reshape(4, 8)), "scale")
+    # dequantize: out over q.
+    _assert_refused(isa, lambda m: m.dequantize(big[:64].view(np.int8), 0.5, out=big[:256].view(np.float32)), "q")
+    # gemm / qgemm: out over b, over a float bias.
+    a = big[:64].reshape(8, 8)
+    b = big[64:128].view(np.int8).reshape(8, 8)
+    _assert_refused(isa, lambda m: m.gemm(a, b, out=big[64:320].view(np.int32).reshape(8, 8)), "b")
+    out_f = np.zeros((1, 2), np.float32)
+    _assert_refused(isa, lambda m: m.qgemm(np.zeros((1, 8), np.uint8), np.zeros((8, 2), np.int8), 0.1, 0.1,
+                                           bias=out_f[0], out=out_f), "bias")
+    # conv2d / qconv2d: out over x, over w.
+    cx = big[:32].reshape(1, 2, 4, 4)
+    w = np.ones((2, 2, 1, 1), np.int8)
+    _assert_refused(isa, lambda m: m.conv2d(cx, w, out=big[:128].view(np.int32).reshape(1, 2, 4, 4)), "x")
+    wbuf = np.zeros(32, np.int32)
+    wv = wbuf.view(np.int8)[:4].reshape(2, 2, 1, 1)
+    _assert_refused(isa, lambda m: m.conv2d(np.zeros((1, 2, 4, 4), np.uint8), wv, out=wbuf.reshape(1, 2, 4, 4)),
+                    "w")
+    _assert_refused(isa, lambda m: m.qconv2d(cx, w, 0.1, 0.1, out=big[:128].view(np.float32).reshape(1, 2, 4, 4)),
+                    "x")
+
+
+def test_inputs_may_overlap_each_other(isa):
+    buf = np.arange(64, dtype=np.int8)
+    a = buf.view(np.uint8).reshape(8, 8)
+    b = buf.reshape(8, 8)  # the same bytes as a, as int8
+    with iq.use_isa(isa):
+        assert_same(iq.gemm(a, b), ref.gemm(a, b), "a and b share memory")
+
+
+@pytest.mark.parametrize("case", ["quantize zp", "gemm a_zp", "gemm b_zp", "conv x_zp", "conv w_zp"])
+def test_huge_integers_are_out_of_range(case):
+    x = np.ones(4, np.float32)
+    a, b = np.ones((2, 2), np.uint8), np.ones((2, 2), np.int8)
+    cx, cw = np.ones((1, 2, 3, 3), np.uint8), np.ones((2, 2, 1, 1), np.int8)
+    calls = {
+        "quantize zp": (lambda m: m.quantize(x, 0.1, 2**70), r"zero_point must lie in \[-128, 127\]"),
+        "gemm a_zp": (lambda m: m.gemm(a, b, a_zero_point=2**70), r"a_zero_point must lie in \[0, 255\]"),
+        "gemm b_zp": (lambda m: m.gemm(a, b, b_zero_point=[2**70, 0]), r"b_zero_point must lie in \[-128, 127\]"),
+        "conv x_zp": (lambda m: m.conv2d(cx, cw, x_zero_point=-2**70), r"x_zero_point must lie in \[0, 255\]"),
+        "conv w_zp": (lambda m: m.conv2d(cx, cw, w_zero_point=2**64), r"w_zero_point must lie in \[-128, 127\]"),
+    }
+    call, pattern = calls[case]
+    msgs = []
+    for m in (iq, ref):
+        with pytest.raises(ValueError, match=pattern) as e:
+            call(m)
+        msgs.append(str(e.value))
+    assert msgs[0] == msgs[1]
+
+
+def test_bias_that_leaves_no_room():
+    a, b = np.ones((2, 2), np.uint8), np.ones((2, 2), np.int8)
+    bias = np.array([-2**31, 0], np.int32)
+    msgs = []
+    for m in (iq, ref):
+        with pytest.raises(ValueError, match=r"bias: max\|bias\| = 2147483648 leaves no room") as e:
+            m.qgemm(a, b, 1.0, 1.0, bias=bias, out_scale=1.0, out_dtype=np.int8)
+        msgs.append(str(e.value))
+    assert msgs[0] == msgs[1]
+
+
+def test_float_bias_quantized_to_2_31():
+    """bias / s == 2**31 exactly: refused by both as not fitting int32 (float32 cannot hold
+    2**31 - 1, so the reference compares in float64, as the C++ does)."""
+    a, b = np.ones((2, 2), np.uint8), np.ones((2, 2), np.int8)
+    bias = np.array([2.0**31, 0], np.float32)
+    msgs = []
+    for m in (iq, ref):
+        with pytest.raises(ValueError, match=r"bias / \(a_scale \* b_scale\) must be finite and fit int32") as e:
+            m.qgemm(a, b, 1.0, 1.0, bias=bias, out_scale=1.0, out_dtype=np.int8)
+        msgs.append(str(e.value))
+    assert msgs[0] == msgs[1]
