@@ -7,6 +7,7 @@
 namespace iqk {
 
 namespace {
+// The steps of quantize_entry.h; Q<Signed> is the element type of q.
 struct DequantizeScalar {
   template <bool Signed>
   using Q = std::conditional_t<Signed, int8_t, uint8_t>;

@@ -21,6 +21,7 @@ inline uint8_t quantize_one(float x, float scale, int32_t zp, int32_t qmin, int3
   return static_cast<uint8_t>(static_cast<int32_t>(r));
 }
 
+// The steps of quantize_entry.h.
 struct QuantizeScalar {
   static void tensor(const float* x, uint8_t* y, size_t n, float scale, int32_t zp, int32_t qmin, int32_t qmax) {
     for (size_t i = 0; i < n; ++i) y[i] = quantize_one(x[i], scale, zp, qmin, qmax);
