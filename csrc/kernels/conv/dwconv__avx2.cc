@@ -79,11 +79,8 @@ struct DwAvx2 {
   // terms in every lane: lo holds pixels 0-3 and 8-11, hi 4-7 and 12-15.
   // A function of its own, not store: then the row kernels are store's only
   // callers, and the compiler weighs inlining it there on their own.
-  // always_inline: GCC's inlining budget for this file (inline-unit-growth)
-  // runs out, and what it refuses then depends on what else asks for it; as
-  // part of the kernel's own body the epilogue takes none of it.
   template <GemmOut Kind, size_t R>
-  __attribute__((always_inline)) static void plane_store(const DwconvPlane& p, const GemmEpilogue& ep, size_t oh0, size_t ow0, const Vec* lo,
+  static void plane_store(const DwconvPlane& p, const GemmEpilogue& ep, size_t oh0, size_t ow0, const Vec* lo,
                           const Vec* hi) {
     const size_t left = p.ow - ow0, bytes = gemm_out_bytes(Kind);
     const Vec off = _mm256_set1_epi32(p.col_off);
