@@ -20,14 +20,19 @@ namespace iqk {
 
 namespace {
 
-// The vector policy of dwconv_rows.h: 16 channels per step, vpmaddwd (and an
-// add). vpunpcklwd / vpunpckhwd pair channels {0-3, 8-11} and {4-7, 12-15}.
+// The vector policy of dwconv_rows.h: 16 channels or pixels per step,
+// vpmaddwd (and an add). vpunpcklwd / vpunpckhwd pair values {0-3, 8-11} and
+// {4-7, 12-15}.
 struct DwAvx2 {
   using Vec = __m256i;
   static constexpr size_t kC = 16;
   static Vec zero() { return _mm256_setzero_si256(); }
+  static Vec splat(int32_t v) { return _mm256_set1_epi32(v); }
   static Vec widen(const uint8_t* p) {
     return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static Vec widen_even(const uint8_t* p) {
+    return _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_set1_epi16(0x00FF));
   }
   static Vec unpacklo(Vec a, Vec b) { return _mm256_unpacklo_epi16(a, b); }
   static Vec unpackhi(Vec a, Vec b) { return _mm256_unpackhi_epi16(a, b); }
@@ -69,6 +74,27 @@ struct DwAvx2 {
       gemm_finish8_avx2<Kind>(ep, v1, b.cols1.scale, b.cols1.bias, y + 8 * gemm_out_bytes(Kind), b.n1);
     }
   }
+
+  // The plane kernel's epilogue, the steps of store with the channel's
+  // terms in every lane: lo holds pixels 0-3 and 8-11, hi 4-7 and 12-15.
+  // A function of its own, not store: then the row kernels are store's only
+  // callers, and the compiler weighs inlining it there on their own.
+  template <GemmOut Kind, size_t R>
+  static void plane_store(const DwconvPlane& p, const GemmEpilogue& ep, size_t oh0, size_t ow0, const Vec* lo,
+                          const Vec* hi) {
+    const size_t left = p.ow - ow0, bytes = gemm_out_bytes(Kind);
+    const Vec off = _mm256_set1_epi32(p.col_off);
+    const __m256 scale = _mm256_set1_ps(p.scale), bias = _mm256_set1_ps(p.bias);
+#pragma GCC unroll 4
+    for (size_t i = 0; i < R; ++i) {
+      uint8_t* y = p.y + ((oh0 + i) * p.ow + ow0) * bytes;
+      gemm_finish8_avx2<Kind>(ep, _mm256_sub_epi32(_mm256_permute2x128_si256(lo[i], hi[i], 0x20), off), scale, bias, y,
+                              left < 8 ? left : 8);
+      if (left > 8)
+        gemm_finish8_avx2<Kind>(ep, _mm256_sub_epi32(_mm256_permute2x128_si256(lo[i], hi[i], 0x31), off), scale, bias,
+                                y + 8 * bytes, left < 16 ? left - 8 : 8);
+    }
+  }
 };
 
 }  // namespace
@@ -88,67 +114,6 @@ void dwconv_u8s16_c16__avx2(const DwconvRow& r) {
 }
 
 namespace {
-
-// ---- NCHW: one channel plane, 16 output pixels of R rows at a time ----
-
-// 16 pixels of one tap, widened to int16: bytes p[0..15] (stride 1) or the
-// even bytes p[0], p[2], ..., p[30] (stride 2).
-template <size_t S>
-inline __m256i plane_pixels(const uint8_t* p) {
-  if (S == 1) return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return _mm256_and_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), _mm256_set1_epi16(0x00FF));
-}
-
-template <size_t R, size_t S, GemmOut Kind>
-inline void plane_block(const DwconvPlane& p, const GemmEpilogue& ep, size_t oh0, size_t ow0, const size_t* off,
-                        const __m256i* w, size_t pairs) {
-  const size_t step = p.sh * p.x_row;
-  const uint8_t* base = p.x + oh0 * step + ow0 * S;
-  __m256i lo[R], hi[R];
-#pragma GCC unroll 4
-  for (size_t i = 0; i < R; ++i) lo[i] = hi[i] = _mm256_setzero_si256();
-  for (size_t q = 0; q < pairs; ++q) {
-    const __m256i wq = w[q];
-    const uint8_t* pa = base + off[2 * q];
-    const uint8_t* pb = base + off[2 * q + 1];
-#pragma GCC unroll 4
-    for (size_t i = 0; i < R; ++i) {
-      // Pixels past the row read the staging plane's next bytes (it has
-      // slack); they are never stored.
-      const __m256i xa = plane_pixels<S>(pa + i * step), xb = plane_pixels<S>(pb + i * step);
-      lo[i] = _mm256_add_epi32(lo[i], _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, xb), wq));
-      hi[i] = _mm256_add_epi32(hi[i], _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), wq));
-    }
-  }
-  const size_t left = p.ow - ow0, bytes = gemm_out_bytes(Kind);
-  const __m256i off_v = _mm256_set1_epi32(p.col_off);
-  const __m256 scale = _mm256_set1_ps(p.scale), bias = _mm256_set1_ps(p.bias);
-#pragma GCC unroll 4
-  for (size_t i = 0; i < R; ++i) {
-    uint8_t* y = p.y + ((oh0 + i) * p.ow + ow0) * bytes;
-    // lo holds pixels 0-3 and 8-11, hi 4-7 and 12-15.
-    const __m256i v0 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[i], hi[i], 0x20), off_v);
-    gemm_finish8_avx2<Kind>(ep, v0, scale, bias, y, left < 8 ? left : 8);
-    if (left > 8) {
-      const __m256i v1 = _mm256_sub_epi32(_mm256_permute2x128_si256(lo[i], hi[i], 0x31), off_v);
-      gemm_finish8_avx2<Kind>(ep, v1, scale, bias, y + 8 * bytes, left < 16 ? left - 8 : 8);
-    }
-  }
-}
-
-template <size_t S, GemmOut Kind>
-void plane(const DwconvPlane& p) {
-  const GemmEpilogue ep = *p.ep;
-  size_t off[2 * kDwconvMaxPairs];
-  const size_t pairs = dwconv_tap_offsets(p.kh, p.kw, p.dh * p.x_row, p.dw, off);
-  __m256i w[kDwconvMaxPairs];
-  for (size_t q = 0; q < pairs; ++q) w[q] = _mm256_set1_epi32(p.w_pairs[q * p.c_pad]);
-  size_t oh = 0;
-  for (; oh + 4 <= p.rows; oh += 4)
-    for (size_t ow0 = 0; ow0 < p.ow; ow0 += 16) plane_block<4, S, Kind>(p, ep, oh, ow0, off, w, pairs);
-  for (; oh < p.rows; ++oh)
-    for (size_t ow0 = 0; ow0 < p.ow; ow0 += 16) plane_block<1, S, Kind>(p, ep, oh, ow0, off, w, pairs);
-}
 
 // ---- NCHW read from the planes as given: 8 output pixels per vector ----
 //
@@ -324,7 +289,7 @@ void dwconv_nchw_u8s16_kw4_p8__avx2(const DwconvPlanes& p) {
 void dwconv_nchw_u8s16_p16__avx2(const DwconvPlane& p) {
   IQK_KERNEL_ENTRY("dwconv_nchw_u8s16_p16__avx2");
   with_kind(p.ep->kind, [&](auto kind) {
-    with_stride_1_or_2(p.sw, [&](auto s) { plane<decltype(s)::value, decltype(kind)::value>(p); });
+    with_stride_1_or_2(p.sw, [&](auto s) { dw_plane<DwAvx2, decltype(s)::value, decltype(kind)::value>(p); });
   });
 }
 

@@ -23,16 +23,18 @@ namespace iqk {
 
 namespace {
 
-// The vector policy of dwconv_rows.h: 32 channels per step, vpdpwssd.
-// vpunpcklwd / vpunpckhwd pair channels {0-3, 8-11, 16-19, 24-27} and
-// {4-7, 12-15, 20-23, 28-31}.
+// The vector policy of dwconv_rows.h: 32 channels or pixels per step,
+// vpdpwssd. vpunpcklwd / vpunpckhwd pair values {0-3, 8-11, 16-19, 24-27}
+// and {4-7, 12-15, 20-23, 28-31}.
 struct DwAvx512 {
   using Vec = __m512i;
   static constexpr size_t kC = 32;
   static Vec zero() { return _mm512_setzero_si512(); }
+  static Vec splat(int32_t v) { return _mm512_set1_epi32(v); }
   static Vec widen(const uint8_t* p) {
     return _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
   }
+  static Vec widen_even(const uint8_t* p) { return _mm512_and_si512(_mm512_loadu_si512(p), _mm512_set1_epi16(0x00FF)); }
   static Vec unpacklo(Vec a, Vec b) { return _mm512_unpacklo_epi16(a, b); }
   static Vec unpackhi(Vec a, Vec b) { return _mm512_unpackhi_epi16(a, b); }
   static Vec dot(Vec acc, Vec a, Vec w) { return _mm512_dpwssd_epi32(acc, a, w); }
@@ -76,6 +78,30 @@ struct DwAvx512 {
                                  b.mask1 == 0xFFFF);
     }
   }
+
+  // The plane kernel's epilogue, the steps of store with the channel's
+  // terms in every lane and the row's tail as masks.
+  // A function of its own, not store: then the row kernels are store's only
+  // callers, and the compiler weighs inlining it there on their own.
+  template <GemmOut Kind, size_t R>
+  static void plane_store(const DwconvPlane& p, const GemmEpilogue& ep, size_t oh0, size_t ow0, const Vec* lo,
+                          const Vec* hi) {
+    const Vec first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    const Vec second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+    const size_t left = p.ow - ow0, bytes = gemm_out_bytes(Kind);
+    const __mmask16 mask0 = gemm_tail_mask16(left), mask1 = left > 16 ? gemm_tail_mask16(left - 16) : __mmask16(0);
+    const Vec off = _mm512_set1_epi32(p.col_off);
+    const __m512 scale = _mm512_set1_ps(p.scale), bias = _mm512_set1_ps(p.bias);
+#pragma GCC unroll 4
+    for (size_t i = 0; i < R; ++i) {
+      uint8_t* y = p.y + ((oh0 + i) * p.ow + ow0) * bytes;
+      gemm_finish16_avx512<Kind>(ep, _mm512_sub_epi32(_mm512_permutex2var_epi32(lo[i], first, hi[i]), off), scale,
+                                 bias, y, mask0);
+      if (mask1)
+        gemm_finish16_avx512<Kind>(ep, _mm512_sub_epi32(_mm512_permutex2var_epi32(lo[i], second, hi[i]), off), scale,
+                                   bias, y + 16 * bytes, mask1);
+    }
+  }
 };
 
 }  // namespace
@@ -96,69 +122,6 @@ void dwconv_u8s16_c32__avx512vnni(const DwconvRow& r) {
 }
 
 namespace {
-// ---- NCHW: one channel plane, 32 output pixels of R rows at a time ----
-
-// 32 pixels of one tap, widened to int16: bytes p[0..31] (stride 1) or the
-// even bytes p[0], p[2], ..., p[62] (stride 2).
-template <size_t S>
-inline __m512i plane_pixels(const uint8_t* p) {
-  if (S == 1) return _mm512_cvtepu8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  return _mm512_and_si512(_mm512_loadu_si512(p), _mm512_set1_epi16(0x00FF));
-}
-
-template <size_t R, size_t S, GemmOut Kind>
-inline void plane_block(const DwconvPlane& p, const GemmEpilogue& ep, size_t oh0, size_t ow0, const size_t* off,
-                        const __m512i* w, size_t pairs) {
-  const __m512i out0_idx = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
-  const __m512i out1_idx = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
-  const size_t step = p.sh * p.x_row;
-  const uint8_t* base = p.x + oh0 * step + ow0 * S;
-  __m512i lo[R], hi[R];
-#pragma GCC unroll 4
-  for (size_t i = 0; i < R; ++i) lo[i] = hi[i] = _mm512_setzero_si512();
-  for (size_t q = 0; q < pairs; ++q) {
-    const __m512i wq = w[q];
-    const uint8_t* pa = base + off[2 * q];
-    const uint8_t* pb = base + off[2 * q + 1];
-#pragma GCC unroll 4
-    for (size_t i = 0; i < R; ++i) {
-      // Pixels past the row read the staging plane's next bytes (it has
-      // slack); they are never stored.
-      const __m512i xa = plane_pixels<S>(pa + i * step), xb = plane_pixels<S>(pb + i * step);
-      lo[i] = _mm512_dpwssd_epi32(lo[i], _mm512_unpacklo_epi16(xa, xb), wq);
-      hi[i] = _mm512_dpwssd_epi32(hi[i], _mm512_unpackhi_epi16(xa, xb), wq);
-    }
-  }
-  const size_t left = p.ow - ow0, bytes = gemm_out_bytes(Kind);
-  const __mmask16 mask0 = gemm_tail_mask16(left), mask1 = left > 16 ? gemm_tail_mask16(left - 16) : __mmask16(0);
-  const __m512i off_v = _mm512_set1_epi32(p.col_off);
-  const __m512 scale = _mm512_set1_ps(p.scale), bias = _mm512_set1_ps(p.bias);
-#pragma GCC unroll 4
-  for (size_t i = 0; i < R; ++i) {
-    uint8_t* y = p.y + ((oh0 + i) * p.ow + ow0) * bytes;
-    const __m512i v0 = _mm512_sub_epi32(_mm512_permutex2var_epi32(lo[i], out0_idx, hi[i]), off_v);
-    gemm_finish16_avx512<Kind>(ep, v0, scale, bias, y, mask0);
-    if (mask1) {
-      const __m512i v1 = _mm512_sub_epi32(_mm512_permutex2var_epi32(lo[i], out1_idx, hi[i]), off_v);
-      gemm_finish16_avx512<Kind>(ep, v1, scale, bias, y + 16 * bytes, mask1);
-    }
-  }
-}
-
-template <size_t S, GemmOut Kind>
-void plane(const DwconvPlane& p) {
-  const GemmEpilogue ep = *p.ep;
-  size_t off[2 * kDwconvMaxPairs];
-  const size_t pairs = dwconv_tap_offsets(p.kh, p.kw, p.dh * p.x_row, p.dw, off);
-  __m512i w[kDwconvMaxPairs];
-  for (size_t q = 0; q < pairs; ++q) w[q] = _mm512_set1_epi32(p.w_pairs[q * p.c_pad]);
-  size_t oh = 0;
-  for (; oh + 4 <= p.rows; oh += 4)
-    for (size_t ow0 = 0; ow0 < p.ow; ow0 += 32) plane_block<4, S, Kind>(p, ep, oh, ow0, off, w, pairs);
-  for (; oh < p.rows; ++oh)
-    for (size_t ow0 = 0; ow0 < p.ow; ow0 += 32) plane_block<1, S, Kind>(p, ep, oh, ow0, off, w, pairs);
-}
-
 // ---- NCHW, weights that fit int8: 16 output pixels per vpdpbusd ----
 //
 // A kernel row of up to 4 taps (DwconvPlanes::w_rows8) is one dword of
@@ -295,7 +258,7 @@ void dwconv_nchw_u8s8_kw4_p16__avx512vnni(const DwconvPlanes& p) {
 void dwconv_nchw_u8s16_p32__avx512vnni(const DwconvPlane& p) {
   IQK_KERNEL_ENTRY("dwconv_nchw_u8s16_p32__avx512vnni");
   with_kind(p.ep->kind, [&](auto kind) {
-    with_stride_1_or_2(p.sw, [&](auto s) { plane<decltype(s)::value, decltype(kind)::value>(p); });
+    with_stride_1_or_2(p.sw, [&](auto s) { dw_plane<DwAvx512, decltype(s)::value, decltype(kind)::value>(p); });
   });
 }
 

@@ -1,41 +1,27 @@
 // AVX2 GEMM tile kernel, exact for every int8/uint8 input: A and B are packed
 // as int16 pairs of consecutive k (pair16 layout), and vpmaddwd forms
 // a[k]*b[k] + a[k+1]*b[k+1] in int32 without the int16 saturation of the
-// vpmaddubsw shortcut (255*127*2 does not fit int16). 4 rows x 16 columns:
-// 8 accumulators + 2 B vectors + 1 broadcast leave the compiler room: at 6 rows
-// (15 of 16 registers live) it spilled inside the loop and ran at half speed.
+// vpmaddubsw shortcut (255*127*2 does not fit int16). The 4x16 tile and its
+// epilogue: gemm_ymm.h.
 #include <immintrin.h>
 
-#include "kernels/specialize.h"
 #include "simd/x86/gemm_ymm.h"
-#include "runtime/kernel_counter.h"
 
 namespace iqk {
 
 namespace {
-constexpr size_t MR = 4, NR = 16;
+struct GemmAvx2 {
+  static constexpr char kName[] = "gemm_u8s8s32_4x16c2__avx2";
+  // vpmaddwd on int16 pairs (exact), then an add.
+  static __m256i dot(__m256i acc, __m256i av, __m256i bv) { return _mm256_add_epi32(acc, _mm256_madd_epi16(av, bv)); }
+};
 }  // namespace
 
-void gemm_u8s8s32_4x16c2__avx2(size_t mr, size_t nr, size_t groups, const void* a_rows, size_t a_stride,
-    size_t seg_groups, size_t seg_skip, const void* b_panel, const int32_t* acc_in, int32_t* acc_out, const GemmEpilogue& ep,
-    size_t m0, size_t n0) {
-  IQK_KERNEL_ENTRY("gemm_u8s8s32_4x16c2__avx2");
-  const uint8_t* a = static_cast<const uint8_t*>(a_rows);
-  const uint8_t* b = static_cast<const uint8_t*>(b_panel);
-  // vpmaddwd on int16 pairs (exact), then an add.
-  auto dot = [](__m256i acc, __m256i av, __m256i bv) { return _mm256_add_epi32(acc, _mm256_madd_epi16(av, bv)); };
-  with_rows<MR>(mr, [&](auto rows) {
-    gemm_tile_4x16_ymm<decltype(rows)::value>(nr, groups, a, a_stride, seg_groups, seg_skip, b, acc_in, acc_out, ep,
-                                              m0, n0, dot);
-  });
-}
-
-// The kernel with its tile shape, for the kernel table: the shape is stated
-// once, here, next to the code that depends on it.
+// The kernel with its tile shape and layout, for the kernel table.
 extern const GemmKernel gemm_kernel__avx2{
-    .fn = &gemm_u8s8s32_4x16c2__avx2,
-    .name = "gemm_u8s8s32_4x16c2__avx2",
-    .shape = {.layout = GemmLayout::pair16, .mr = int(MR), .nr = int(NR)},
+    .fn = &gemm_4x16_ymm<GemmAvx2>,
+    .name = GemmAvx2::kName,
+    .shape = {.layout = GemmLayout::pair16, .mr = int(kGemmYmmMR), .nr = int(kGemmYmmNR)},
 };
 
 }  // namespace iqk

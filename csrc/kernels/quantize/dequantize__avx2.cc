@@ -5,8 +5,7 @@
 
 #include <cstring>
 
-#include "runtime/kernel_counter.h"
-#include "kernels/quantize/quantize.h"
+#include "kernels/quantize/quantize_entry.h"
 
 namespace iqk {
 
@@ -37,53 +36,30 @@ inline void dequantize_span(const uint8_t* q, float* y, size_t n, ScaleAt scale_
   }
 }
 
-template <bool Signed>
-void dequantize(const void* q, float* y, size_t n, float scale, int32_t zp) {
-  const __m256 vs = _mm256_set1_ps(scale);
-  const __m256i vz = _mm256_set1_epi32(zp);
-  dequantize_span<Signed>(static_cast<const uint8_t*>(q), y, n, [&](size_t) { return vs; },
-                          [&](size_t) { return vz; });
-}
-
-template <bool Signed>
-void dequantize_channels(const void* qv, float* y, size_t rows, size_t channels,
-                         const float* scale, const int32_t* zp) {
-  const uint8_t* q = static_cast<const uint8_t*>(qv);
-  constexpr size_t kChunk = 256;
-  alignas(32) float s_buf[kChunk + 8];
-  alignas(32) int32_t z_buf[kChunk + 8];
-  for (size_t c0 = 0; c0 < channels; c0 += kChunk) {
-    const size_t nc = channels - c0 < kChunk ? channels - c0 : kChunk;
-    for (size_t c = 0; c < kChunk + 8; ++c) {
-      s_buf[c] = c < nc ? scale[c0 + c] : 0.0f;
-      z_buf[c] = c < nc ? zp[c0 + c] : 0;
-    }
-    auto scale_at = [&](size_t c) { return _mm256_load_ps(s_buf + c); };
-    auto zp_at = [&](size_t c) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(z_buf + c)); };
-    for (size_t r = 0; r < rows; ++r) {
-      dequantize_span<Signed>(q + r * channels + c0, y + r * channels + c0, nc, scale_at, zp_at);
-    }
+// The steps of quantize_entry.h.
+struct DequantizeAvx2 {
+  template <bool Signed>
+  static void tensor(const uint8_t* q, float* y, size_t n, float scale, int32_t zp) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    const __m256i vz = _mm256_set1_epi32(zp);
+    dequantize_span<Signed>(q, y, n, [&](size_t) { return vs; }, [&](size_t) { return vz; });
   }
-}
+  // The channel parameters staged so that a tail step may read them
+  // (with_padded_channels), the zero points as int32.
+  template <bool Signed>
+  static void channels(const uint8_t* q, float* y, size_t rows, size_t channels, const float* scale,
+                       const int32_t* zp) {
+    with_padded_channels<int32_t>(channels, scale, zp, [&](size_t c0, size_t nc, const float* s, const int32_t* z) {
+      auto scale_at = [s](size_t c) { return _mm256_load_ps(s + c); };
+      auto zp_at = [z](size_t c) { return _mm256_load_si256(reinterpret_cast<const __m256i*>(z + c)); };
+      for (size_t r = 0; r < rows; ++r) {
+        dequantize_span<Signed>(q + r * channels + c0, y + r * channels + c0, nc, scale_at, zp_at);
+      }
+    });
+  }
+};
 }  // namespace
 
-void dequantize_s8_f32__avx2(const void* q, float* y, size_t n, float scale, int32_t zp) {
-  IQK_KERNEL_ENTRY("dequantize_s8_f32__avx2");
-  dequantize<true>(q, y, n, scale, zp);
-}
-void dequantize_u8_f32__avx2(const void* q, float* y, size_t n, float scale, int32_t zp) {
-  IQK_KERNEL_ENTRY("dequantize_u8_f32__avx2");
-  dequantize<false>(q, y, n, scale, zp);
-}
-void dequantize_channels_s8_f32__avx2(const void* q, float* y, size_t rows, size_t channels,
-                                      const float* scale, const int32_t* zp) {
-  IQK_KERNEL_ENTRY("dequantize_channels_s8_f32__avx2");
-  dequantize_channels<true>(q, y, rows, channels, scale, zp);
-}
-void dequantize_channels_u8_f32__avx2(const void* q, float* y, size_t rows, size_t channels,
-                                      const float* scale, const int32_t* zp) {
-  IQK_KERNEL_ENTRY("dequantize_channels_u8_f32__avx2");
-  dequantize_channels<false>(q, y, rows, channels, scale, zp);
-}
+IQK_DEFINE_DEQUANTIZE_KERNELS(avx2, DequantizeAvx2)
 
 }  // namespace iqk

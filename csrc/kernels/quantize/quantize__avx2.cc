@@ -5,8 +5,7 @@
 
 #include <cstring>
 
-#include "runtime/kernel_counter.h"
-#include "kernels/quantize/quantize.h"
+#include "kernels/quantize/quantize_entry.h"
 
 namespace iqk {
 
@@ -60,40 +59,34 @@ inline void quantize_span(const float* x, uint8_t* y, size_t n, ScaleAt scale_at
     std::memcpy(y + i, out, rest);
   }
 }
+
+inline Params params(int32_t qmin, int32_t qmax) {
+  return {_mm256_set1_ps(static_cast<float>(qmin)), _mm256_set1_ps(static_cast<float>(qmax))};
+}
+
+// The steps of quantize_entry.h.
+struct QuantizeAvx2 {
+  static void tensor(const float* x, uint8_t* y, size_t n, float scale, int32_t zp, int32_t qmin, int32_t qmax) {
+    const __m256 vs = _mm256_set1_ps(scale);
+    const __m256 vz = _mm256_set1_ps(static_cast<float>(zp));
+    quantize_span(x, y, n, [&](size_t) { return vs; }, [&](size_t) { return vz; }, params(qmin, qmax));
+  }
+  // The channel parameters staged so that a tail step may read them
+  // (with_padded_channels), as float.
+  static void channels(const float* x, uint8_t* y, size_t rows, size_t channels, const float* scale,
+                       const int32_t* zp, int32_t qmin, int32_t qmax) {
+    const Params p = params(qmin, qmax);
+    with_padded_channels<float>(channels, scale, zp, [&](size_t c0, size_t nc, const float* s, const float* z) {
+      auto scale_at = [s](size_t c) { return _mm256_load_ps(s + c); };
+      auto zp_at = [z](size_t c) { return _mm256_load_ps(z + c); };
+      for (size_t r = 0; r < rows; ++r) {
+        quantize_span(x + r * channels + c0, y + r * channels + c0, nc, scale_at, zp_at, p);
+      }
+    });
+  }
+};
 }  // namespace
 
-void quantize_f32_q8__avx2(const float* x, uint8_t* y, size_t n, float scale, int32_t zp,
-                           int32_t qmin, int32_t qmax) {
-  IQK_KERNEL_ENTRY("quantize_f32_q8__avx2");
-  const __m256 vs = _mm256_set1_ps(scale);
-  const __m256 vz = _mm256_set1_ps(static_cast<float>(zp));
-  const Params p{_mm256_set1_ps(static_cast<float>(qmin)), _mm256_set1_ps(static_cast<float>(qmax))};
-  quantize_span(x, y, n, [&](size_t) { return vs; }, [&](size_t) { return vz; }, p);
-}
-
-void quantize_channels_f32_q8__avx2(const float* x, uint8_t* y, size_t rows, size_t channels,
-                                    const float* scale, const int32_t* zp, int32_t qmin,
-                                    int32_t qmax) {
-  IQK_KERNEL_ENTRY("quantize_channels_f32_q8__avx2");
-  const Params p{_mm256_set1_ps(static_cast<float>(qmin)), _mm256_set1_ps(static_cast<float>(qmax))};
-  // Channel parameters, padded to a whole step so that the tail may read them
-  // (scale 1 in the padding keeps those lanes unexceptional). Copied once per
-  // call; channels beyond the buffer are handled in chunks.
-  constexpr size_t kChunk = 256;
-  alignas(32) float s_buf[kChunk + 32];
-  alignas(32) float z_buf[kChunk + 32];
-  for (size_t c0 = 0; c0 < channels; c0 += kChunk) {
-    const size_t nc = channels - c0 < kChunk ? channels - c0 : kChunk;
-    for (size_t c = 0; c < kChunk + 32; ++c) {
-      s_buf[c] = c < nc ? scale[c0 + c] : 1.0f;
-      z_buf[c] = c < nc ? static_cast<float>(zp[c0 + c]) : 0.0f;
-    }
-    auto scale_at = [&](size_t c) { return _mm256_load_ps(s_buf + c); };
-    auto zp_at = [&](size_t c) { return _mm256_load_ps(z_buf + c); };
-    for (size_t r = 0; r < rows; ++r) {
-      quantize_span(x + r * channels + c0, y + r * channels + c0, nc, scale_at, zp_at, p);
-    }
-  }
-}
+IQK_DEFINE_QUANTIZE_KERNELS(avx2, QuantizeAvx2)
 
 }  // namespace iqk

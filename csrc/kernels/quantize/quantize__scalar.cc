@@ -2,8 +2,7 @@
 // must match bit for bit.
 #include <cmath>
 
-#include "runtime/kernel_counter.h"
-#include "kernels/quantize/quantize.h"
+#include "kernels/quantize/quantize_entry.h"
 
 namespace iqk {
 
@@ -21,21 +20,21 @@ inline uint8_t quantize_one(float x, float scale, int32_t zp, int32_t qmin, int3
   r = r > static_cast<float>(qmax) ? static_cast<float>(qmax) : r;
   return static_cast<uint8_t>(static_cast<int32_t>(r));
 }
+
+// The steps of quantize_entry.h.
+struct QuantizeScalar {
+  static void tensor(const float* x, uint8_t* y, size_t n, float scale, int32_t zp, int32_t qmin, int32_t qmax) {
+    for (size_t i = 0; i < n; ++i) y[i] = quantize_one(x[i], scale, zp, qmin, qmax);
+  }
+  static void channels(const float* x, uint8_t* y, size_t rows, size_t channels, const float* scale,
+                       const int32_t* zp, int32_t qmin, int32_t qmax) {
+    for (size_t r = 0; r < rows; ++r, x += channels, y += channels) {
+      for (size_t c = 0; c < channels; ++c) y[c] = quantize_one(x[c], scale[c], zp[c], qmin, qmax);
+    }
+  }
+};
 }  // namespace
 
-void quantize_f32_q8__scalar(const float* x, uint8_t* y, size_t n, float scale, int32_t zp,
-                             int32_t qmin, int32_t qmax) {
-  IQK_KERNEL_ENTRY("quantize_f32_q8__scalar");
-  for (size_t i = 0; i < n; ++i) y[i] = quantize_one(x[i], scale, zp, qmin, qmax);
-}
-
-void quantize_channels_f32_q8__scalar(const float* x, uint8_t* y, size_t rows, size_t channels,
-                                      const float* scale, const int32_t* zp, int32_t qmin,
-                                      int32_t qmax) {
-  IQK_KERNEL_ENTRY("quantize_channels_f32_q8__scalar");
-  for (size_t r = 0; r < rows; ++r, x += channels, y += channels) {
-    for (size_t c = 0; c < channels; ++c) y[c] = quantize_one(x[c], scale[c], zp[c], qmin, qmax);
-  }
-}
+IQK_DEFINE_QUANTIZE_KERNELS(scalar, QuantizeScalar)
 
 }  // namespace iqk

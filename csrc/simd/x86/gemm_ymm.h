@@ -1,6 +1,7 @@
-// What the AVX2 and AVX-VNNI GEMM tile kernels share: the 4x16 tile of 256-bit
-// accumulators and the epilogue (gemm_epilogue.h) on 8 columns. The two differ
-// only in how one k-group is multiplied into the accumulators. Intrinsics:
+// What the AVX2 and AVX-VNNI GEMM tile kernels share: the whole 4x16 tile
+// kernel of 256-bit accumulators (gemm_4x16_ymm) and the epilogue
+// (gemm_epilogue.h) on 8 columns. The two differ only in how one k-group is
+// multiplied into the accumulators, their policy's dot step. Intrinsics:
 // include only from files built with AVX2 enabled; everything here has
 // internal linkage, so each file gets its own copy built with its own flags.
 #pragma once
@@ -11,6 +12,7 @@
 
 #include "kernels/gemm/gemm.h"
 #include "kernels/specialize.h"
+#include "runtime/kernel_counter.h"
 
 namespace iqk {
 
@@ -114,16 +116,22 @@ static inline void gemm_store_tile_4x16_ymm(const GemmEpilogue& e, size_t nr, si
   }
 }
 
-// Rows x 16 columns (two ymm per row) over `groups` k-groups. A group of 16
+// The tile of gemm_4x16_ymm: 4 rows x 16 columns, two ymm of int32 per row.
+// 8 accumulators + 2 B vectors + 1 broadcast leave the compiler room: at 6
+// rows (15 of 16 registers live) it spilled inside the loop and ran at half
+// speed.
+constexpr size_t kGemmYmmMR = 4, kGemmYmmNR = 16;
+
+// R rows x 16 columns (two ymm per row) over `groups` k-groups. A group of 16
 // columns of B is 64 bytes in both layouts (vnni4: 4 x int8, pair16:
-// 2 x int16 per column). dot(acc, a, b) accumulates one group of one row.
+// 2 x int16 per column). P::dot(acc, a, b) accumulates one group of one row.
 // Accumulators are locals of this function only, so that they stay in
 // registers across the loop.
-template <size_t R, typename Dot>
+template <class P, size_t R>
 static inline void gemm_tile_4x16_ymm(size_t nr, size_t groups, const uint8_t* a, size_t a_stride,
                                       size_t seg_groups, size_t seg_skip, const uint8_t* b, const int32_t* acc_in, int32_t* acc_out,
-                                      const GemmEpilogue& ep, size_t m0, size_t n0, Dot dot) {
-  constexpr size_t NR = 16;
+                                      const GemmEpilogue& ep, size_t m0, size_t n0) {
+  constexpr size_t NR = kGemmYmmNR;
   __m256i c0[R], c1[R];
 #pragma GCC unroll 6
   for (size_t i = 0; i < R; ++i) {
@@ -142,8 +150,8 @@ static inline void gemm_tile_4x16_ymm(size_t nr, size_t groups, const uint8_t* a
 #pragma GCC unroll 6
       for (size_t i = 0; i < R; ++i) {
         const __m256i av = _mm256_set1_epi32(gemm_load4(a + i * a_stride));
-        c0[i] = dot(c0[i], av, b0);
-        c1[i] = dot(c1[i], av, b1);
+        c0[i] = P::dot(c0[i], av, b0);
+        c1[i] = P::dot(c1[i], av, b1);
       }
     }
   }
@@ -158,6 +166,24 @@ static inline void gemm_tile_4x16_ymm(size_t nr, size_t groups, const uint8_t* a
   // The epilogue, its kind dispatched once per tile, on a local copy.
   const GemmEpilogue e = ep;
   with_kind(e.kind, [&](auto kind) { gemm_store_tile_4x16_ymm<decltype(kind)::value, R>(e, nr, m0, n0, c0, c1); });
+}
+
+// The GemmTileFn of a 4x16 ymm kernel (gemm.h), for its descriptor. The
+// policy P provides kName, the kernel's name, and
+//   dot(acc, a, b)  acc plus the products of one k-group: a holds one row's
+//                   4 bytes of the group in every dword, b 8 columns' bytes
+//                   of the group in the packed layout of the kernel.
+template <class P>
+static void gemm_4x16_ymm(size_t mr, size_t nr, size_t groups, const void* a_rows, size_t a_stride,
+                          size_t seg_groups, size_t seg_skip, const void* b_panel, const int32_t* acc_in,
+                          int32_t* acc_out, const GemmEpilogue& ep, size_t m0, size_t n0) {
+  IQK_KERNEL_ENTRY(P::kName);
+  const uint8_t* a = static_cast<const uint8_t*>(a_rows);
+  const uint8_t* b = static_cast<const uint8_t*>(b_panel);
+  with_rows<kGemmYmmMR>(mr, [&](auto rows) {
+    gemm_tile_4x16_ymm<P, decltype(rows)::value>(nr, groups, a, a_stride, seg_groups, seg_skip, b, acc_in, acc_out,
+                                                 ep, m0, n0);
+  });
 }
 
 }  // namespace iqk
