@@ -1,8 +1,11 @@
 """out= buffers that overlap an input, and the error cases of the hardening review.
 
-Every op with ``out=`` refuses an output that shares memory with any of its array arguments
-(``np.may_share_memory``), with the same ValueError on every path and in the reference; inputs
-that overlap each other stay legal. Integers too large for NumPy, an int32 bias that leaves no
+Every op with ``out=`` refuses an output that shares memory (``np.may_share_memory``) with an
+input that the kernels read in place while they write it (the activations; quantize's and
+dequantize's per-channel parameters), with the same ValueError on every path and in the
+reference. Weights, their zero points, scales and bias are packed or resolved into copies before
+anything is written: an output over them gives the reference's result. Inputs may overlap each
+other. Integers too large for NumPy, an int32 bias that leaves no
 room in the accumulator, and a float bias that quantizes to 2**31 are refused alike by the fast
 path and the reference.
 """
@@ -66,23 +69,56 @@ def test_every_op_and_argument(isa):
                                               out=scale.view(np.int8).reshape(4, 8)), "scale")
     # dequantize: out over q.
     _assert_refused(isa, lambda m: m.dequantize(big[:64].view(np.int8), 0.5, out=big[:256].view(np.float32)), "q")
-    # gemm / qgemm: out over b, over a float bias.
+    # gemm / qgemm: out over a.
     a = big[:64].reshape(8, 8)
-    b = big[64:128].view(np.int8).reshape(8, 8)
-    _assert_refused(isa, lambda m: m.gemm(a, b, out=big[64:320].view(np.int32).reshape(8, 8)), "b")
-    out_f = np.zeros((1, 2), np.float32)
-    _assert_refused(isa, lambda m: m.qgemm(np.zeros((1, 8), np.uint8), np.zeros((8, 2), np.int8), 0.1, 0.1,
-                                           bias=out_f[0], out=out_f), "bias")
-    # conv2d / qconv2d: out over x, over w.
+    b = np.ones((8, 8), np.int8)
+    _assert_refused(isa, lambda m: m.gemm(a, b, out=big[:256].view(np.int32).reshape(8, 8)), "a")
+    # conv2d / qconv2d: out over x.
     cx = big[:32].reshape(1, 2, 4, 4)
     w = np.ones((2, 2, 1, 1), np.int8)
     _assert_refused(isa, lambda m: m.conv2d(cx, w, out=big[:128].view(np.int32).reshape(1, 2, 4, 4)), "x")
-    wbuf = np.zeros(32, np.int32)
-    wv = wbuf.view(np.int8)[:4].reshape(2, 2, 1, 1)
-    _assert_refused(isa, lambda m: m.conv2d(np.zeros((1, 2, 4, 4), np.uint8), wv, out=wbuf.reshape(1, 2, 4, 4)),
-                    "w")
     _assert_refused(isa, lambda m: m.qconv2d(cx, w, 0.1, 0.1, out=big[:128].view(np.float32).reshape(1, 2, 4, 4)),
                     "x")
+
+
+def _into_overlapping(isa, call, make_args):
+    """call(module, *args, out) on the forced path and in the reference, each on fresh arrays from
+    make_args() whose out overlaps a copied input: the same result, bit for bit."""
+    results = []
+    for m in (iq, ref):
+        args, out = make_args()
+        with iq.use_isa(isa):
+            results.append(np.array(call(m, *args, out), copy=True))
+    assert_same(results[0], results[1], f"isa={isa}")
+
+
+def test_out_over_copied_inputs(isa):
+    """Outputs over weights, a weight zero point array or a bias: computed as the reference does."""
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (8, 8), dtype=np.uint8)
+
+    def over_b():
+        buf = np.zeros(64, np.int32)
+        b = buf.view(np.int8)[:64].reshape(8, 8)
+        b[:] = np.random.default_rng(2).integers(-128, 128, (8, 8))
+        return (b,), buf.reshape(8, 8)
+    _into_overlapping(isa, lambda m, b, out: m.gemm(a, b, out=out), over_b)
+
+    def over_bias():
+        out = np.zeros((8, 8), np.float32)
+        out[0] = np.random.default_rng(3).standard_normal(8)
+        return (out[0],), out
+    b = rng.integers(-128, 128, (8, 8), dtype=np.int8)
+    _into_overlapping(isa, lambda m, bias, out: m.qgemm(a, b, 0.1, 0.2, bias=bias, out=out), over_bias)
+
+    x = rng.integers(0, 256, (1, 2, 4, 4), dtype=np.uint8)
+
+    def over_w():
+        buf = np.zeros(32, np.int32)
+        w = buf.view(np.int8)[:4].reshape(2, 2, 1, 1)
+        w[:] = np.random.default_rng(4).integers(-128, 128, (2, 2, 1, 1))
+        return (w,), buf.reshape(1, 2, 4, 4)
+    _into_overlapping(isa, lambda m, w, out: m.conv2d(x, w, out=out), over_w)
 
 
 def test_inputs_may_overlap_each_other(isa):

@@ -172,7 +172,7 @@ _resolve = EpilogueCache(resolve_qconv)
 def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW", x_zero_point=0, w_zero_point=0,
            out=None):
     if out is not None:
-        v.no_overlap(out, x=x, w=w, w_zero_point=w_zero_point)
+        v.no_overlap(out, "x", x)
     pw = _packed(w, groups, w_zero_point)
     return _run(x, pw, stride, padding, dilation, layout, x_zero_point, _OUT.i32, out, np.int32)
 
@@ -181,7 +181,7 @@ def qconv2d(x, w, x_scale, w_scale, *, stride=1, padding=0, dilation=1, groups=1
             x_zero_point=0, w_zero_point=0, bias=None, relu=False, out_scale=None, out_zero_point=0,
             out_dtype=np.float32, out=None):
     if out is not None:
-        v.no_overlap(out, x=x, w=w, x_scale=x_scale, w_scale=w_scale, w_zero_point=w_zero_point, bias=bias)
+        v.no_overlap(out, "x", x)
     pw = _packed(w, groups, w_zero_point)
     ep = _resolve(pw.shape[0], x_scale, w_scale, bias, relu, out_scale, out_zero_point, out_dtype, _columns)
     kind = _OUT.q8 if ep.requantize else _OUT.f32

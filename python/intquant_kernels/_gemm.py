@@ -54,14 +54,14 @@ _resolve = EpilogueCache(resolve_qgemm)
 
 def gemm(a, b, *, a_zero_point=0, b_zero_point=0, out=None):
     if out is not None:
-        v.no_overlap(out, a=a, b=b, b_zero_point=b_zero_point)
+        v.no_overlap(out, "a", a)
     return _run(a, _packed(b, b_zero_point), a_zero_point, _OUT.i32, out, np.int32)
 
 
 def qgemm(a, b, a_scale, b_scale, *, a_zero_point=0, b_zero_point=0, bias=None, relu=False,
           out_scale=None, out_zero_point=0, out_dtype=np.float32, out=None):
     if out is not None:
-        v.no_overlap(out, a=a, b=b, a_scale=a_scale, b_scale=b_scale, b_zero_point=b_zero_point, bias=bias)
+        v.no_overlap(out, "a", a)
     pw = _packed(b, b_zero_point)
     ep = _resolve(pw.shape[1], a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype, _columns)
     kind = _OUT.q8 if ep.requantize else _OUT.f32

@@ -10,7 +10,7 @@ from . import reference as _ref
 
 def quantize(x, scale, zero_point=0, *, axis=None, dtype=np.int8, narrow_range=False, out=None):
     if out is not None:
-        v.no_overlap(out, x=x, scale=scale, zero_point=zero_point)
+        v.no_overlap(out, "x", x, "scale", scale, "zero_point", zero_point)
     dt = v.q_dtype(dtype)
     qmin, qmax = v.q_range(dt, narrow_range)
     x = v.array_of(x, np.float32, "x")
@@ -24,7 +24,7 @@ def quantize(x, scale, zero_point=0, *, axis=None, dtype=np.int8, narrow_range=F
 
 def dequantize(q, scale, zero_point=0, *, axis=None, out=None):
     if out is not None:
-        v.no_overlap(out, q=q, scale=scale, zero_point=zero_point)
+        v.no_overlap(out, "q", q, "scale", scale, "zero_point", zero_point)
     q = np.asarray(q)
     dt = v.q_dtype(q.dtype, "q's dtype")
     qmin, qmax = v.q_range(dt)

@@ -151,14 +151,20 @@ def quant_params(shape, scale, zero_point, axis, qmin: int, qmax: int) -> QuantP
     )
 
 
-def no_overlap(out, **inputs) -> None:
-    """An ``out`` array must not share memory with any array argument (``np.may_share_memory``):
-    the kernels write ``out`` while they still read their inputs. Inputs may overlap each other."""
-    if out is None or not isinstance(out, np.ndarray):
+def no_overlap(out, name: str, value, *more) -> None:
+    """``out`` must not share memory (``np.may_share_memory``) with an input the kernels read in
+    place while they write ``out``: the activations, and quantize's and dequantize's per-channel
+    parameters. ``more``: further (name, value) pairs flattened. Weights, their zero points,
+    scales and bias are copied (packed or resolved) before anything is written, so ``out`` may
+    overlap them."""
+    if not isinstance(out, np.ndarray):
         return
-    for name, value in inputs.items():
+    pairs = (name, value) + more
+    for i in range(0, len(pairs), 2):
+        value = pairs[i + 1]
         if isinstance(value, np.ndarray) and np.may_share_memory(out, value):
-            raise ValueError(f"out shares memory with {name}: an output must not overlap any input")
+            raise ValueError(f"out shares memory with {pairs[i]}: an output must not overlap an input that the "
+                             f"kernels read while they write it")
 
 
 def check_out(out, shape, dtype, what: str = "out") -> np.ndarray:

@@ -42,7 +42,7 @@ def quantize(x, scale, zero_point=0, *, axis=None, dtype=np.int8, narrow_range=F
     per channel along ``axis`` (per-channel); a scalar given with ``axis``
     applies to every channel.
     """
-    v.no_overlap(out, x=x, scale=scale, zero_point=zero_point)
+    v.no_overlap(out, "x", x, "scale", scale, "zero_point", zero_point)
     dt = v.q_dtype(dtype)
     qmin, qmax = v.q_range(dt, narrow_range)
     x = v.array_of(x, np.float32, "x")
@@ -66,7 +66,7 @@ def dequantize(q, scale, zero_point=0, *, axis=None, out=None):
     float32 multiply is the only rounding. Granularity rules are those of
     :func:`quantize`; ``zero_point`` must lie in ``q``'s dtype range.
     """
-    v.no_overlap(out, q=q, scale=scale, zero_point=zero_point)
+    v.no_overlap(out, "q", q, "scale", scale, "zero_point", zero_point)
     q = np.asarray(q)
     dt = v.q_dtype(q.dtype, "q's dtype")
     qmin, qmax = v.q_range(dt)
@@ -108,7 +108,7 @@ def gemm(a, b, *, a_zero_point=0, b_zero_point=0, out=None):
     that the result could leave int32 for these dtypes and zero points, a
     ValueError gives the largest allowed K.
     """
-    v.no_overlap(out, a=a, b=b, b_zero_point=b_zero_point)
+    v.no_overlap(out, "a", a)
     b, b_zp = _weights_and_zp(b, b_zero_point)
     return _into(out, _gemm_int64(a, b, b_zp, a_zero_point).astype(np.int32))
 
@@ -133,7 +133,7 @@ def qgemm(a, b, a_scale, b_scale, *, a_zero_point=0, b_zero_point=0, bias=None, 
     ``b_scale`` is a scalar or (N,) (per output channel); ``a_scale`` a scalar.
     ``b_zero_point`` is as in :func:`gemm` (affine weights; PackedWeights carry their own).
     """
-    v.no_overlap(out, a=a, b=b, a_scale=a_scale, b_scale=b_scale, b_zero_point=b_zero_point, bias=bias)
+    v.no_overlap(out, "a", a)
     from ._gemm_common import resolve_qgemm
 
     b, b_zp = _weights_and_zp(b, b_zero_point)
@@ -225,7 +225,7 @@ def conv2d(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW", x_
     enough that the result could leave int32, a ValueError gives the largest
     allowed K (the bound of :func:`gemm`).
     """
-    v.no_overlap(out, x=x, w=w, w_zero_point=w_zero_point)
+    v.no_overlap(out, "x", x)
     x = cc.conv_activations(x)
     w, w_zp = _conv_weights_and_zp(w, w_zero_point, groups)
     g = cc.conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, layout)
@@ -248,7 +248,7 @@ def qconv2d(x, w, x_scale, w_scale, *, stride=1, padding=0, dilation=1, groups=1
     :func:`conv2d`; with an int32 bias the exactness bound leaves room for
     max|bias|.
     """
-    v.no_overlap(out, x=x, w=w, x_scale=x_scale, w_scale=w_scale, w_zero_point=w_zero_point, bias=bias)
+    v.no_overlap(out, "x", x)
     x = cc.conv_activations(x)
     w, w_zp = _conv_weights_and_zp(w, w_zero_point, groups)
     g = cc.conv_geometry(x.shape, w.shape, stride, padding, dilation, groups, layout)
