@@ -12,26 +12,23 @@ class Cache:
     ``build()`` and keeps it. Building and storing happen under the cache's
     lock, so a value is built at most once per key and the mapping never
     changes while another thread changes it; a reader that finds its key
-    takes no lock (a dict lookup is atomic). A ``build`` that raises keeps
-    nothing. With ``maxsize``, the oldest entry makes room for a new one.
-    With ``weak_keys``, keys are held weakly (an entry goes with its key), and
-    every access takes the lock: the garbage collector may remove entries at
-    any time.
+    takes no lock (a dict lookup is atomic, and so is the garbage collector's
+    removal of a weak entry). A ``build`` that raises keeps nothing. With
+    ``maxsize``, the oldest entry makes room for a new one. With
+    ``weak_keys``, keys are held weakly: an entry goes with its key.
     """
 
-    __slots__ = ("_values", "_lock", "_maxsize", "_weak")
+    __slots__ = ("_values", "_lock", "_maxsize")
 
     def __init__(self, maxsize: int | None = None, weak_keys: bool = False):
         self._values = weakref.WeakKeyDictionary() if weak_keys else {}
         self._lock = threading.Lock()
         self._maxsize = maxsize
-        self._weak = weak_keys
 
     def get(self, key, build):
-        if not self._weak:
-            value = self._values.get(key)
-            if value is not None:
-                return value
+        value = self._values.get(key)
+        if value is not None:
+            return value
         with self._lock:
             value = self._values.get(key)
             if value is None:
@@ -40,6 +37,10 @@ class Cache:
                     self._values.pop(next(iter(self._values)))
                 self._values[key] = value
             return value
+
+    def get_if_present(self, key):
+        """The value kept under ``key``, or None."""
+        return self._values.get(key)
 
     def keys(self) -> list:
         with self._lock:

@@ -13,6 +13,10 @@ def column_offsets(cache, colsum, zero_point, k: int, a_zp_u: int, wrapped: bool
     """``a_zp_u * colsum - k * a_zp_u * zero_point`` (zero_point None: all zero), kept in
     ``cache`` (a Cache) per activation zero point: int64, or with ``wrapped`` the int32 the
     kernels use (modulo 2**32). Shared by PackedWeights and PackedConvWeights."""
+    pair = cache.get_if_present(a_zp_u)
+    if pair is not None:
+        return pair[1 if wrapped else 0]
+
     def build():
         off = a_zp_u * colsum.astype(np.int64)
         if zero_point is not None:

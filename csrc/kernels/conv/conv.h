@@ -182,8 +182,8 @@ struct DwconvKernel {
   const char* planes_name = nullptr;
   bool planes_bytes = false;
   // planes also takes output rows narrower than the staging planar kernel's
-  // minimum (ops/conv.cc) when it takes every channel; false where NHWC
-  // staging was measured faster there.
+  // minimum (kDwconvPlaneMinWidth, ops/conv_plan.h) when it takes every
+  // channel; false where NHWC staging is faster there (docs/design.md).
   bool planes_narrow = true;
 };
 

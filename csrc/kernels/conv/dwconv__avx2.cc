@@ -244,8 +244,7 @@ inline void planes_block(const DwconvPlanes& p, const YmmPlane& pl, const GemmEp
                             left < 8 ? left : 8);
 }
 
-// Output rows per block (measured 2, 3 and 4 on 144 x 56 x 56: 136, 119 and
-// 108 us).
+// Output rows per block (the fastest of 2, 3 and 4: docs/design.md).
 constexpr size_t kRows = 4;
 
 template <size_t S, size_t SH, bool KH3, GemmOut Kind>

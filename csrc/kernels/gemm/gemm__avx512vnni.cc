@@ -1,14 +1,8 @@
 // AVX512-VNNI GEMM tile kernel: 5 rows x 64 columns (4 zmm) of int32
 // accumulators, one vpdpbusd per (row, zmm) per group of 4 k: per group, 4 B
 // loads and 5 broadcasts feed 20 vpdpbusd. 20 accumulators + 4 B vectors + 1
-// broadcast stay in the 32 zmm registers; at 6 rows (29 live registers) GCC
-// spilled accumulators inside the loop and the kernel ran at half the speed.
-// Measured on Zen 5 (one thread, ~4.2 GHz): over one tile in L1 the loop runs
-// at 1030-1060 GOPS, ~98% of the 256 ops/cycle of two vpdpbusd per cycle, so
-// what is left is around it. Tried without gain: 6x64 (GEMM +1%, implicit
-// conv -2%: within noise or worse); software prefetch of the next tile's A
-// rows (no change) and of B 4-16 groups ahead (no change on tall tiles, -2%
-// on 333x777x555).
+// broadcast stay in the 32 zmm registers (at 6 rows GCC spills accumulators
+// inside the loop). What was measured and tried: docs/design.md.
 #include <immintrin.h>
 
 #include "kernels/gemm/gemm.h"
@@ -23,20 +17,16 @@ namespace {
 constexpr size_t MR = 5, NR = 64;
 
 // K slices of up to 256 KB of B panel (1024 groups: K <= 4096 in one slice),
-// which stay in L2, rather than the default 24 KB (96 groups) in L1. Measured
-// on Zen 5 (48 KB L1, 1 MB L2, one thread): L2 feeds this kernel's B loads at
-// full speed, while each extra slice costs every tile a reload and a store of
-// its 20 accumulators and a new call; 256 KB won 2-7% over 24 KB on every
-// shape (196x2304x256 ~960 -> ~1000 GOPS, 2048^3 ~850 -> ~890, conv 3x3
-// 7x7x512 ~905 -> ~955). 32-64 KB landed in between.
+// which stay in L2, rather than the default 24 KB in L1: L2 feeds this
+// kernel's B loads at full speed, while each extra slice costs every tile a
+// reload and a store of its 20 accumulators (docs/design.md).
 constexpr size_t kKSliceBytes = 256 * 1024;
 
 // The epilogue of a whole tile: the steps of gemm_store16_avx512_as, with the
 // per-column terms loaded once per tile (not once per row) and whole tiles
 // stored without masks. `e` is the caller's local copy of the epilogue, which
-// the stores into e.c cannot alias (through a reference, GCC reloaded its
-// fields after every store). Measured over one tile in L1 (5x64, int32
-// output): 96 groups 950 -> 1030 GOPS, 24 groups 760 -> 950.
+// the stores into e.c cannot alias (through a reference, GCC reloads its
+// fields after every store).
 template <GemmOut Kind, size_t R>
 __attribute__((always_inline)) inline void store_rows(const GemmEpilogue& e, size_t nr, size_t m0, size_t n0,
                                                       const __m512i* c0, const __m512i* c1, const __m512i* c2,

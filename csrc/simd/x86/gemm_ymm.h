@@ -118,8 +118,7 @@ static inline void gemm_store_tile_4x16_ymm(const GemmEpilogue& e, size_t nr, si
 
 // The tile of gemm_4x16_ymm: 4 rows x 16 columns, two ymm of int32 per row.
 // 8 accumulators + 2 B vectors + 1 broadcast leave the compiler room: at 6
-// rows (15 of 16 registers live) it spilled inside the loop and ran at half
-// speed.
+// rows (15 of 16 registers live) the loop spills.
 constexpr size_t kGemmYmmMR = 4, kGemmYmmNR = 16;
 
 // R rows x 16 columns (two ymm per row) over `groups` k-groups. A group of 16
