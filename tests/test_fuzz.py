@@ -12,9 +12,8 @@ and requires
   ``_validate.py``, ``_conv_common.py``; the error tables of the other test files check it one
   fault at a time). A K past the exactness bound, a scale product that under- or overflows
   float32, a float bias whose quantized value does not fit int32 are drawn on purpose and must be
-  refused identically. The only tolerated difference: two known defects where an input with two
-  faults gets the same type but a message naming the other fault (``KNOWN_MESSAGE_ORDER``, each
-  pinned by a strict xfail test at the end of the file);
+  refused identically (the fuzz found two inputs with two faults on which the two named different
+  faults; both now check in one order, and the tests at the end of the file pin them);
 - inputs unchanged after the call (compared with copies taken before it);
 - with ``out=``: the result is ``out``, and the guard bytes around it are untouched (``out`` is a
   view into a larger buffer filled with a sentinel, sometimes one byte off alignment);
@@ -28,7 +27,7 @@ Inputs are strided (``[:, ::2]``), reversed (negative strides), transposed, one 
 alignment, zero-strided (``broadcast_to``) or read-only views; values at the ends of the dtype
 ranges; zero points at the dtype bounds; scales from the smallest float32 denormal to near
 FLT_MAX; NaN, +-Inf, -0, ties and saturation edges for quantize. ``out=`` never overlaps an input
-(a known defect, handled elsewhere).
+(tests/test_overlap_and_errors.py covers that).
 
 Settings (the ``intquant-fuzz`` profile below): ``max_examples`` is ``CI_EXAMPLES`` per test,
 that is per op and ISA path (the test ids say which); the environment variable
@@ -374,34 +373,6 @@ def guarded_out(shape, dtype, misalign: bool):
     return out, buf, start, start + nbytes
 
 
-#: Known defects: inputs with two faults, for which the fast path and the reference raise the
-#: same exception type but name different faults (they check in a different order). Each is
-#: pinned by a strict xfail test at the end of this file with a minimal reproducer; the fuzz
-#: accepts these pairs (reference message, fast path message) and nothing else.
-KNOWN_MESSAGE_ORDER = {
-    # Requantized epilogue: the C++ per-column pass (gemm_columns in csrc/ops/gemm.cc) checks
-    # column j's bias before column j + 1's multiplier; columns_numpy checks every multiplier
-    # first (test_known_epilogue_column_order).
-    "epilogue_columns": (r"^\w+ \* \w+ / out_scale must be finite in float32$",
-                         r"^bias / \(\w+ \* \w+\) must be finite and fit int32$"),
-    # qconv2d: the fast path resolves the epilogue before the geometry, the reference after it
-    # (test_known_qconv2d_check_order).
-    "qconv2d_geometry": (r"^the output (height|width) would be < 1",
-                         r"^(x_scale \* w_scale|bias / \(x_scale \* w_scale\))"),
-}
-
-
-def known_message_order(want, got):
-    """The name of the KNOWN_MESSAGE_ORDER entry that the errors ``want`` (reference) and ``got``
-    (fast path), each (type name, message) or None, are an instance of (same type), or None."""
-    if want is None or got is None or want[0] != got[0]:
-        return None
-    for name, (r, f) in KNOWN_MESSAGE_ORDER.items():
-        if re.search(r, want[1]) and re.search(f, got[1]):
-            return name
-    return None
-
-
 def _gist(message: str) -> str:
     """An error message without its numbers, for hypothesis' statistics (``event``)."""
     return re.sub(r"-?\d[\d.e+-]*", "N", message.split(":")[0])[:60]
@@ -456,10 +427,7 @@ def differential(isa, what, call, inputs, out_mode=None, threads=None, kernels=N
         w = None if want_err is None else (type(want_err).__name__, str(want_err))
         g = None if got_err is None else (type(got_err).__name__, str(got_err))
         if w != g:
-            known = known_message_order(w, g)
-            if known is None:
-                raise AssertionError(f"{what}: fast path raised {g}, reference {w}")
-            event(f"known defect {known}: {w[0]} with another message")
+            raise AssertionError(f"{what}: fast path raised {g}, reference {w}")
         else:
             event(f"both raise {w[0]}: {_gist(w[1])}")
         return None
@@ -829,13 +797,12 @@ def test_qconv2d(isa, form, case):
                  kernels=_plan_kernels(isa, x, plan_w, geo, kw.get("out_dtype", np.float32)))
 
 
-# --- known defects found by the fuzz ---------------------------------------------------------
+# --- inputs with two faults that the fuzz found named differently ---------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: with a requantized output, a column whose multiplier "
-                   "overflows after a column whose float bias does not fit int32: the fast path (C++ "
-                   "gemm_columns, per column) names the bias, the reference (columns_numpy) the multiplier")
-def test_known_epilogue_column_order():
+def test_epilogue_column_order():
+    """With a requantized output, a column whose multiplier overflows after a column whose float
+    bias does not fit int32: both name the multiplier (every column's multiplier is checked first)."""
     a, b = np.zeros((1, 4), np.uint8), np.zeros((4, 2), np.int8)
     x, w = np.zeros((1, 1, 1, 1), np.uint8), np.zeros((2, 1, 1, 1), np.int8)
     kw = dict(out_scale=0.01, out_dtype=np.int8, bias=np.array([1.0, 0.0], np.float32))
@@ -846,9 +813,8 @@ def test_known_epilogue_column_order():
     })
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: qconv2d with both an invalid geometry and an invalid "
-                   "epilogue: the fast path names the epilogue's fault, the reference the geometry's")
-def test_known_qconv2d_check_order():
+def test_qconv2d_check_order():
+    """qconv2d with both an invalid geometry and an invalid epilogue: both name the geometry."""
     x, w = np.zeros((1, 1, 1, 1), np.uint8), np.zeros((1, 1, 2, 2), np.int8)  # a 2x2 kernel on a 1x1 image
     assert_same_errors({
         "bias": (ValueError, "", lambda f: f.qconv2d(x, w, 1.0, 1e-45, out_scale=1.0, out_dtype=np.int8,

@@ -142,28 +142,30 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
 std::string gemm_columns(size_t n, float a_scale, const float* b_scale, bool per_column,
                          const float* bias, bool requantize, float out_scale, float* out,
                          int64_t* bias_q) {
+  // Each constraint over every column before the next constraint, in the
+  // reference's order, so that both name the same fault first.
+  bool products_ok = true;
   for (size_t j = 0; j < n; ++j) {
-    const float b = b_scale[per_column ? j : 0];
-    const float s = a_scale * b;
-    if (!(std::isfinite(s) && s > 0.0f)) {
-      return std::isfinite(b) && b > 0.0f
-                 ? "a_scale * b_scale must be finite and > 0 in float32 for every column"
-                 : "b_scale must be finite and > 0 in float32";
-    }
-    out[j] = s;
+    out[j] = a_scale * b_scale[per_column ? j : 0];
+    products_ok = products_ok && std::isfinite(out[j]) && out[j] > 0.0f;
+  }
+  if (!products_ok) {
+    for (size_t j = 0; j < (per_column ? n : 1); ++j)
+      if (!(std::isfinite(b_scale[j]) && b_scale[j] > 0.0f)) return "b_scale must be finite and > 0 in float32";
+    return "a_scale * b_scale must be finite and > 0 in float32 for every column";
   }
   if (!requantize) return "";
-  for (size_t j = 0; j < n; ++j) {
-    const float m = out[j] / out_scale;
-    if (!std::isfinite(m)) return "a_scale * b_scale / out_scale must be finite in float32";
-    if (bias) {
+  for (size_t j = 0; j < n; ++j)
+    if (!std::isfinite(out[j] / out_scale)) return "a_scale * b_scale / out_scale must be finite in float32";
+  if (bias) {
+    for (size_t j = 0; j < n; ++j) {
       const float q = std::nearbyintf(bias[j] / out[j]);
       if (!(static_cast<double>(std::fabs(q)) <= 2147483647.0))
         return "bias / (a_scale * b_scale) must be finite and fit int32";
       bias_q[j] = static_cast<int64_t>(q);
     }
-    out[j] = m;
   }
+  for (size_t j = 0; j < n; ++j) out[j] = out[j] / out_scale;
   return "";
 }
 
