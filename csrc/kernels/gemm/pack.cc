@@ -12,8 +12,9 @@ size_t packed_b_bytes(const GemmShape& s, size_t K, size_t N) {
 }
 
 void pack_b(const GemmShape& s, const int8_t* b, size_t K, size_t N, uint8_t* out) {
-  const size_t nr = s.nr, pb = s.panel_bytes(K, nr);
-  std::memset(out, 0, packed_b_bytes(s, K, N));
+  const size_t nr = s.nr, pb = s.panel_bytes(K, nr), bytes = packed_b_bytes(s, K, N);
+  if (bytes == 0) return;  // N == 0 (or K == 0): nothing to write, and `out` may be null
+  std::memset(out, 0, bytes);
   for (size_t p = 0; p * nr < N; ++p) {
     uint8_t* panel = out + p * pb;
     const size_t cols = std::min(nr, N - p * nr);
