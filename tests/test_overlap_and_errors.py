@@ -172,3 +172,35 @@ def test_float_bias_quantized_to_2_31():
             m.qgemm(a, b, 1.0, 1.0, bias=bias, out_scale=1.0, out_dtype=np.int8)
         msgs.append(str(e.value))
     assert msgs[0] == msgs[1]
+
+
+def test_unaligned_out_and_input(isa):
+    """float32/int32 arrays one byte off their alignment, as ``out`` of every op and as quantize's
+    input: the reference's results (the kernels never load or store a misaligned element)."""
+    rng = np.random.default_rng(5)
+
+    def unaligned(shape, dtype):
+        n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        return np.zeros(n + 1, np.uint8)[1:].view(dtype).reshape(shape)
+
+    x = unaligned((64,), np.float32)
+    x[:] = rng.standard_normal(64) * 4
+    q = rng.integers(-128, 128, 64, dtype=np.int8)
+    a = rng.integers(0, 256, (5, 24), dtype=np.uint8)
+    b = rng.integers(-128, 128, (24, 7), dtype=np.int8)
+    cx = rng.integers(0, 256, (1, 4, 6, 6), dtype=np.uint8)
+    cw = rng.integers(-128, 128, (5, 4, 3, 3), dtype=np.int8)
+    with iq.use_isa(isa):
+        cases = {
+            "quantize": (lambda m, out: m.quantize(x, 0.05, out=out), unaligned((64,), np.int8)),
+            "dequantize": (lambda m, out: m.dequantize(q, 0.5, out=out), unaligned((64,), np.float32)),
+            "gemm": (lambda m, out: m.gemm(a, b, out=out), unaligned((5, 7), np.int32)),
+            "qgemm": (lambda m, out: m.qgemm(a, b, 0.1, 0.02, out=out), unaligned((5, 7), np.float32)),
+            "conv2d": (lambda m, out: m.conv2d(cx, cw, padding=1, out=out), unaligned((1, 5, 6, 6), np.int32)),
+            "qconv2d": (lambda m, out: m.qconv2d(cx, cw, 0.1, 0.02, padding=1, out=out),
+                        unaligned((1, 5, 6, 6), np.float32)),
+        }
+        for name, (call, out) in cases.items():
+            got = call(iq, out)
+            assert got is out, name
+            assert_same(out, call(ref, None), f"isa={isa} {name}")

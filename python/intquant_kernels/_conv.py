@@ -105,8 +105,9 @@ def _run(x, pw: PackedConvWeights, stride, padding, dilation, layout, x_zero_poi
     weights = pw._layout(plan.weights, isa)
     w_zp = pw.zero_point if pw._has_zp and plan.weights != "depthwise" else None
     col_off, epilogue = kernel_args(pw, x_zp + (128 if x.dtype == np.int8 else 0), ep)
-    _core.conv2d(plan, x, x_zp, weights, w_zp, pw._colsum, col_off, y, *epilogue)
-    return y
+    target = v.aligned(y)
+    _core.conv2d(plan, x, x_zp, weights, w_zp, pw._colsum, col_off, target, *epilogue)
+    return v.finish(y, target)
 
 
 def _shape_dtype(a, what: str, default):

@@ -38,9 +38,10 @@ def _run(a, pw: PackedWeights, a_zero_point, kind, out, out_dtype, ep=None):
 
     col_off, epilogue = kernel_args(pw, a_zp + (128 if a.dtype == np.int8 else 0), ep)
     y = np.empty(shape, out_dtype) if out is None else v.check_out(out, shape, out_dtype)
+    target = v.aligned(y)
     _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
-               col_off, kind, y.reshape(a2.shape[0], n), *epilogue)
-    return y
+               col_off, kind, target.reshape(a2.shape[0], n), *epilogue)
+    return v.finish(y, target)
 
 
 def _columns(n, a_s, b_s, bias32, o_s):

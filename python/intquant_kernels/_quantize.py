@@ -16,9 +16,9 @@ def quantize(x, scale, zero_point=0, *, axis=None, dtype=np.int8, narrow_range=F
     x = v.array_of(x, np.float32, "x")
     p = v.quant_params(x.shape, scale, zero_point, axis, qmin, qmax)
     y = np.empty(x.shape, dt) if out is None else v.check_out(out, x.shape, dt)
-    _core.quantize(
-        np.ascontiguousarray(x), y, p.outer, p.channels, p.inner, p.scale, p.zero_point, qmin, qmax
-    )
+    # Aligned as well as contiguous: the scalar kernels load whole floats.
+    x = np.require(x, np.float32, ["C_CONTIGUOUS", "ALIGNED"])
+    _core.quantize(x, y, p.outer, p.channels, p.inner, p.scale, p.zero_point, qmin, qmax)
     return y
 
 
@@ -30,8 +30,9 @@ def dequantize(q, scale, zero_point=0, *, axis=None, out=None):
     qmin, qmax = v.q_range(dt)
     p = v.quant_params(q.shape, scale, zero_point, axis, qmin, qmax)
     y = np.empty(q.shape, np.float32) if out is None else v.check_out(out, q.shape, np.float32)
-    _core.dequantize(np.ascontiguousarray(q), y, p.outer, p.channels, p.inner, p.scale, p.zero_point)
-    return y
+    target = v.aligned(y)
+    _core.dequantize(np.ascontiguousarray(q), target, p.outer, p.channels, p.inner, p.scale, p.zero_point)
+    return v.finish(y, target)
 
 
 quantize.__doc__ = _ref.quantize.__doc__ + """

@@ -167,6 +167,20 @@ def no_overlap(out, name: str, value, *more) -> None:
                              f"kernels read while they write it")
 
 
+def aligned(y: np.ndarray) -> np.ndarray:
+    """``y``, or where ``y`` (a caller's ``out``) is not aligned to its dtype, a fresh array of
+    its shape and dtype for the kernels to write (their scalar code stores whole elements);
+    :func:`finish` copies it into ``y``."""
+    return y if y.flags.aligned else np.empty(y.shape, y.dtype)
+
+
+def finish(y: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``y`` holding what the kernels wrote into ``target`` (from :func:`aligned`)."""
+    if target is not y:
+        y[...] = target
+    return y
+
+
 def check_out(out, shape, dtype, what: str = "out") -> np.ndarray:
     """A caller-supplied output array: right type, dtype, shape, C-contiguous, writable."""
     if not isinstance(out, np.ndarray):
