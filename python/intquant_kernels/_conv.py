@@ -184,10 +184,12 @@ def qconv2d(x, w, x_scale, w_scale, *, stride=1, padding=0, dilation=1, groups=1
     if out is not None:
         v.no_overlap(out, "x", x)
     pw = _packed(w, groups, w_zero_point)
-    # The geometry is checked before the epilogue, as the reference checks them.
-    x = conv_activations(x)
-    _plan(x.shape, pw, stride, padding, dilation, layout, active_isa(), _OUT.f32)
-    ep = _resolve(pw.shape[0], x_scale, w_scale, bias, relu, out_scale, out_zero_point, out_dtype, _columns)
+    try:
+        ep = _resolve(pw.shape[0], x_scale, w_scale, bias, relu, out_scale, out_zero_point, out_dtype, _columns)
+    except (TypeError, ValueError):
+        # The reference checks the geometry first: a fault there is the one to name.
+        conv_geometry(conv_activations(x).shape, pw.shape, stride, padding, dilation, pw.groups, layout)
+        raise
     kind = _OUT.q8 if ep.requantize else _OUT.f32
     return _run(x, pw, stride, padding, dilation, layout, x_zero_point, kind, out, ep.out_dtype, ep)
 

@@ -151,20 +151,23 @@ def quant_params(shape, scale, zero_point, axis, qmin: int, qmax: int) -> QuantP
     )
 
 
-def no_overlap(out, name: str, value, *more) -> None:
+def no_overlap(out, *pairs) -> None:
     """``out`` must not share memory (``np.may_share_memory``) with an input the kernels read in
     place while they write ``out``: the activations, and quantize's and dequantize's per-channel
-    parameters. ``more``: further (name, value) pairs flattened. Weights, their zero points,
-    scales and bias are copied (packed or resolved) before anything is written, so ``out`` may
-    overlap them."""
+    parameters. ``pairs``: (name, value) flattened. Weights, their zero points, scales and bias
+    are copied (packed or resolved) before anything is written, so ``out`` may overlap them."""
     if not isinstance(out, np.ndarray):
         return
-    pairs = (name, value) + more
-    for i in range(0, len(pairs), 2):
-        value = pairs[i + 1]
-        if isinstance(value, np.ndarray) and np.may_share_memory(out, value):
-            raise ValueError(f"out shares memory with {pairs[i]}: an output must not overlap an input that the "
-                             f"kernels read while they write it")
+    for i in range(1, len(pairs), 2):
+        value = pairs[i]
+        if not isinstance(value, np.ndarray):
+            continue
+        # Two different arrays that each own their memory share none: no need to ask NumPy.
+        if value is not out and value.base is None and out.base is None:
+            continue
+        if np.may_share_memory(out, value):
+            raise ValueError(f"out shares memory with {pairs[i - 1]}: an output must not overlap an input "
+                             f"that the kernels read while they write it")
 
 
 def aligned(y: np.ndarray) -> np.ndarray:
