@@ -13,8 +13,7 @@ namespace {
 
 iqk::ConvPlan make_plan(const std::string& isa, const iqk::ConvGeometry& g, bool nchw, iqk::GemmOut out,
                         bool dw_weights_fit_int8) {
-  const iqk::Isa path = isa_from_name(isa);
-  table_of(isa);  // available, or a ValueError naming the available paths
+  const iqk::Isa path = table_of(isa).isa;  // available, or a ValueError naming the available paths
   try {
     return iqk::plan_conv(path, g, nchw, out, dw_weights_fit_int8);
   } catch (const std::invalid_argument& e) {

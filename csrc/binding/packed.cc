@@ -48,8 +48,7 @@ void bind_packed(py::module_& m) {
         if (b.ndim() != 2) throw py::value_error("b: expected a 2-D array");
         const size_t K = b.shape(0), N = b.shape(1);
         const int8_t* bp = checked_data<const int8_t>(b, py::dtype::of<int8_t>(), K * N, "b", false);
-        const iqk::Isa path = isa_from_name(isa);
-        table_of(isa);  // available, or a ValueError naming the available paths
+        const iqk::Isa path = table_of(isa).isa;  // available, or a ValueError naming the available paths
         py::gil_scoped_release release;
         return iqk::pack_gemm_weights(path, bp, K, N);
       },
@@ -65,8 +64,8 @@ void bind_packed(py::module_& m) {
         const int32_t* zp =
             checked_data<const int32_t>(zero_point, py::dtype::of<int32_t>(), oc, "zero_point", false);
         const iqk::PackedKind k = packed_kind_of(kind);
-        const iqk::Isa path = isa_from_name(isa);
-        if (k == iqk::PackedKind::gemm_panels) table_of(isa);
+        // GEMM panels are for an available path's kernel; the other layouts serve every path.
+        const iqk::Isa path = k == iqk::PackedKind::gemm_panels ? table_of(isa).isa : isa_from_name(isa);
         py::gil_scoped_release release;
         try {
           return iqk::pack_conv_weights(k, path, wp, zp, oc, cg, kh, kw, groups);

@@ -47,8 +47,10 @@ class PackedConvWeights:
         self._has_zp = bool(np.any(self._zero_point))
         # Every channel's w - zero_point fits int8 (some depthwise kernels
         # take only such channels; conv_plan asks).
-        wd = self._w.reshape(oc, self.k).astype(np.int32) - self._zero_point[:, None]
-        self._fits_int8 = bool(np.all((wd >= -128) & (wd <= 127)))
+        self._fits_int8 = True
+        if self._has_zp:
+            wd = self._w.reshape(oc, self.k).astype(np.int32) - self._zero_point[:, None]
+            self._fits_int8 = bool(np.all((wd >= -128) & (wd <= 127)))
         self._offsets = Cache(maxsize=16)
         self._packed = Cache()  # (layout kind, ISA path or None) -> _core.Packed
         self._layout("depthwise" if self.depthwise else "gemm_panels", active_isa())

@@ -13,13 +13,21 @@ def conv_plan(layer, isa: str, layout: str = "NHWC", out_dtype=None):
                             padding=layer.padding, groups=layer.groups, layout=layout, **kw)
 
 
+def kind_of(plan) -> str:
+    """The kind of kernel (PATH_INSTRUCTION) of a conv plan."""
+    return "dwconv" if plan.kind.startswith("depthwise") else "gconv" if plan.kind == "small_groups" else "gemm"
+
+
 def conv_kind(layer, isa: str, layout: str = "NHWC") -> str:
     """The kind of kernel (PATH_INSTRUCTION) that runs ``layer`` on ``isa``, from its plan."""
-    kind = conv_plan(layer, isa, layout).kind
-    return "dwconv" if kind.startswith("depthwise") else "gconv" if kind == "small_groups" else "gemm"
+    return kind_of(conv_plan(layer, isa, layout))
+
+
+def kernels_of(plan) -> str:
+    """The kernels a conv plan runs, as kernel_calls() names them."""
+    return ", ".join(name for role, name in plan.kernels if role != "driver")
 
 
 def conv_kernels(layer, isa: str, layout: str = "NHWC", out_dtype=None) -> str:
     """The kernels that run ``layer`` on ``isa`` in ``layout``, as its plan names them."""
-    plan = conv_plan(layer, isa, layout, out_dtype)
-    return ", ".join(name for role, name in plan.kernels if role != "driver")
+    return kernels_of(conv_plan(layer, isa, layout, out_dtype))

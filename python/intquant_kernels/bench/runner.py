@@ -42,7 +42,7 @@ import numpy as np
 import intquant_kernels as iq
 
 from . import cases, peers
-from .kernel_kind import conv_kernels, conv_kind
+from .kernel_kind import conv_plan, kernels_of, kind_of
 from .machine import machine
 from .measure import Progress, Settings, measure, measure_pair
 from .peaks import Peaks
@@ -294,17 +294,18 @@ def _conv(run: _Run, layers):
                     out = np.empty(out_shape[layout], np.int32)
                     xin = inputs[layout]
                     t = run.timed(lambda: iq.conv2d(xin, pw, **geometry, layout=layout, x_zero_point=X_ZP, out=out))
-                    kind = conv_kind(layer, isa, layout)
+                    plan = conv_plan(layer, isa, layout)
                     run.add("conv", case, f"int8 conv2d {layout} {isa}", "int8", t, ops=ops, isa=isa,
-                            kernel=conv_kernels(layer, isa, layout), instruction=run.peaks.instruction(kind, isa),
+                            kernel=kernels_of(plan), instruction=run.peaks.instruction(kind_of(plan), isa),
                             layout=layout)
         if not layer.depthwise:
             out = np.empty(out_shape[CONV_LAYOUT], np.int32)
             xin = inputs[CONV_LAYOUT]
-            _affine(run, "conv", case, f"int8 conv2d {CONV_LAYOUT} {run.best}", ops, conv_kind(layer, run.best),
+            plan = conv_plan(layer, run.best, CONV_LAYOUT)
+            _affine(run, "conv", case, f"int8 conv2d {CONV_LAYOUT} {run.best}", ops, kind_of(plan),
                     layer.oc, pack=lambda zp: iq.pack_conv_weights(w, groups=layer.groups, zero_point=zp),
                     call=lambda pw: iq.conv2d(xin, pw, **geometry, layout=CONV_LAYOUT, x_zero_point=X_ZP, out=out),
-                    kernel=conv_kernels(layer, run.best, CONV_LAYOUT), layout=CONV_LAYOUT)
+                    kernel=kernels_of(plan), layout=CONV_LAYOUT)
         # What the peers compute: requantized uint8 output (bias, relu).
         with iq.use_isa(run.best):
             run.progress.item(f"int8 qconv2d->uint8 {CONV_LAYOUT} {run.best}")
@@ -316,10 +317,9 @@ def _conv(run: _Run, layers):
             t = run.timed(lambda: iq.qconv2d(xin, pw, X_SCALE, w_scale, **geometry, layout=CONV_LAYOUT,
                                              x_zero_point=X_ZP, bias=bias, relu=True, out_scale=out_scale,
                                              out_zero_point=128, out_dtype=np.uint8, out=out_u8))
-            kind = conv_kind(layer, run.best, CONV_LAYOUT)
+            plan = conv_plan(layer, run.best, CONV_LAYOUT, np.uint8)
             run.add("conv", case, f"int8 qconv2d->uint8 {CONV_LAYOUT} {run.best}", "int8", t, ops=ops, isa=run.best,
-                    kernel=conv_kernels(layer, run.best, CONV_LAYOUT, np.uint8),
-                    instruction=run.peaks.instruction(kind, run.best),
+                    kernel=kernels_of(plan), instruction=run.peaks.instruction(kind_of(plan), run.best),
                     layout=CONV_LAYOUT, epilogue="bias, relu, requantize to uint8")
         peer_kw = dict(x_scale=X_SCALE, x_zero_point=X_ZP)
         rec = run.run_peer("conv", case, "torch quantized Conv2d (x86, channels_last)", "torch_quantized_conv2d",
