@@ -57,9 +57,9 @@ PLANAR = ("depthwise_planes", "depthwise_plane")
 
 
 def vnni4(isa) -> bool:
-    """Whether ``isa``'s GEMM kernel takes the vnni4 layout (groups of 4 k: a ``c4`` kernel name),
+    """Whether ``isa``'s GEMM kernel takes the vnni4 layout (groups of 4 k, 4 bytes per column),
     where the NCHW 1x1 driver runs."""
-    return "c4__" in iq.kernel_names(isa)["gemm"]
+    return _core.gemm_shape(isa)["layout"] == "vnni4"
 
 
 def plan_for(x, w, kw, out_dtype=np.int32):

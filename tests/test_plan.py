@@ -16,8 +16,15 @@ from exact import AVAILABLE_ISAS
 
 
 def vnni4(isa) -> bool:
-    """A GEMM kernel on groups of 4 k (``c4`` in its name) rather than int16 pairs (``c2``)."""
-    return "c4__" in iq.kernel_names(isa)["gemm"]
+    """A GEMM kernel on the vnni4 layout (groups of 4 k, 4 bytes per column), where the NCHW 1x1
+    driver runs."""
+    return _core.gemm_shape(isa)["layout"] == "vnni4"
+
+
+def a_bytes(isa) -> bool:
+    """A GEMM kernel that reads rows of A as bytes (every layout but AVX2's int16 pairs), which the
+    implicit GEMM needs."""
+    return _core.gemm_shape(isa)["layout"] != "pair16"
 
 
 def test_inputs_arrays_shapes_and_packed():
@@ -70,9 +77,9 @@ def test_kinds_of_canonical_layers(isa):
             assert iq.conv_plan((2, 64, 7, 9), (256, 64, 1, 1), out_dtype=np.float32).kind != "conv1x1_nchw"
         else:
             assert nchw.kind in ("implicit_gemm", "im2col_gemm")
-        # 3x3 on wide rows: the implicit GEMM on groups of 4 k, im2col on int16 pairs.
+        # 3x3 on wide rows: the implicit GEMM on rows of bytes, im2col on int16 pairs.
         dense = iq.conv_plan((1, 56, 56, 64), (64, 64, 3, 3), padding=1, layout="NHWC")
-        assert dense.kind == ("implicit_gemm" if vnni4(isa) else "im2col_gemm")
+        assert dense.kind == ("implicit_gemm" if a_bytes(isa) else "im2col_gemm")
         assert dense.weights == "gemm_panels"
         # Horizontal dilation breaks the kernel row into separate runs: im2col.
         dilated = iq.conv_plan((1, 56, 56, 64), (64, 64, 3, 3), padding=2, dilation=2, layout="NHWC")
@@ -89,7 +96,7 @@ def test_kinds_of_canonical_layers(isa):
         assert planes.kind == want
         # Small groups: the path's kernel where it has one.
         grouped = iq.conv_plan((1, 128, 28, 28), (128, 4, 3, 3), padding=1, groups=32)
-        assert grouped.kind == ("small_groups" if names["gconv"] else "implicit_gemm" if vnni4(isa) else
+        assert grouped.kind == ("small_groups" if names["gconv"] else "implicit_gemm" if a_bytes(isa) else
                                 "im2col_gemm")
 
 

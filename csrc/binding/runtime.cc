@@ -68,6 +68,15 @@ void bind_runtime(py::module_& m) {
     d["gconv"] = t->gconv.name;  // None where small groups run as a grouped GEMM
     return d;
   });
+  m.def("gemm_shape", [](const std::string& name) {
+    const iqk::GemmShape& s = table_of(name).gemm.shape;
+    py::dict d;
+    d["layout"] = iqk::gemm_layout_name(s.layout);  // kernels/gemm/gemm.h, GemmLayout
+    d["mr"] = s.mr;
+    d["nr"] = s.nr;
+    d["k_group"] = s.k_group();
+    return d;
+  });
   m.def("kernel_call_counts", [] {
     py::dict d;
     for (const auto& [name, calls] : iqk::kernel_call_counts()) d[py::str(name)] = calls;

@@ -199,9 +199,9 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel, bool implicit) {
   const size_t P = g.oh * g.ow, mr = s.mr, nr = s.nr;
   if (g.n == 0 || P == 0 || g.oc == 0) return;
   const size_t kgroups = ceil_div(K, s.k_group());
-  const size_t a_row_bytes = kgroups * 4;
+  const size_t gb = s.group_bytes(), a_row_bytes = kgroups * gb;
   const size_t n_panels = ceil_div(OCg, nr), n_pad = n_panels * nr;
-  const size_t b_panel = kgroups * nr * 4, b_group = n_panels * b_panel;
+  const size_t b_panel = kgroups * nr * gb, b_group = n_panels * b_panel;
   const Columns cols(p.col_off, p.w_zp, p.epilogue, G, OCg, n_pad);
   const size_t eb = gemm_out_bytes(p.epilogue.kind);
 
@@ -237,8 +237,8 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel, bool implicit) {
   // GEMM (each a separate run of the staging rows), all of K for im2col. A
   // slice is either a run of whole segments (the tile kernel jumps between
   // them) or a piece of one segment.
-  const size_t seg = implicit ? g.kw * Cg / 4 : kgroups, n_segs = implicit ? g.kh : 1;
-  const std::vector<KSlice> slices = k_slices(seg, n_segs, std::max<size_t>(1, kernel.k_slice_bytes / (nr * 4)));
+  const size_t seg = implicit ? g.kw * Cg / gb : kgroups, n_segs = implicit ? g.kh : 1;
+  const std::vector<KSlice> slices = k_slices(seg, n_segs, std::max<size_t>(1, kernel.k_slice_bytes / (nr * gb)));
   const size_t n_slices = slices.size();
   struct Tile {
     size_t m0, rows, oh, ow;  // first row of C (from the block's first pixel), its output row and column
@@ -332,23 +332,23 @@ void conv2d(const ConvProblem& p, const GemmKernel& kernel, bool implicit) {
         const KSlice& sl = slices[ks];
         for (size_t t = 0; t < n_tiles; ++t) {
           const Tile& tl = tile0[t];
-          // A group is 4 bytes per row or column in both layouts, so a slice
-          // starts 4 * g0 bytes into a row of A and 4 * g0 * NR bytes into a
-          // B panel.
+          // A group is gb bytes per row of A and per column of a B panel, so
+          // a slice starts gb * g0 bytes into a row of A and gb * g0 * NR
+          // bytes into a B panel.
           const uint8_t* arows;
           size_t a_stride, seg_skip;
           if (implicit) {
-            arows = stage + (tl.oh * g.sh + sl.seg * g.dh) * srow + tl.ow * g.sw * Cg + 4 * sl.off;
+            arows = stage + (tl.oh * g.sh + sl.seg * g.dh) * srow + tl.ow * g.sw * Cg + gb * sl.off;
             a_stride = g.sw * Cg;
-            seg_skip = g.dh * srow - 4 * seg;  // from the end of one kernel row's run to the next
+            seg_skip = g.dh * srow - gb * seg;  // from the end of one kernel row's run to the next
           } else {
-            arows = a + tl.m0 * a_row_bytes + 4 * sl.g0;
+            arows = a + tl.m0 * a_row_bytes + gb * sl.g0;
             a_stride = a_row_bytes;
             seg_skip = 0;
           }
           int32_t* part = part0 + t * mr * nr;
           kernel.fn(tl.rows, std::min(nr, OCg - n0), sl.gn, arows, a_stride, sl.seg_groups, seg_skip,
-                    bp + 4 * sl.g0 * nr, ks == 0 ? nullptr : part, ks + 1 == n_slices ? nullptr : part, ep, tl.m0,
+                    bp + gb * sl.g0 * nr, ks == 0 ? nullptr : part, ks + 1 == n_slices ? nullptr : part, ep, tl.m0,
                     n0);
         }
       }

@@ -35,7 +35,7 @@ ConvKind gemm_kind(const ConvGeometry& g, bool nchw, GemmOut out, const GemmKern
   // tiles stay within one output row, so rows much narrower than the tile
   // height take im2col.
   const size_t cg = g.cg();
-  if (gemm.shape.layout == GemmLayout::vnni4 && g.dw == 1 && cg > 0 && (g.kw * cg) % 4 == 0 &&
+  if (gemm.shape.a_bytes() && g.dw == 1 && cg > 0 && (g.kw * cg) % gemm.shape.group_bytes() == 0 &&
       g.ow >= 2 * static_cast<size_t>(gemm.shape.mr))
     return ConvKind::implicit_gemm;
   return ConvKind::im2col_gemm;

@@ -23,7 +23,7 @@ void copy_a_rows(const GemmShape& s, const uint8_t* a, size_t lda, bool a_signed
                  size_t rows, size_t row_bytes, uint8_t* out) {
   const uint8_t flip = a_signed ? 0x80 : 0x00;
   for (size_t i = 0; i < rows; ++i, a += lda, out += row_bytes) {
-    if (s.layout == GemmLayout::vnni4) {
+    if (s.a_bytes()) {
       for (size_t k = 0; k < K; ++k) out[k] = a[k] ^ flip;
       std::memset(out + K, 0, row_bytes - K);
     } else {
@@ -64,10 +64,10 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
   const std::vector<size_t> first_rows = panel_starts(M, m_panels);
   auto panel_row = [&](size_t mp) { return first_rows[mp]; };
   const size_t a_panel = s.panel_bytes(K, mr), b_panel = s.panel_bytes(K, nr);
-  const size_t a_row_bytes = groups * 4;
+  const size_t gb = s.group_bytes(), a_row_bytes = groups * gb;
   // uint8 rows whose length is a whole number of groups are read in place:
   // no copy at all. Otherwise rows are copied (shifted, padded, widened).
-  const bool a_in_place = s.layout == GemmLayout::vnni4 && !p.a_signed && K % 4 == 0;
+  const bool a_in_place = s.a_bytes() && !p.a_signed && K % s.k_group() == 0;
 
   // Per-column arrays padded to whole panels so that kernels can load full
   // vectors; the padding columns are never stored.
@@ -94,7 +94,7 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
   // groups x NR columns), of equal size, that stay in cache while the block's
   // A panels stream past; partial sums of a slice wait in a per-thread buffer
   // of MR x NR tiles.
-  const std::vector<KSlice> slices = k_slices(groups, 1, std::max<size_t>(1, kernel.k_slice_bytes / (nr * 4)));
+  const std::vector<KSlice> slices = k_slices(groups, 1, std::max<size_t>(1, kernel.k_slice_bytes / (nr * gb)));
   const size_t n_slices = slices.size();
 
   parallel_for(m_blocks * chunks.count, [&](size_t task) {
@@ -122,16 +122,16 @@ void gemm(const GemmProblem& p, const GemmKernel& kernel) {
       const size_t n0 = np * nr;
       const uint8_t* bp = p.packed_b + np * b_panel;
       for (size_t ks = 0; ks < n_slices; ++ks) {
-        // A group is 4 bytes per row or column (vnni4: 4 x u8; pair16: 2 x
-        // int16) in both layouts, so a slice starts 4 * g0 bytes into a row of
-        // A and 4 * g0 * NR bytes into a B panel.
+        // A group is gb bytes per row of A and per column of a B panel, so a
+        // slice starts gb * g0 bytes into a row of A and gb * g0 * NR bytes
+        // into a B panel.
         const KSlice& sl = slices[ks];
         for (size_t mp = mp0; mp < mp1; ++mp) {
           const size_t m0 = panel_row(mp);
           int32_t* part = part0 + (mp - mp0) * mr * nr;
           kernel.fn(panel_row(mp + 1) - m0, std::min(nr, N - n0), sl.gn,
-                    arows + (m0 - m_first) * a_stride + 4 * sl.g0, a_stride, sl.seg_groups, 0,
-                    bp + 4 * sl.g0 * nr,
+                    arows + (m0 - m_first) * a_stride + gb * sl.g0, a_stride, sl.seg_groups, 0,
+                    bp + gb * sl.g0 * nr,
                     ks == 0 ? nullptr : part, ks + 1 == n_slices ? nullptr : part, ep, m0, n0);
         }
       }

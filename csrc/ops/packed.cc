@@ -21,7 +21,7 @@ const char* packed_kind_name(PackedKind kind) {
 std::string Packed::describe() const {
   std::string s = packed_kind_name(kind);
   if (kind == PackedKind::gemm_panels) {
-    s += std::string(" for ") + isa_name(isa) + " (" + (shape.layout == GemmLayout::vnni4 ? "vnni4" : "pair16") + ", " +
+    s += std::string(" for ") + isa_name(isa) + " (" + gemm_layout_name(shape.layout) + ", " +
          std::to_string(shape.mr) + "x" + std::to_string(shape.nr) + " tiles)";
   }
   s += ", " + std::to_string(groups) + (groups == 1 ? " group" : " groups") + " of K=" + std::to_string(k) +

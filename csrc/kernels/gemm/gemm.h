@@ -26,17 +26,41 @@ enum class GemmLayout : int {
   // (b[2p, n], b[2p+1, n]); rows of A widened to int16. The layout of
   // vpmaddwd (exact AVX2).
   pair16 = 1,
+  // Groups of 4 consecutive k, k-major: per group, 4 runs of NR bytes
+  // (b[4g + t, n0 .. n0 + NR) for t = 0..3); rows of A as for vnni4. One row
+  // of B per k, widened to int16 for smlal by element (NEON).
+  rows4 = 2,
+  // vnni4 with every byte of B stored as b + 128 (b ^ 0x80, unsigned): the
+  // layout of udot, whose kernel takes 128 * sum_k a[m, k] off (NEON
+  // dot-product without i8mm has no unsigned x signed form).
+  vnni4_u8 = 3,
+  // Groups of 8 consecutive k: per group, NR / 2 column pairs of 16 bytes
+  // (b[8g..8g+7, n], b[8g..8g+7, n+1]); rows of A are plain bytes, 8 per
+  // group. The layout of usmmla (2 x 8 by 8 x 2, NEON i8mm).
+  mmla8 = 4,
 };
+
+const char* gemm_layout_name(GemmLayout layout);
 
 struct GemmShape {
   GemmLayout layout;
   int mr;  // rows per A panel (tile height)
   int nr;  // columns per B panel (tile width)
-  // k values per group: 4 for vnni4, 2 for pair16.
-  int k_group() const { return layout == GemmLayout::vnni4 ? 4 : 2; }
+  // k values per group: 2 for pair16, 8 for mmla8, 4 for the others.
+  int k_group() const {
+    return layout == GemmLayout::pair16 ? 2 : layout == GemmLayout::mmla8 ? 8 : 4;
+  }
+  // Bytes of one group in a row of A, and per column in a B panel: 8 for
+  // mmla8, 4 for the others (pair16: two int16).
+  size_t group_bytes() const { return layout == GemmLayout::mmla8 ? 8 : 4; }
+  // Rows of A are bytes (as given, or shifted by 128 for int8) rather than
+  // widened to int16.
+  bool a_bytes() const { return layout != GemmLayout::pair16; }
   // Bytes of one A panel (width MR rows) or B panel (NR columns) over all of
-  // K: whole groups of 4 bytes per row or column.
-  size_t panel_bytes(size_t k, size_t width) const { return (k + k_group() - 1) / k_group() * width * 4; }
+  // K: whole groups per row or column.
+  size_t panel_bytes(size_t k, size_t width) const {
+    return (k + k_group() - 1) / k_group() * width * group_bytes();
+  }
   bool operator==(const GemmShape&) const = default;
 };
 
@@ -68,8 +92,8 @@ struct GemmEpilogue {
 
 // Computes the tile C[m0 : m0+mr, n0 : n0+nr] (mr <= MR, nr <= NR) from mr
 // rows of A and a B panel slice covering `groups` k-groups. Row i of A starts
-// at a_rows + i * a_stride bytes and holds 4 bytes per group (vnni4: 4 x u8;
-// pair16: 2 x int16); only rows < mr are read. A row may come in segments:
+// at a_rows + i * a_stride bytes and holds group_bytes() per group (4 or 8
+// x u8; pair16: 2 x int16); only rows < mr are read. A row may come in segments:
 // after every `seg_groups` groups (>= 1) the row continues seg_skip bytes
 // further on (a convolution's kernel rows in its staged input); a plain row
 // has seg_groups >= groups. K may come in several
@@ -87,7 +111,7 @@ struct GemmKernel {
   const char* name = nullptr;
   GemmShape shape{GemmLayout::vnni4, 1, 1};
   // The drivers cut K into slices of at most this many bytes of B panel
-  // (groups x NR columns x 4 bytes), of equal size: the B slice stays in cache
+  // (groups x NR columns x group bytes), of equal size: the B slice stays in cache
   // while the tiles of an A block stream past it, and partial sums wait in a
   // buffer between slices. 24 KB keeps it in L1.
   size_t k_slice_bytes = 24 * 1024;

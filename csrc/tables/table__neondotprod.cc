@@ -1,0 +1,16 @@
+// The neon_dotprod path: the neon table with udot (ARMv8.2 dot product) where
+// the multiply bounds the kernel (GEMM). Quantization and depthwise keep the
+// neon kernels: they are bound by loads and conversions, not by multiplies.
+#include "runtime/kernel_table.h"
+
+namespace iqk {
+
+IQK_DECLARE_TABLE(neon)
+extern const GemmKernel gemm_kernel__neondotprod;
+
+void fill_table__neondotprod(KernelTable& t) {
+  fill_table__neon(t);
+  t.gemm = gemm_kernel__neondotprod;
+}
+
+}  // namespace iqk
