@@ -21,10 +21,12 @@ def vnni4(isa) -> bool:
     return _core.gemm_shape(isa)["layout"] == "vnni4"
 
 
-def a_bytes(isa) -> bool:
-    """A GEMM kernel that reads rows of A as bytes (every layout but AVX2's int16 pairs), which the
-    implicit GEMM needs."""
-    return _core.gemm_shape(isa)["layout"] != "pair16"
+def implicit_rows(isa, run) -> bool:
+    """Whether the implicit GEMM can read ``isa``'s rows of A from staging rows whose kernel rows are
+    ``run`` bytes (KW x C/groups): a kernel on rows of bytes (every layout but AVX2's int16 pairs)
+    and runs of whole k-groups."""
+    shape = _core.gemm_shape(isa)
+    return shape["layout"] != "pair16" and run % shape["k_group"] == 0
 
 
 def test_inputs_arrays_shapes_and_packed():
@@ -79,7 +81,7 @@ def test_kinds_of_canonical_layers(isa):
             assert nchw.kind in ("implicit_gemm", "im2col_gemm")
         # 3x3 on wide rows: the implicit GEMM on rows of bytes, im2col on int16 pairs.
         dense = iq.conv_plan((1, 56, 56, 64), (64, 64, 3, 3), padding=1, layout="NHWC")
-        assert dense.kind == ("implicit_gemm" if a_bytes(isa) else "im2col_gemm")
+        assert dense.kind == ("implicit_gemm" if implicit_rows(isa, 3 * 64) else "im2col_gemm")
         assert dense.weights == "gemm_panels"
         # Horizontal dilation breaks the kernel row into separate runs: im2col.
         dilated = iq.conv_plan((1, 56, 56, 64), (64, 64, 3, 3), padding=2, dilation=2, layout="NHWC")
@@ -96,7 +98,7 @@ def test_kinds_of_canonical_layers(isa):
         assert planes.kind == want
         # Small groups: the path's kernel where it has one.
         grouped = iq.conv_plan((1, 128, 28, 28), (128, 4, 3, 3), padding=1, groups=32)
-        assert grouped.kind == ("small_groups" if names["gconv"] else "implicit_gemm" if a_bytes(isa) else
+        assert grouped.kind == ("small_groups" if names["gconv"] else "implicit_gemm" if implicit_rows(isa, 3 * 4) else
                                 "im2col_gemm")
 
 
