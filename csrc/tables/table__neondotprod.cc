@@ -7,10 +7,12 @@ namespace iqk {
 
 IQK_DECLARE_TABLE(neon)
 extern const GemmKernel gemm_kernel__neondotprod;
+void gconv_u8u8s32_4x4c4__neondotprod(const GconvRow& r);
 
 void fill_table__neondotprod(KernelTable& t) {
   fill_table__neon(t);
   t.gemm = gemm_kernel__neondotprod;
+  t.gconv = IQK_KERNEL(gconv_u8u8s32_4x4c4__neondotprod);
 }
 
 }  // namespace iqk

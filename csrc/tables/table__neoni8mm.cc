@@ -6,10 +6,12 @@ namespace iqk {
 
 IQK_DECLARE_TABLE(neondotprod)
 extern const GemmKernel gemm_kernel__neoni8mm;
+void gconv_u8s8s32_4x4c4__neoni8mm(const GconvRow& r);
 
 void fill_table__neoni8mm(KernelTable& t) {
   fill_table__neondotprod(t);
   t.gemm = gemm_kernel__neoni8mm;
+  t.gconv = IQK_KERNEL(gconv_u8s8s32_4x4c4__neoni8mm);
 }
 
 }  // namespace iqk
