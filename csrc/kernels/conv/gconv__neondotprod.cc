@@ -17,6 +17,10 @@ struct GconvUdot {
   static int32x4_t add(int32x4_t acc, uint8x16_t in, W w) {
     return vreinterpretq_s32_u32(vdotq_u32(vreinterpretq_u32_s32(acc), in, w));
   }
+  template <int L>
+  static int32x4_t add_lane(int32x4_t acc, uint8x16_t in, W w) {
+    return vreinterpretq_s32_u32(vdotq_laneq_u32(vreinterpretq_u32_s32(acc), w, in, L));
+  }
   static constexpr bool kXsAlways = true;
   static constexpr int32_t kXsBias = 128;
 };

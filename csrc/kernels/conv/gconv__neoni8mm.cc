@@ -13,6 +13,8 @@ struct GconvUsdot {
   using W = int8x16_t;
   static W load_w(const int8_t* w) { return vld1q_s8(w); }
   static int32x4_t add(int32x4_t acc, uint8x16_t in, W w) { return vusdotq_s32(acc, in, w); }
+  template <int L>
+  static int32x4_t add_lane(int32x4_t acc, uint8x16_t in, W w) { return vsudotq_laneq_s32(acc, w, in, L); }
   static constexpr bool kXsAlways = false;
   static constexpr int32_t kXsBias = 0;
 };
