@@ -16,10 +16,13 @@ import subprocess
 from dataclasses import dataclass, field
 
 #: mnemonic -> (class, products per destination lane). The class names the
-#: row of the peak table (bench/peaks.py) that its throughput comes from.
+#: row of the peak table (bench/peaks.py) that its throughput comes from. The
+#: widening multiplies without accumulate (smull: GCC's first product of a
+#: sum that starts at zero) issue on the same pipes as smlal.
 MAC_MNEMONICS = {
-    **{m: ("smlal", 1) for m in ("smlal", "smlal2", "umlal", "umlal2", "smlsl", "smlsl2", "umlsl", "umlsl2")},
-    **{m: ("mla", 1) for m in ("mla", "mls")},
+    **{m: ("smlal", 1) for m in ("smlal", "smlal2", "umlal", "umlal2", "smlsl", "smlsl2", "umlsl", "umlsl2",
+                                 "smull", "smull2", "umull", "umull2")},
+    **{m: ("mla", 1) for m in ("mla", "mls", "mul")},
     **{m: ("dot", 4) for m in ("sdot", "udot", "usdot", "sudot")},
     **{m: ("mmla", 8) for m in ("smmla", "ummla", "usmmla")},
 }
@@ -62,7 +65,7 @@ class Insn:
 @dataclass
 class Loop:
     function: str  # mangled
-    label: str  # GCC's label, or the target address in hex
+    label: str  # the header's GCC label (or its index in the function), or its address in hex
     insns: list = field(default_factory=list)  # every block of the loop, in address order
     every: list = field(default_factory=list)  # the blocks that run on every iteration (dominate each back edge)
 
@@ -150,9 +153,9 @@ def _dominates(idom: dict, a: int, b: int) -> bool:
 def _natural_loops(fn: str, insns: list, target_of) -> list:
     """The innermost natural loops of one function: ``insns`` in layout order,
     ``target_of(insn)`` the index of a branch's target in ``insns`` (None if it
-    is not a local label). A back edge is a branch to an instruction at or
-    before it; its loop is the header and every block that reaches the branch
-    without passing through the header."""
+    is not a local label). A back edge goes to a block (the header) that
+    dominates its source; its loop is the header and every block that reaches
+    the source without passing through the header."""
     n = len(insns)
     if not n:
         return []
@@ -191,18 +194,20 @@ def _natural_loops(fn: str, insns: list, target_of) -> list:
             succs[p].add(b)
     idom = _dominators(succs, -1)
     loops, latches = {}, {}  # header block -> set of blocks, the sources of its back edges
-    for e, t in targets.items():
-        src, head = block_of[e], block_of[t]
-        if not _dominates(idom, head, src):
-            continue  # a jump into a loop, not a back edge
-        body, stack = {head, src}, ([src] if src != head else [])
-        while stack:
-            for p in preds[stack.pop()]:
-                if p not in body:
-                    body.add(p)
-                    stack.append(p)
-        loops.setdefault(head, set()).update(body)
-        latches.setdefault(head, set()).add(src)
+    for head, ps in preds.items():
+        for src in ps:
+            # A back edge: to a block that dominates its source (a branch back or, where GCC enters a
+            # loop in its middle, a fall-through or a branch forward into the header).
+            if not _dominates(idom, head, src):
+                continue
+            body, stack = {head, src}, ([src] if src != head else [])
+            while stack:
+                for p in preds[stack.pop()]:
+                    if p not in body:
+                        body.add(p)
+                        stack.append(p)
+            loops.setdefault(head, set()).update(body)
+            latches.setdefault(head, set()).add(src)
     out = []
     for h, body in loops.items():
         if any(h2 != h and h2 in body for h2 in loops):
