@@ -335,9 +335,18 @@ def main(argv=None) -> int:
         picked = pick_loops(loops, names, args.loops, args.all_epilogues)
         if not picked:
             for lp in pick_plain_loops(loops, names):
+                fn = A.short_name(names.get(lp.function, lp.function))
+                if args.show_loops:
+                    print(f"\n# {rel} {fn} loop {lp.label}: {len(lp.insns)} instructions")
+                    print("\n".join("\t" + i.text for i in lp.insns))
+                tag = f"{Path(rel).stem}_{lp.label.lstrip('.')}"
+                if args.save:
+                    (work / f"{tag}.s").write_text("\n".join(i.text for i in lp.insns) + "\n")
                 for core in cores:
                     r = run_mca(args.mca, core, MATTR[token], [i.text for i in lp.insns], args.iterations)
-                    plain_rows.append(dict(file=rel, function=A.short_name(names.get(lp.function, lp.function)),
+                    if args.save:
+                        (work / f"{tag}_{core}.mca.txt").write_text(r["text"])
+                    plain_rows.append(dict(file=rel, function=fn,
                                            loop=lp.label, core=core, insns=len(lp.insns),
                                            simd=sum(i.simd for i in lp.insns),
                                            cycles=r["cycles"] / r["iterations"], ipc=r["ipc"],
