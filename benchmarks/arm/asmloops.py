@@ -2,12 +2,14 @@
 multiply-accumulate instructions of the kernels, and the innermost loops of a
 function, from GCC's assembly output (-S) or from objdump's disassembly.
 
-A loop is the range from a branch target to a later branch back to it in the
-same function; an innermost loop contains no other. Its instructions are
-taken as laid out, in address order: forward branches inside it (a tail
-store, a skipped block) are counted as if every instruction ran, which is
-exact for straight-line loop bodies (the GEMM K loops) and an overestimate of
-the work per iteration otherwise.
+Loops are natural loops of the function's control-flow graph: a back edge
+goes to a block (the header) that dominates its source, and the loop is every
+block that reaches the source without passing through the header (so a loop
+that GCC enters in its middle is found whole). An innermost loop holds no
+other loop's header. Its instructions are listed in address order; forward
+branches inside it (a tail store, a call) make some blocks optional, and
+``Loop.every`` keeps the blocks that run on every iteration (those that
+dominate each back edge). Jump-table targets (``br``) count as entries.
 """
 from __future__ import annotations
 
@@ -89,12 +91,6 @@ class Loop:
     @property
     def mac_count(self) -> int:
         return sum(i.mac[1] for i in self.macs)
-
-    def start(self):
-        return self.insns[0].addr
-
-    def end(self):
-        return self.insns[-1].addr
 
 
 _TERMINATORS = re.compile(r"^(ret|br|eret)$")
