@@ -281,3 +281,67 @@ def test_measure_pair_alternates_the_two_calls():
     ta, tb = measure.measure_pair(lambda: calls.append("a"), lambda: calls.append("b"), measure.Settings(quick=True))
     assert calls == ["a", "b"] * (len(calls) // 2)
     assert ta["repeats"] == tb["repeats"] >= 3 and len(calls) == 2 * (ta["repeats"] + 1)  # plus the warm-up
+
+
+# --- choosing cases (bench --cases) -------------------------------------------------
+
+def test_select_cases_takes_gemm_shapes_layers_and_quantize():
+    layer = cases.CONV_LAYERS[0]
+    shapes, layers, quantize = runner.select_cases(["64x32x16", layer.name, "1x1x1"])
+    assert shapes == [(64, 32, 16), (1, 1, 1)] and layers == [layer] and not quantize
+    assert runner.select_cases([runner.QUANTIZE_CASE]) == ([], [], True)
+    for bad in (["64x32"], ["0x8x8"], ["resnet"], ["8x8x8", "nope"]):
+        with pytest.raises(ValueError, match="unknown case"):
+            runner.select_cases(bad)
+
+
+def test_run_of_named_cases_runs_only_them(monkeypatch):
+    """A run restricted to one GEMM shape: no conv or quantize rows though their ops were asked for,
+    no row of another shape; the settings say which cases."""
+    monkeypatch.setattr(cases, "GEMM_QUICK", [(8, 64, 32)])
+    doc = runner.run(ops=["gemm", "conv", "quantize"], isas=[iq.available_isas()[-1]], quick=True,
+                     progress=measure.Progress(io.StringIO()), cases=["4x32x16"])
+    assert {(r["op"], r["case"]) for r in doc["results"]} == {("gemm", "4x32x16")}
+    assert doc["settings"]["cases"] == ["4x32x16"]
+    assert "cases: 4x32x16;" in report.plain(doc)
+
+
+def test_bench_cli_takes_cases(capsys):
+    from intquant_kernels import __main__ as cli
+
+    for bad in ("nope", "8x8", ","):
+        with pytest.raises(SystemExit) as e:
+            cli.main(["bench", "--cases", bad])
+        assert e.value.code == 2
+    assert "unknown case" in capsys.readouterr().err
+    assert cli.main(["bench", "--quick", "--ops", "gemm", "--isa", iq.available_isas()[-1],
+                     "--cases", "4x32x16"]) == 0
+    out = capsys.readouterr().out
+    assert "4x32x16" in out and "512x512x512" not in out
+
+
+def test_arm_runs_no_avx2_openblas_subprocess(monkeypatch):
+    """OpenBLAS's Haswell (AVX2) kernel is an x86 baseline: on AArch64 no subprocess is forced to it
+    and no row is labelled AVX2."""
+    real = runner.machine
+
+    def arm_machine(threads, clock_runs=200):
+        m = real(threads, clock_runs=1)
+        m["cpu_id"] = dict(m["cpu_id"], arch="aarch64", midr_implementer=0x41, midr_part=0xD0C)
+        return m
+
+    coretypes = []
+
+    def fake_matmul_time(m, k, n, coretype=None, reps=7):
+        coretypes.append(coretype)
+        return dict(median=1e-3, corename="armv8")
+
+    monkeypatch.setattr(runner, "machine", arm_machine)
+    monkeypatch.setattr(peers, "numpy_matmul_time", fake_matmul_time)
+    monkeypatch.delenv("OPENBLAS_CORETYPE", raising=False)
+    monkeypatch.setattr(peers, "openblas_corename", lambda: "armv8")
+    doc = runner.run(ops=["gemm"], isas=[iq.available_isas()[-1]], quick=True,
+                     progress=measure.Progress(io.StringIO()), cases=["4x32x16"])
+    assert "Haswell" not in coretypes
+    assert doc["peaks"]["row"]["key"] == "arm_neoverse_n1"
+    assert not [r["impl"] for r in doc["results"] if "AVX2" in r["impl"]]

@@ -231,6 +231,19 @@ def _ops_arg(value: str) -> list:
     return [o for o in OPS if o in ops]
 
 
+def _cases_arg(value: str) -> list:
+    from .bench.runner import select_cases
+
+    names = [c.strip() for c in value.split(",") if c.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("no case named")
+    try:
+        select_cases(names)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return names
+
+
 def _threads_arg(value: str) -> int:
     try:
         n = int(value)
@@ -247,7 +260,7 @@ def cmd_bench(args) -> int:
     isas = _isas_arg(args.isa, "bench")
     if isas is None:
         return 2
-    doc = runner.run(ops=args.ops, isas=isas, quick=args.quick, threads=args.threads)
+    doc = runner.run(ops=args.ops, isas=isas, quick=args.quick, threads=args.threads, cases=args.cases)
     sys.stdout.write(report.plain(doc))
     sys.stdout.flush()
     if args.json:
@@ -276,6 +289,8 @@ installed, and ops per cycle against the path's peak (both estimates; the peak
 table row is chosen by the CPU's family and model). Figures are medians of
 repeated calls after a warm-up. The scalar path runs only the small cases
 unless it is asked for alone. Progress goes to stderr, the table to stdout.
+--cases runs only the cases it names, e.g. one small GEMM where time is
+short (under emulation: `bench --quick --cases 64x64x64`).
 
   python -m intquant_kernels bench --json benchmarks/results.json --plot benchmarks/results.png
   python benchmarks/results.py benchmarks/results.json      # -> benchmarks/RESULTS.md
@@ -305,6 +320,10 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="the quick subsets and shorter timing (under a minute)")
     p.add_argument("--ops", type=_ops_arg, default=["gemm", "conv", "quantize"], metavar="LIST",
                    help="comma-separated subset of gemm,conv,quantize (default: all three)")
+    p.add_argument("--cases", type=_cases_arg, metavar="LIST",
+                   help="only these comma-separated cases: GEMM shapes MxKxN (any, e.g. 64x64x64), conv layer "
+                        "names of bench/cases.py, 'quantize'; an op with none of them runs nothing "
+                        "(default: every case of the ops)")
     p.add_argument("--isa", default="all", help="an ISA name, or 'all' (default: every available path)")
     p.add_argument("--threads", type=_threads_arg, default=1, metavar="N",
                    help="threads for the kernels, NumPy's OpenBLAS and the peers (default 1)")

@@ -38,7 +38,10 @@ INSTRUCTIONS = {
 #: ones runs on too; 'dwconv' the depthwise kernel (int16 tap pairs, see
 #: _packed_conv.py); 'gconv' the small-group kernel (kernels/conv/conv.h).
 #: The scalar path's instruction depends on the architecture: SCALAR_INSTRUCTION.
-#: The neon paths have no kernels yet: their rows say what one would run.
+#: The ARM GEMM rows name the tile kernels' instructions (neon_dotprod runs
+#: udot, which issues as sdot does); where an ARM path has no kernel of a kind
+#: (depthwise until its NEON kernel lands, small groups), its row says what
+#: one would run.
 PATH_INSTRUCTION = {
     ("gemm", "avx2"): "vpmaddwd ymm",
     ("gemm", "avx_vnni"): "vpdpbusd ymm",

@@ -129,7 +129,8 @@ def machine_lines(doc) -> list:
         + (f" (OPENBLAS_CORETYPE={m['openblas_coretype_env']})" if m["openblas_coretype_env"] else ""),
         f"versions: intquant_kernels {v['intquant_kernels']}, Python {v['python']}, NumPy {v['numpy']}; {peers}",
         f"mode: {'--quick' if doc['settings']['quick'] else 'full'}; ops: {', '.join(doc['settings']['ops'])}; "
-        f"run took {doc['elapsed_seconds']:.1f} s",
+        + (f"cases: {', '.join(doc['settings']['cases'])}; " if doc["settings"].get("cases") else "")
+        + f"run took {doc['elapsed_seconds']:.1f} s",
     ]
 
 

@@ -34,6 +34,7 @@ the clock are estimates, and the tables say so.
 from __future__ import annotations
 
 import os
+import re
 import time
 import zlib
 
@@ -62,8 +63,9 @@ SCALAR_MAX_OPS = 2 * 512**3
 
 
 class _Run:
-    def __init__(self, isas, settings, threads, clock_hz, peaks, progress, scalar_all):
+    def __init__(self, isas, settings, threads, clock_hz, peaks, progress, scalar_all, arch=None):
         self.isas = isas
+        self.arch = arch  # _core.cpu_id()'s: 'x86_64', 'aarch64', ...
         self.best = isas[-1]
         self.settings = settings
         self.threads = threads
@@ -166,7 +168,7 @@ def _gemm(run: _Run, shapes):
         if run.threads != 1:
             run.note("float32 numpy.matmul in a subprocess (OpenBLAS's AVX2 kernel, its own choice) is measured "
                      "with one thread only: skipped with --threads > 1")
-        elif not base["avx2"]:
+        elif not base["avx2"] and run.arch == "x86_64":  # OpenBLAS's AVX2 kernel exists on x86 only
             subprocess_runs.append(("Haswell", "OpenBLAS Haswell = AVX2"))
         if forced_core and run.threads == 1:
             subprocess_runs.append((None, "OpenBLAS's own choice"))
@@ -361,6 +363,31 @@ def _same_matmul(run: _Run, case, layer) -> dict:
 #: Elements of the quantize/dequantize case (the size of benchmarks/bench_quantize.py).
 QUANTIZE_N = 16 * 1024 * 1024
 
+#: The name of the quantize/dequantize case in ``cases`` (run(), ``bench --cases``).
+QUANTIZE_CASE = "quantize"
+
+
+def select_cases(names) -> tuple:
+    """``(GEMM shapes, conv layers, quantize)`` of case names: ``MxKxN`` (any GEMM shape, e.g.
+    ``64x64x64``), the name of a layer of ``cases.CONV_LAYERS``, or ``quantize`` (quantize and
+    dequantize of QUANTIZE_N elements). ValueError names the unknown ones."""
+    layers = {layer.name: layer for layer in cases.CONV_LAYERS}
+    shapes, chosen, quantize, bad = [], [], False, []
+    for name in names:
+        m = re.fullmatch(r"(\d+)x(\d+)x(\d+)", name)
+        if m and all(int(g) > 0 for g in m.groups()):
+            shapes.append(tuple(int(g) for g in m.groups()))
+        elif name in layers:
+            chosen.append(layers[name])
+        elif name == QUANTIZE_CASE:
+            quantize = True
+        else:
+            bad.append(name)
+    if bad:
+        raise ValueError(f"unknown case(s) {', '.join(map(repr, bad))}: a GEMM shape MxKxN (positive integers), "
+                         f"'{QUANTIZE_CASE}', or a conv layer: {', '.join(layers)}")
+    return shapes, chosen, quantize
+
 
 def _quantize(run: _Run):
     n = QUANTIZE_N
@@ -422,20 +449,36 @@ def _derive(results):
                 r["speedup_vs_best_f32"] = best["seconds"] / t if best else None
 
 
-def run(ops=OPS, isas=None, quick=False, threads=1, progress=None, scalar_all=None) -> dict:
+def _all_cases(quick) -> tuple:
+    """``(GEMM shapes, conv layers, quantize)`` of a run of every case (the quick subsets with ``quick``)."""
+    wanted = set(cases.CONV_QUICK) if quick else None
+    return (cases.GEMM_QUICK if quick else cases.GEMM_SHAPES,
+            [layer for layer in cases.CONV_LAYERS if wanted is None or layer.name in wanted], True)
+
+
+def run(ops=OPS, isas=None, quick=False, threads=1, progress=None, scalar_all=None, cases=None) -> dict:
     """Run the benchmark; returns the whole JSON document (machine, settings, peaks, results, notes).
 
     ``isas``: the ISA paths (default: all available). The scalar path runs
     every case only when it was asked for alone (``scalar_all``, default:
-    ``isas == ['scalar']``); otherwise only the small ones.
+    ``isas == ['scalar']``); otherwise only the small ones. ``cases``: names
+    of the only cases to run (:func:`select_cases`; an op of ``ops`` with
+    none of them runs nothing); default: every case of the ops (their quick
+    subsets with ``quick``).
     """
+    if cases is None:
+        gemm_shapes, layers, quantize = _all_cases(quick)
+    else:
+        cases = list(cases)
+        gemm_shapes, layers, quantize = select_cases(cases)
     isas = list(iq.available_isas() if isas is None else isas)
     scalar_all = isas == ["scalar"] if scalar_all is None else scalar_all
     settings = Settings(quick)
     progress = Progress() if progress is None else progress
     started = time.perf_counter()
     mach = machine(threads, clock_runs=100 if quick else 200)
-    r = _Run(isas, settings, threads, mach["clock"]["hz"], Peaks.for_cpu(mach["cpu_id"]), progress, scalar_all)
+    r = _Run(isas, settings, threads, mach["clock"]["hz"], Peaks.for_cpu(mach["cpu_id"]), progress, scalar_all,
+             arch=mach["cpu_id"].get("arch"))
 
     previous_threads = iq.get_num_threads()
     previous_blas = peers.openblas_threads(threads)
@@ -443,12 +486,11 @@ def run(ops=OPS, isas=None, quick=False, threads=1, progress=None, scalar_all=No
     if previous_blas is None:
         r.note("could not set OpenBLAS's thread count in this process (OPENBLAS_NUM_THREADS applies)")
     try:
-        if "gemm" in ops:
-            _gemm(r, cases.GEMM_QUICK if quick else cases.GEMM_SHAPES)
-        if "conv" in ops:
-            wanted = set(cases.CONV_QUICK) if quick else None
-            _conv(r, [l for l in cases.CONV_LAYERS if wanted is None or l.name in wanted])
-        if "quantize" in ops:
+        if "gemm" in ops and gemm_shapes:
+            _gemm(r, gemm_shapes)
+        if "conv" in ops and layers:
+            _conv(r, layers)
+        if "quantize" in ops and quantize:
             _quantize(r)
     finally:
         iq.set_num_threads(previous_threads)
@@ -472,7 +514,7 @@ def run(ops=OPS, isas=None, quick=False, threads=1, progress=None, scalar_all=No
     return dict(
         schema=SCHEMA,
         machine=mach,
-        settings=dict(settings.as_dict(), ops=list(ops), isas=isas, threads=threads,
+        settings=dict(settings.as_dict(), ops=list(ops), isas=isas, threads=threads, cases=cases,
                       scalar_max_ops=None if scalar_all else SCALAR_MAX_OPS, conv_layout=CONV_LAYOUT,
                       quantize_elements=QUANTIZE_N),
         peaks=r.peaks.as_dict(),
