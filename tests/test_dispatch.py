@@ -416,3 +416,106 @@ def test_env_both(tmp_path):
     r = probe(tmp_path, {"INTQUANT_ISA": "scalar", "INTQUANT_NUM_THREADS": "1"})
     assert "error" not in r, r
     assert (r["isa"], r["threads"]) == ("scalar", 1)
+
+
+# --- AArch64: the ARM paths follow the CPU's hwcaps ----------------------------------------
+# On Linux the package reads the ARM features from getauxval(AT_HWCAP/AT_HWCAP2), which is also
+# what qemu's QEMU_CPU changes under emulation (/proc/cpuinfo there describes the host). These
+# tests read the hwcaps themselves, through the C library, and compare.
+
+ISAS_BY_ARCH = {
+    "arm64": ("neon", "neon_dotprod", "neon_i8mm"),
+    "x86": ("avx2", "avx_vnni", "avx512_vnni", "amx"),
+}
+ARCH_ISAS = ISAS_BY_ARCH["arm64"] if IS_ARM64 else ISAS_BY_ARCH["x86"] if IS_X86 else ()
+IS_ARM64_LINUX = IS_ARM64 and sys.platform.startswith("linux")
+needs_arm64_linux = pytest.mark.skipif(not IS_ARM64_LINUX, reason="AArch64 Linux only (hwcaps from getauxval)")
+
+
+def arm_hwcaps():
+    """The ARM features of this CPU as the kernel (or qemu) reports them in the auxiliary vector:
+    HWCAP_ASIMD (AT_HWCAP bit 1), HWCAP_ASIMDDP (AT_HWCAP bit 20), HWCAP2_I8MM (AT_HWCAP2 bit 13)."""
+    import ctypes
+
+    getauxval = ctypes.CDLL(None).getauxval
+    getauxval.restype = ctypes.c_ulong
+    getauxval.argtypes = [ctypes.c_ulong]
+    at_hwcap, at_hwcap2 = 16, 26
+    hwcap, hwcap2 = getauxval(at_hwcap), getauxval(at_hwcap2)
+    return {"asimd": bool(hwcap >> 1 & 1), "asimddp": bool(hwcap >> 20 & 1), "i8mm": bool(hwcap2 >> 13 & 1)}
+
+
+def arm_paths_the_hwcaps_allow():
+    """Each ARM path and whether the CPU supports it, from the hwcaps: Advanced SIMD for neon; and
+    the dot product for neon_dotprod; and both with i8mm for neon_i8mm (its kernels use both)."""
+    h = arm_hwcaps()
+    return {
+        "neon": h["asimd"],
+        "neon_dotprod": h["asimd"] and h["asimddp"],
+        "neon_i8mm": h["asimd"] and h["asimddp"] and h["i8mm"],
+    }
+
+
+@needs_arm64_linux
+def test_arm_cpu_features_are_the_hwcaps():
+    h = arm_hwcaps()
+    f = iq.cpu_features()
+    assert f["neon"] == h["asimd"], (f, h)
+    assert f["neon_dotprod"] == (h["asimd"] and h["asimddp"]), (f, h)
+    assert f["neon_i8mm"] == (h["asimd"] and h["i8mm"]), (f, h)
+    assert h["asimd"], "Advanced SIMD is mandatory on AArch64 Linux"
+
+
+@needs_arm64_linux
+def test_arm_paths_supported_as_the_hwcaps_say():
+    """isa_supported_by_cpu, which does not depend on whether a path is built yet."""
+    from intquant_kernels import _core
+
+    allowed = arm_paths_the_hwcaps_allow()
+    for name in ISAS_BY_ARCH["arm64"]:
+        assert _core.isa_supported_by_cpu(name) == allowed[name], (name, allowed, iq.cpu_features())
+    for name in ISAS_BY_ARCH["x86"]:
+        assert not _core.isa_supported_by_cpu(name), name
+    assert _core.isa_supported_by_cpu("scalar")
+
+
+@pytest.mark.skipif(not IS_ARM64, reason="AArch64 only")
+def test_arm_available_paths_are_those_built_and_supported():
+    from intquant_kernels import _core
+
+    expected = ["scalar"] + [n for n in ISAS_BY_ARCH["arm64"] if _core.isa_built(n) and _core.isa_supported_by_cpu(n)]
+    assert AVAILABLE == expected
+    for name in ISAS_BY_ARCH["x86"]:
+        assert not _core.isa_built(name), f"{name} is built into an AArch64 build"
+
+
+@pytest.mark.skipif(not IS_ARM64, reason="AArch64 only")
+def test_arm_best_path_is_the_default(default_probe):
+    """The best ARM path that is built and supported (scalar while none is built) is the one a
+    fresh interpreter runs, and runs its quantize kernel."""
+    from intquant_kernels import _core
+
+    best = (["scalar"] + [n for n in ISAS_BY_ARCH["arm64"] if _core.isa_built(n) and _core.isa_supported_by_cpu(n)])[-1]
+    r = default_probe
+    assert "error" not in r, r
+    assert AVAILABLE[-1] == best
+    assert r["isa"] == best, r
+    assert r["ran"] == [iq.kernel_names(best)["quantize"]], r
+
+
+EXPECT_ISAS = os.environ.get("INTQUANT_EXPECT_ISAS")
+
+
+@pytest.mark.skipif(EXPECT_ISAS is None,
+                    reason="INTQUANT_EXPECT_ISAS is not set (.ci/aarch64 sets it for each emulated CPU)")
+def test_cpu_offers_exactly_the_expected_paths():
+    """INTQUANT_EXPECT_ISAS names the paths of this architecture that the CPU must support, no
+    more and no fewer (e.g. neon for a Cortex-A72; neon,neon_dotprod for a Cortex-A76;
+    neon,neon_dotprod,neon_i8mm for qemu's `max` CPU); of them, the built ones are available."""
+    from intquant_kernels import _core
+
+    expected = {n.strip() for n in EXPECT_ISAS.split(",") if n.strip()} - {"scalar"}
+    assert expected <= set(ARCH_ISAS), f"INTQUANT_EXPECT_ISAS={EXPECT_ISAS!r} names paths of another architecture"
+    supported = {n for n in ARCH_ISAS if _core.isa_supported_by_cpu(n)}
+    assert supported == expected, f"the CPU supports {sorted(supported)}, INTQUANT_EXPECT_ISAS={EXPECT_ISAS!r}"
+    assert set(AVAILABLE) - {"scalar"} == {n for n in expected if _core.isa_built(n)}

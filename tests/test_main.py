@@ -305,6 +305,10 @@ def test_module_entry_point():
     assert r.returncode == 0 and "available ISAs" in r.stdout
 
 
+@pytest.mark.skipif(bool(os.environ.get("INTQUANT_EMULATED")),
+                    reason="under emulation (INTQUANT_EMULATED): the quick bench alone takes minutes there and "
+                           "times nothing real; .ci/aarch64 runs `validate` as a step of its own, "
+                           "test_module_entry_point runs `info`")
 def test_main_job_info_validate_and_quick_bench():
     """`python -m intquant_kernels` with no command: info, validate, bench --quick (about 10-30 s)."""
     r = subprocess.run([sys.executable, "-m", "intquant_kernels"], capture_output=True, text=True, timeout=300)
