@@ -277,13 +277,17 @@ class Peaks:
                 f"extra, so it is an upper bound; an estimate, as is the clock.")
 
     def table(self) -> list:
-        """The rows of the paths of this architecture with a figure, then the float32 FMAs (for the reports)."""
+        """The rows of the paths of this architecture with a figure, then the float32 FMAs (for the reports).
+        A path whose GEMM instruction this class lacks has no rows (amx on a CPU without AMX, whose
+        other kernels are avx512_vnni's)."""
         rows = []
         kinds = ("gemm", "dwconv", "gconv")
         paths = [("scalar", kind) for kind in ("gemm", "dwconv")]
         paths += [(isa, kind) for kind in kinds for (k, isa) in PATH_INSTRUCTION if k == kind]
         for isa, kind in paths:
             instr = self.instruction(kind, isa)
+            if isa != "scalar" and self.ops_per_cycle(self.instruction("gemm", isa)) is None:
+                continue
             if self.ops_per_cycle(instr) is not None:
                 rows.append(self._row(isa, kind, instr))
         for instr in ("vfmadd231ps zmm", "vfmadd231ps ymm", "fmla v.4s"):
