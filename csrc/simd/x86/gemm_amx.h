@@ -102,11 +102,14 @@ struct AmxScratch {
 struct AmxRowsA {
   const uint8_t* a;
   size_t stride, seg_groups, seg_bytes, groups;
+  bool plain;  // one run per row (seg_groups >= groups): no division per chunk
   const uint8_t* at(size_t i, size_t p) const {
-    return a + i * stride + (p / seg_groups) * seg_bytes + (p % seg_groups) * 4;
+    return a + i * stride + (plain ? 4 * p : (p / seg_groups) * seg_bytes + (p % seg_groups) * 4);
   }
   // The chunk of groups [p0, p0 + 16) is all in the call and in one run.
-  bool in_place(size_t p0) const { return groups - p0 >= kAmxChunk && p0 % seg_groups + kAmxChunk <= seg_groups; }
+  bool in_place(size_t p0) const {
+    return groups - p0 >= kAmxChunk && (plain || p0 % seg_groups + kAmxChunk <= seg_groups);
+  }
   // Copies the chunk from p0 (rows < rows) into 64-byte rows, zero past the
   // call's groups.
   void copy(size_t rows, size_t p0, uint8_t* dst) const {
@@ -199,7 +202,7 @@ void amx_gemm_tile(size_t mr, size_t nr, size_t groups, const uint8_t* a, size_t
                    size_t seg_skip, const uint8_t* b, const int32_t* acc_in, int32_t* acc_out,
                    const GemmEpilogue& ep, size_t m0, size_t n0) {
   if (mr == 0 || nr == 0) return;
-  const AmxRowsA A{a, a_stride, seg_groups, seg_groups * 4 + seg_skip, groups};
+  const AmxRowsA A{a, a_stride, seg_groups, seg_groups * 4 + seg_skip, groups, seg_groups >= groups};
 
   // The copies, once for both halves: A chunks that cannot be loaded in
   // place, in order, then the partial last chunk of B.
