@@ -22,7 +22,7 @@ from intquant_kernels.bench.cases import GEMM_SHAPES
 SHAPES = GEMM_SHAPES
 # The scalar path is the portable fallback, not a performance path: only the
 # small shapes, so that a --benchmark-disable run stays quick.
-ISAS = [isa for isa in iq.available_isas()]
+ISAS = [isa for isa in iq.available_isas() if isa not in iq.EMULATED_ISAS]  # amx_emu: tests only
 SMALL = {s for s in SHAPES if s[0] * s[1] * s[2] <= 512**3}
 ids = [f"{m}x{k}x{n}" for m, k, n in SHAPES]
 GEMM_CASES = [

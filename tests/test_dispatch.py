@@ -16,7 +16,9 @@ import intquant_kernels as iq
 
 AVAILABLE = iq.available_isas()
 BEST = AVAILABLE[-1]
-KNOWN_ISAS = {"scalar", "avx2", "avx_vnni", "avx512_vnni", "amx", "neon", "neon_dotprod", "neon_i8mm"}
+KNOWN_ISAS = {"amx_emu", "scalar", "avx2", "avx_vnni", "avx512_vnni", "amx", "neon", "neon_dotprod", "neon_i8mm"}
+#: Paths that emulate their instructions (tests only): first in the order, never the default.
+EMULATED = {"amx_emu"}
 
 # Features each ISA path needs (necessary conditions: an available path must have them all).
 REQUIRED_FEATURES = {
@@ -26,6 +28,8 @@ REQUIRED_FEATURES = {
     "avx512_vnni": ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni"],
     "amx": ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni", "amx_tile", "amx_int8",
             "amx_permitted"],
+    # the tile unit emulated; the epilogue and the other kernels are avx512_vnni's
+    "amx_emu": ["avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni"],
     "neon": ["neon"],
     "neon_dotprod": ["neon", "neon_dotprod"],
     "neon_i8mm": ["neon", "neon_dotprod", "neon_i8mm"],
@@ -42,13 +46,16 @@ def test_isa_names():
     assert all(isinstance(n, str) for n in iq.ISA_NAMES)
     assert len(set(iq.ISA_NAMES)) == len(iq.ISA_NAMES)
     assert set(iq.ISA_NAMES) == KNOWN_ISAS
-    assert iq.ISA_NAMES[0] == "scalar"
+    assert set(iq.EMULATED_ISAS) == EMULATED
+    # the emulated paths first (the least preferred), then scalar
+    assert iq.ISA_NAMES[:len(EMULATED)] == iq.EMULATED_ISAS
+    assert iq.ISA_NAMES[len(EMULATED)] == "scalar"
 
 
 def test_available_isas_order_and_subset():
     avail = iq.available_isas()
     assert isinstance(avail, list)
-    assert avail[0] == "scalar"
+    assert [n for n in avail if n not in EMULATED][0] == "scalar"
     assert set(avail) <= set(iq.ISA_NAMES)
     assert len(set(avail)) == len(avail)
     assert avail == [n for n in iq.ISA_NAMES if n in avail], "not in ISA_NAMES order (best last)"
@@ -62,7 +69,7 @@ def test_available_isas_per_architecture():
     if IS_X86:
         assert not avail & {"neon", "neon_dotprod", "neon_i8mm"}
     if IS_ARM64:
-        assert not avail & {"avx2", "avx_vnni", "avx512_vnni", "amx"}
+        assert not avail & {"avx2", "avx_vnni", "avx512_vnni", "amx", "amx_emu"}
 
 
 def test_active_isa_is_available():
@@ -346,6 +353,7 @@ def test_default_isa_at_import_is_best(default_probe):
     assert "error" not in r, r
     assert r["available"] == AVAILABLE
     assert r["isa"] == r["available"][-1]
+    assert r["isa"] not in EMULATED
     assert r["ran"] == [r["expected_kernel"]]
 
 

@@ -905,6 +905,7 @@ ISA_SUFFIX = {
     "avx_vnni": "__avx2",
     "avx512_vnni": "__avx512vnni",
     "amx": "__avx512vnni",
+    "amx_emu": "__avx512vnni",
     "neon": "__neon",
     "neon_dotprod": "__neon",
     "neon_i8mm": "__neon",

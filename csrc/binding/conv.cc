@@ -81,6 +81,8 @@ void bind_conv(py::module_& m) {
       .def_property_readonly("kind", [](const iqk::ConvPlan& p) { return iqk::conv_kind_name(p.kind); })
       .def_property_readonly("weights", [](const iqk::ConvPlan& p) { return iqk::packed_kind_name(p.weights); })
       .def_readonly("kernels", &iqk::ConvPlan::kernels)
+      .def_readonly("gemm_small_m", &iqk::ConvPlan::gemm_small_m)
+      .def_readonly("gemm_rows", &iqk::ConvPlan::gemm_rows)
       .def_readonly("input", &iqk::ConvPlan::input)
       .def_readonly("output", &iqk::ConvPlan::output)
       .def_readonly("nchw", &iqk::ConvPlan::nchw)

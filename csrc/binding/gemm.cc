@@ -69,7 +69,7 @@ void bind_gemm(py::module_& m) {
           throw py::value_error("out: expected shape (M, N)");
         p.epilogue.ldc = N;
         py::gil_scoped_release release;
-        iqk::gemm(p, t.gemm);
+        iqk::gemm(p, iqk::gemm_kernel_for(t, p.M));
       },
       py::arg("isa"), py::arg("a"), py::arg("packed"), py::arg("K"), py::arg("N"), py::arg("b_zp"),
       py::arg("col_off"), py::arg("kind"), py::arg("out"), py::arg("scale"), py::arg("bias"),

@@ -19,6 +19,11 @@ void bind_runtime(py::module_& m) {
   m.def("isa_built", [](const std::string& name) { return iqk::isa_built(isa_from_name(name)); });
   m.def("isa_supported_by_cpu",
         [](const std::string& name) { return iqk::isa_supported_by_cpu(isa_from_name(name)); });
+  m.def("isa_emulated", [](const std::string& name) { return iqk::isa_emulated(isa_from_name(name)); });
+  m.def("isa_required_features",
+        [](const std::string& name) { return iqk::isa_required_features(isa_from_name(name)); });
+  m.def("isa_missing_features",
+        [](const std::string& name) { return iqk::isa_missing_features(isa_from_name(name)); });
   m.def("available_isas", &iqk::available_isas);
   m.def("active_isa", [] { return std::string(iqk::isa_name(iqk::active_isa())); });
   m.def("set_isa", [](const std::string& name) {
@@ -61,6 +66,7 @@ void bind_runtime(py::module_& m) {
     d["dequantize_channels_s8"] = t->dequantize_channels_s8.name;
     d["dequantize_channels_u8"] = t->dequantize_channels_u8.name;
     d["gemm"] = t->gemm.name;
+    d["gemm_small_m"] = t->gemm_small_m.name;  // None where one kernel runs every GEMM
     d["dwconv"] = t->dwconv.name;
     d["dwconv_nchw"] = t->dwconv.plane_name;
     d["dwconv3x3"] = t->dwconv.column_pairs_name;  // None where the row kernel has no 3x3 form
@@ -76,6 +82,25 @@ void bind_runtime(py::module_& m) {
     d["nr"] = s.nr;
     d["k_group"] = s.k_group();
     return d;
+  });
+  // The small-M rule of a path's table: GEMMs of fewer rows run gemm_small_m.
+  m.def("gemm_small_m_rows", [](const std::string& name) { return table_of(name).gemm_small_m_rows; });
+  m.def(
+      "gemm_kernel_for",
+      [](const std::string& name, size_t m) { return std::string(iqk::gemm_kernel_for(table_of(name), m).name); },
+      py::arg("isa"), py::arg("m"), "The GEMM kernel that runs a product of m rows on a path (the small-M rule).");
+  // The emulated tile unit of the calling thread (amx_emu; kernel_table.h,
+  // EmulatedTiles), for the tests.
+  auto emulated = [](const std::string& name) -> const iqk::EmulatedTiles& {
+    const iqk::KernelTable& t = table_of(name);
+    if (!t.emulated_tiles) throw py::value_error("ISA '" + name + "' has no emulated tiles");
+    return *t.emulated_tiles;
+  };
+  m.def("emulated_tiles_configured", [emulated](const std::string& name) { return emulated(name).configured(); });
+  m.def("emulated_tiles_disturb", [emulated](const std::string& name) { emulated(name).disturb(); });
+  m.def("emulated_tiles_self_check", [emulated](const std::string& name) { return emulated(name).self_check(); });
+  m.def("emulated_tiles_misuse", [emulated](const std::string& name, const std::string& misuse) {
+    return emulated(name).misuse(misuse.c_str());
   });
   m.def("kernel_call_counts", [] {
     py::dict d;

@@ -33,10 +33,11 @@ ConvKind gemm_kind(const ConvGeometry& g, bool nchw, GemmOut out, const GemmKern
   // of staging bytes (no horizontal dilation) that fills whole k-groups, the
   // tile kernel reads its rows of A straight from the staging rows. Its
   // tiles stay within one output row, so rows much narrower than the tile
-  // height take im2col.
+  // height (the kernel's implicit_min_width) take im2col.
   const size_t cg = g.cg();
+  const size_t min_width = gemm.implicit_min_width ? gemm.implicit_min_width : 2 * static_cast<size_t>(gemm.shape.mr);
   if (gemm.shape.a_bytes() && g.dw == 1 && cg > 0 && (g.kw * cg) % gemm.shape.group_bytes() == 0 &&
-      g.ow >= 2 * static_cast<size_t>(gemm.shape.mr))
+      g.ow >= min_width)
     return ConvKind::implicit_gemm;
   return ConvKind::im2col_gemm;
 }
@@ -95,7 +96,13 @@ ConvPlan plan_conv(Isa isa, const ConvGeometry& g, bool nchw, GemmOut out, bool 
     p.kernels.emplace_back("gconv", t.gconv.name);
     return p;
   }
-  p.kind = gk;
+  // The small-M rule (gemm_kernel_for) by the rows of the kind's GEMMs; both
+  // kernels share a layout, so only the implicit GEMM's fit to the tile
+  // height may change with the kernel.
+  p.gemm_rows = gk == ConvKind::conv1x1_nchw ? g.oc : gk == ConvKind::gemm_in_place ? g.n * g.h * g.w : g.oh * g.ow;
+  const GemmKernel& gemm = gemm_kernel_for(t, p.gemm_rows);
+  p.gemm_small_m = &gemm != &t.gemm;
+  p.kind = gemm_kind(g, nchw, out, gemm);
   p.weights = p.kind == ConvKind::conv1x1_nchw ? PackedKind::conv1x1_rows : PackedKind::gemm_panels;
   if (p.kind == ConvKind::gemm_in_place) {
     p.input = "NHWC pixels in place (a GEMM of pixels by channels)";
@@ -104,13 +111,14 @@ ConvPlan plan_conv(Isa isa, const ConvGeometry& g, bool nchw, GemmOut out, bool 
     p.output = "NCHW planes in place (weights x planes)";
     p.kernels.emplace_back("driver", "conv1x1_nchw");
   }
-  p.kernels.emplace_back("gemm", t.gemm.name);
+  p.kernels.emplace_back("gemm", gemm.name);
   return p;
 }
 
 void run_conv(const ConvPlan& plan, const ConvProblem& p, const Packed& w, const int32_t* w_sum) {
   const KernelTable& t = kernel_table(plan.isa);
   const ConvGeometry& g = plan.g;
+  const GemmKernel& gemm_k = plan.gemm_small_m ? t.gemm_small_m : t.gemm;
   switch (plan.kind) {
     case ConvKind::gemm_in_place: {
       GemmProblem q;
@@ -125,7 +133,7 @@ void run_conv(const ConvPlan& plan, const ConvProblem& p, const Packed& w, const
       q.col_off = p.col_off;
       q.epilogue = p.epilogue;
       q.epilogue.ldc = g.oc;
-      gemm(q, t.gemm);
+      gemm(q, gemm_k);
       return;
     }
     case ConvKind::conv1x1_nchw: {
@@ -142,7 +150,7 @@ void run_conv(const ConvPlan& plan, const ConvProblem& p, const Packed& w, const
       q.w_zp = p.w_zp;
       q.y = static_cast<int32_t*>(p.epilogue.c);
       q.pack64 = t.pack_vnni4_strips64;
-      conv1x1_nchw(q, t.gemm);
+      conv1x1_nchw(q, gemm_k);
       return;
     }
     case ConvKind::implicit_gemm:
@@ -150,7 +158,7 @@ void run_conv(const ConvPlan& plan, const ConvProblem& p, const Packed& w, const
       ConvProblem q = p;
       q.packed_w = w.bytes.data();
       q.transpose16 = t.transpose16x16_b32;
-      conv2d(q, t.gemm, plan.kind == ConvKind::implicit_gemm);
+      conv2d(q, gemm_k, plan.kind == ConvKind::implicit_gemm);
       return;
     }
     case ConvKind::small_groups: {

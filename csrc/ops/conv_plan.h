@@ -57,6 +57,13 @@ struct ConvPlan {
   // depthwise_planes: every channel reads its plane as given (else the
   // channels whose weights do not fit int8 take padded copies).
   bool dw_all_given = false;
+  // The GEMM kinds: the table's small-M GEMM kernel runs (KernelTable::
+  // gemm_small_m; gemm_rows is below its gemm_small_m_rows), not its gemm.
+  bool gemm_small_m = false;
+  // The rows of A of the GEMMs the kind runs: output pixels per image
+  // (implicit GEMM, im2col), all pixels (gemm_in_place), output channels
+  // (conv1x1_nchw, weights x planes); what the small-M rule goes by.
+  size_t gemm_rows = 0;
   // (role, kernel name) of each kernel that runs, as kernel_calls() counts them.
   std::vector<std::pair<std::string, std::string>> kernels;
   // How the input is read and the output written.

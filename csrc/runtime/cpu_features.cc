@@ -1,5 +1,6 @@
 #include "runtime/cpu_features.h"
 
+#include <array>
 #include <cstring>
 
 #if defined(__x86_64__) || defined(__i386__)
@@ -188,23 +189,56 @@ const CpuFeatures& cpu_features() {
   return f;
 }
 
-bool isa_supported_by_cpu(Isa isa) {
-  const CpuFeatures& f = cpu_features();
-  const bool avx512_base = f.avx512f && f.avx512bw && f.avx512vl && f.avx512dq;
+std::vector<std::string> isa_required_features(Isa isa) {
+  const std::vector<std::string> avx2 = {"avx2", "fma", "f16c"};
+  std::vector<std::string> avx512 = avx2;
+  avx512.insert(avx512.end(), {"avx512f", "avx512bw", "avx512vl", "avx512dq", "avx512_vnni"});
   switch (isa) {
-    case Isa::scalar: return true;
-    case Isa::avx2: return f.avx2 && f.fma && f.f16c;
-    case Isa::avx_vnni: return f.avx2 && f.fma && f.f16c && f.avx_vnni;
-    case Isa::avx512_vnni: return f.avx2 && f.fma && avx512_base && f.avx512_vnni;
-    case Isa::amx:
-      return f.avx2 && f.fma && avx512_base && f.avx512_vnni && f.amx_tile && f.amx_int8 &&
-             f.amx_permitted;
-    case Isa::neon: return f.neon;
-    case Isa::neon_dotprod: return f.neon_dotprod;
-    case Isa::neon_i8mm: return f.neon_dotprod && f.neon_i8mm;
+    case Isa::scalar: return {};
+    case Isa::avx2: return avx2;
+    case Isa::avx_vnni: {
+      std::vector<std::string> r = avx2;
+      r.push_back("avx_vnni");
+      return r;
+    }
+    case Isa::avx512_vnni: return avx512;
+    case Isa::amx: {
+      std::vector<std::string> r = avx512;
+      r.insert(r.end(), {"amx_tile", "amx_int8", "amx_permitted"});
+      return r;
+    }
+    // The emulated tile unit runs anywhere; the kernel around it (its
+    // epilogue, its small-M kernel) is the avx512_vnni path's code.
+    case Isa::amx_emu: return avx512;
+    case Isa::neon: return {"neon"};
+    case Isa::neon_dotprod: return {"neon", "neon_dotprod"};
+    case Isa::neon_i8mm: return {"neon", "neon_dotprod", "neon_i8mm"};
     case Isa::count: break;
   }
-  return false;
+  return {"?"};
+}
+
+std::vector<std::string> isa_missing_features(Isa isa) {
+  const std::vector<std::pair<std::string, bool>> flags = cpu_features().flags();
+  std::vector<std::string> missing;
+  for (const std::string& need : isa_required_features(isa)) {
+    bool on = false;
+    for (const auto& [name, value] : flags)
+      if (name == need) on = value;
+    if (!on) missing.push_back(need);
+  }
+  return missing;
+}
+
+bool isa_supported_by_cpu(Isa isa) {
+  // Asked on every kernel call (kernel_table()): worked out once.
+  static const std::array<bool, kIsaCount> supported = [] {
+    std::array<bool, kIsaCount> a{};
+    for (int i = 0; i < kIsaCount; ++i) a[i] = isa_missing_features(static_cast<Isa>(i)).empty();
+    return a;
+  }();
+  const int i = static_cast<int>(isa);
+  return i >= 0 && i < kIsaCount && supported[i];
 }
 
 }  // namespace iqk

@@ -34,6 +34,11 @@ struct CpuFeatures {
 // Detected on first use; immutable afterwards.
 const CpuFeatures& cpu_features();
 
+// The feature flags (CpuFeatures::flags names) a path needs, and those of
+// them this CPU and OS lack: a path is supported when none is missing.
+std::vector<std::string> isa_required_features(Isa isa);
+std::vector<std::string> isa_missing_features(Isa isa);
+
 // True when the CPU and OS can execute this path's instructions.
 bool isa_supported_by_cpu(Isa isa);
 

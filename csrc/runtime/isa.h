@@ -15,7 +15,12 @@ namespace iqk {
 // everywhere in C++: kernel names end in __<token>, files in __<token>.cc,
 // the table file is tables/table__<token>.cc, the CMake call
 // iqk_add_isa(<token> ...).
+//
+// amx_emu comes first, below scalar: it runs the amx kernels' code on a
+// scalar emulator of the tile unit (tests only, slower than any real path),
+// and is never the default (isa_emulated).
 #define IQK_ISAS(X)            \
+  X(amx_emu, amxemu)           \
   X(scalar, scalar)            \
   X(avx2, avx2)                \
   X(avx_vnni, avxvnni)         \
@@ -38,5 +43,10 @@ constexpr int kIsaCount = static_cast<int>(Isa::count);
 const char* isa_name(Isa isa);
 const char* isa_token(Isa isa);
 std::optional<Isa> parse_isa(std::string_view name);
+
+// A path that emulates its instructions in software to test a kernel's code
+// on CPUs without them (amx_emu): available where the CPU runs the
+// emulator, never chosen by default (only by name), never benchmarked.
+constexpr bool isa_emulated(Isa isa) { return isa == Isa::amx_emu; }
 
 }  // namespace iqk

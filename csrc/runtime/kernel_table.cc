@@ -2,6 +2,8 @@
 
 #include <array>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 
@@ -55,16 +57,24 @@ const std::array<KernelTable, kIsaCount>& all_tables() {
       const Isa isa = static_cast<Isa>(i);
       if (const BuiltPath* b = built_path(isa)) b->fill(a[i]);
       a[i].isa = isa;
+      // Both GEMM kernels of a path read the weights packed once for it.
+      const GemmShape &big = a[i].gemm.shape, &small = a[i].gemm_small_m.shape;
+      if (a[i].gemm_small_m.fn && (small.layout != big.layout || small.nr != big.nr)) {
+        std::fprintf(stderr, "intquant_kernels: %s: gemm_small_m reads another layout than gemm\n", isa_name(isa));
+        std::abort();
+      }
     }
     return a;
   }();
   return tables;
 }
 
+// Emulated paths only when asked for by name (isa.h).
 Isa best_available() {
   Isa best = Isa::scalar;
   for (int i = 0; i < kIsaCount; ++i) {
-    if (isa_available(static_cast<Isa>(i))) best = static_cast<Isa>(i);
+    const Isa isa = static_cast<Isa>(i);
+    if (isa_available(isa) && !isa_emulated(isa)) best = isa;
   }
   return best;
 }

@@ -11,6 +11,7 @@
 #include "kernels/gemm/gemm.h"
 #include "kernels/layout/transpose.h"
 #include "kernels/quantize/quantize.h"
+#include "runtime/emulated_tiles.h"
 #include "runtime/isa.h"
 
 namespace iqk {
@@ -32,11 +33,25 @@ struct KernelTable {
   Kernel<DequantizeFn> dequantize_s8, dequantize_u8;
   Kernel<DequantizeChannelsFn> dequantize_channels_s8, dequantize_channels_u8;
   GemmKernel gemm;
+  // GEMMs of fewer than gemm_small_m_rows rows run gemm_small_m instead
+  // (gemm_kernel_for), on the same packed weights: its layout and NR are
+  // gemm's (checked when the tables are filled). 0: gemm for every shape.
+  GemmKernel gemm_small_m;
+  size_t gemm_small_m_rows = 0;
   DwconvKernel dwconv;
   Transpose16x16Fn transpose16x16_b32 = nullptr;  // NCHW output (ops/conv.cc); null: 4 x 4 blocks
   Kernel<GconvRowFn> gconv;                       // small groups (conv.h); null: the grouped GEMM
   PackVnni4Strips64Fn pack_vnni4_strips64 = nullptr;  // 1x1 NCHW (ops/conv.cc); null: 16 columns at a time
+  // The emulated tile unit of an emulated path (amx_emu), for the tests;
+  // null elsewhere.
+  const EmulatedTiles* emulated_tiles = nullptr;
 };
+
+// The GEMM kernel of table t for a product of m rows of A (the small-M rule,
+// KernelTable::gemm_small_m).
+inline const GemmKernel& gemm_kernel_for(const KernelTable& t, size_t m) {
+  return t.gemm_small_m.fn && m < t.gemm_small_m_rows ? t.gemm_small_m : t.gemm;
+}
 
 // Fills `t` with a path's kernels: each table file defines one, starting
 // from the table of the path below it.

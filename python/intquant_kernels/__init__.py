@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import reference
 from ._dispatch import (
+    EMULATED_ISAS,
     ISA_NAMES,
     active_isa,
     available_isas,
@@ -21,7 +22,7 @@ from ._dispatch import (
     use_isa,
 )
 from ._conv import ConvPlan, conv2d, conv_plan, qconv2d
-from ._gemm import gemm, qgemm
+from ._gemm import GemmPlan, gemm, gemm_plan, qgemm
 from ._packed import PackedWeights, pack_weights
 from ._packed_conv import PackedConvWeights, pack_conv_weights
 from ._quantize import dequantize, quantize
@@ -30,6 +31,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConvPlan",
+    "EMULATED_ISAS",
+    "GemmPlan",
     "ISA_NAMES",
     "PackedConvWeights",
     "PackedWeights",
@@ -40,6 +43,7 @@ __all__ = [
     "cpu_features",
     "dequantize",
     "gemm",
+    "gemm_plan",
     "get_num_threads",
     "kernel_calls",
     "kernel_names",

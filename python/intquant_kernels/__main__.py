@@ -12,6 +12,7 @@ import sys
 import numpy as np
 
 import intquant_kernels as iq
+from intquant_kernels._dispatch import unavailable_reason
 
 
 def cmd_info(args) -> int:
@@ -29,9 +30,9 @@ def cmd_info(args) -> int:
     flags = [k for k, on in iq.cpu_features().items() if on]
     print(f"features: {' '.join(flags) if flags else '(none detected)'}")
     for name in iq.ISA_NAMES:
-        built = _core.isa_built(name)
-        cpu = _core.isa_supported_by_cpu(name)
-        state = "available" if built and cpu else ("built, not supported by this CPU/OS" if built else "not built")
+        state = unavailable_reason(name) or "available"
+        if name in iq.EMULATED_ISAS:
+            state += " (emulated: the amx kernels on a scalar tile emulator; tests only, never the default)"
         print(f"  {name:<13} {state}")
     print(f"available ISAs (best last): {', '.join(iq.available_isas())}")
     print(f"active ISA: {iq.active_isa()}   (override: INTQUANT_ISA=<name>, or set_isa()/use_isa())")
@@ -198,11 +199,16 @@ def validate(isas, seed=0, out=None) -> bool:
     return ok
 
 
-def _isas_arg(value, parser_name) -> list | None:
-    """The ISA list of --isa, or None after printing the error (exit status 2)."""
-    available = iq.available_isas()
+def _isas_arg(value, parser_name, emulated=True) -> list | None:
+    """The ISA list of --isa, or None after printing the error (exit status 2).
+    ``emulated``: whether the emulated paths (EMULATED_ISAS) may be in it."""
+    available = [n for n in iq.available_isas() if emulated or n not in iq.EMULATED_ISAS]
     if value == "all":
         return available
+    if not emulated and value in iq.EMULATED_ISAS:
+        print(f"{parser_name}: ISA {value!r} emulates its instructions (tests only): it is not a performance "
+              f"path; available: {', '.join(available)}", file=sys.stderr)
+        return None
     if value not in available:
         print(f"{parser_name}: ISA {value!r} is not available here; available: {', '.join(available)}",
               file=sys.stderr)
@@ -257,7 +263,7 @@ def _threads_arg(value: str) -> int:
 def cmd_bench(args) -> int:
     from .bench import plot, report, runner
 
-    isas = _isas_arg(args.isa, "bench")
+    isas = _isas_arg(args.isa, "bench", emulated=False)
     if isas is None:
         return 2
     doc = runner.run(ops=args.ops, isas=isas, quick=args.quick, threads=args.threads, cases=args.cases)
@@ -309,8 +315,11 @@ def main(argv=None) -> int:
                        description="Run every op (quantize, dequantize, gemm, qgemm, conv2d, qconv2d, depthwise "
                                    "convolution) on every selected ISA path against intquant_kernels.reference on "
                                    "random inputs with awkward shapes; one line per (op, ISA), PASS or FAIL with "
-                                   "the first mismatch. Exit status 1 if anything fails, 2 for an unavailable ISA.")
-    p.add_argument("--isa", default="all", help="an ISA name, or 'all' (default)")
+                                   "the first mismatch. Exit status 1 if anything fails, 2 for an unavailable ISA. "
+                                   "'all' includes the emulated paths available here (amx_emu: the amx kernels on "
+                                   "a scalar tile emulator).")
+    p.add_argument("--isa", default="all", help="an ISA name, or 'all' (default: every available path, the "
+                                                "emulated ones included)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("bench", help="int8 throughput against float32 and peers: table, JSON, plot",
@@ -324,7 +333,8 @@ def main(argv=None) -> int:
                    help="only these comma-separated cases: GEMM shapes MxKxN (any, e.g. 64x64x64), conv layer "
                         "names of bench/cases.py, 'quantize'; an op with none of them runs nothing "
                         "(default: every case of the ops)")
-    p.add_argument("--isa", default="all", help="an ISA name, or 'all' (default: every available path)")
+    p.add_argument("--isa", default="all", help="an ISA name, or 'all' (default: every available path but the "
+                                                "emulated ones, which are never benchmarked)")
     p.add_argument("--threads", type=_threads_arg, default=1, metavar="N",
                    help="threads for the kernels, NumPy's OpenBLAS and the peers (default 1)")
     p.add_argument("--json", metavar="PATH", help="write every figure and the machine description as JSON")

@@ -34,6 +34,10 @@ class ConvPlan:
       :func:`kernel_calls` counts them.
     - ``weights``: the packed layout it reads (``PackedConvWeights.layouts``).
     - ``input``, ``output``: how the layouts are handled.
+    - ``gemm_rows``, ``gemm_small_m``: for the GEMM kinds, the rows of A of
+      their GEMMs (output pixels per image; all pixels for
+      ``gemm_in_place``; output channels for ``conv1x1_nchw``), and whether
+      the path's small-M kernel runs them (see :class:`GemmPlan`).
     """
 
     isa: str
@@ -44,9 +48,13 @@ class ConvPlan:
     input: str
     output: str
     out_dtype: np.dtype
+    gemm_rows: int = 0
+    gemm_small_m: bool = False
 
     def __str__(self):
         kernels = ", ".join(f"{role}: {name}" for role, name in self.kernels)
+        if self.gemm_small_m:
+            kernels += f" (small M: {self.gemm_rows} rows)"
         return (f"{self.kind} on {self.isa} ({self.layout}, {self.out_dtype} output)\n"
                 f"  kernels: {kernels}\n  weights: {self.weights}\n  input:   {self.input}\n"
                 f"  output:  {self.output}")
@@ -150,7 +158,8 @@ def conv_plan(x, w, *, stride=1, padding=0, dilation=1, groups=1, layout="NCHW",
     isa = active_isa()
     _, p = _make_plan(tuple(x_shape), pw, stride, padding, dilation, layout, isa, out)
     return ConvPlan(isa=p.isa, kind=p.kind, kernels=tuple(p.kernels), weights=p.weights, layout=layout,
-                    input=p.input, output=p.output, out_dtype=np.dtype(out_dtype))
+                    input=p.input, output=p.output, out_dtype=np.dtype(out_dtype), gemm_rows=p.gemm_rows,
+                    gemm_small_m=p.gemm_small_m)
 
 
 class _ShapeOnly:

@@ -13,6 +13,13 @@ from . import _core
 #: Every ISA name the package knows, in order of preference per architecture.
 ISA_NAMES = tuple(_core.isa_names())
 
+#: The paths that emulate their instructions in software (``amx_emu``: the amx
+#: kernels on a scalar tile emulator), to test a kernel's code on CPUs without
+#: the instructions. Listed by :func:`available_isas` where they can run (so
+#: that the tests and ``validate`` cover them), first, as the least preferred;
+#: never chosen by default (only by name) and never benchmarked.
+EMULATED_ISAS = tuple(n for n in ISA_NAMES if _core.isa_emulated(n))
+
 _isa_lock = threading.Lock()
 
 
@@ -24,6 +31,17 @@ def cpu_features() -> dict:
 def available_isas() -> list:
     """ISA paths that are both compiled in and supported here, best last."""
     return list(_core.available_isas())
+
+
+def unavailable_reason(name: str) -> str | None:
+    """Why ISA path ``name`` cannot be used here (None when it can): not built
+    into this module, or the CPU/OS features it lacks."""
+    if not _core.isa_built(_check_isa(name)):
+        return "not built into this module (another architecture, or a compiler without its instructions)"
+    missing = _core.isa_missing_features(name)
+    if missing:
+        return "built, not supported by this CPU/OS: it lacks " + ", ".join(missing)
+    return None
 
 
 def active_isa() -> str:

@@ -1,7 +1,9 @@
-"""gemm and qgemm on the compiled kernels (see reference.py for the contract)."""
+"""gemm and qgemm on the compiled kernels (see reference.py for the contract),
+and gemm_plan, which says which kernel runs a GEMM."""
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -42,6 +44,67 @@ def _run(a, pw: PackedWeights, a_zero_point, kind, out, out_dtype, ep=None):
     _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
                col_off, kind, target.reshape(a2.shape[0], n), *epilogue)
     return v.finish(y, target)
+
+
+@dataclass(frozen=True)
+class GemmPlan:
+    """Which kernel runs one GEMM on one ISA path, as the C++ table decides it
+    (``gemm_kernel_for`` in csrc/runtime/kernel_table.h).
+
+    - ``m``, ``k``, ``n``: the product: ``m`` rows of ``a`` (all its leading
+      axes together) by a K x N ``b``.
+    - ``kernels``: ``(("gemm", name),)``, the tile kernel as
+      :func:`kernel_calls` counts it.
+    - ``small_m``: the path's small-M kernel runs it: ``m`` is below
+      ``small_m_rows``, the path's threshold (0: one kernel for every shape).
+      On ``amx``, GEMMs of fewer than 16 rows (one A tile) run the
+      ``avx512_vnni`` kernel, on the same packed weights.
+    """
+
+    isa: str
+    m: int
+    k: int
+    n: int
+    kernels: tuple
+    small_m: bool
+    small_m_rows: int
+
+    def __str__(self):
+        rule = (f"small M: {self.m} rows < {self.small_m_rows}" if self.small_m else
+                f"{self.m} rows >= {self.small_m_rows}, the small-M threshold" if self.small_m_rows else
+                "one kernel for every M")
+        return (f"gemm {self.m}x{self.k}x{self.n} on {self.isa}\n"
+                f"  kernels: {', '.join(f'{role}: {name}' for role, name in self.kernels)} ({rule})")
+
+
+def _shape_of(x, what: str) -> tuple:
+    if isinstance(x, np.ndarray):
+        return x.shape
+    if isinstance(x, tuple) and all(isinstance(e, (int, np.integer)) and not isinstance(e, bool) for e in x):
+        return tuple(int(e) for e in x)
+    raise TypeError(f"{what} must be an array or a shape tuple, got {type(x).__name__}")
+
+
+def gemm_plan(a, b) -> GemmPlan:
+    """What will run ``gemm(a, b)`` / ``qgemm(a, b, ...)`` on the active ISA path.
+
+    ``a`` and ``b`` as :func:`gemm` takes them, or their shapes (``(..., K)``
+    and ``(K, N)``); ``b`` may be :class:`PackedWeights`. Returns a
+    :class:`GemmPlan`.
+    """
+    a_shape = _shape_of(a, "a")
+    b_shape = b.shape if isinstance(b, PackedWeights) else _shape_of(b, "b")
+    if len(a_shape) < 1:
+        raise ValueError("a must have at least one dimension (..., K)")
+    if len(b_shape) != 2:
+        raise ValueError(f"b must be 2-D (K, N), got shape {tuple(b_shape)}")
+    if a_shape[-1] != b_shape[0]:
+        raise ValueError(f"a has K={a_shape[-1]} (last axis) but b has K={b_shape[0]} rows")
+    isa = active_isa()
+    m = math.prod(a_shape[:-1])
+    rows = _core.gemm_small_m_rows(isa) if _core.kernel_names(isa)["gemm_small_m"] else 0
+    return GemmPlan(isa=isa, m=m, k=b_shape[0], n=b_shape[1], kernels=(("gemm", _core.gemm_kernel_for(isa, m)),),
+                    small_m=m < rows, small_m_rows=rows)
 
 
 def _columns(n, a_s, b_s, bias32, o_s):

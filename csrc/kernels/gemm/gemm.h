@@ -115,6 +115,10 @@ struct GemmKernel {
   // while the tiles of an A block stream past it, and partial sums wait in a
   // buffer between slices. 24 KB keeps it in L1.
   size_t k_slice_bytes = 24 * 1024;
+  // The implicit GEMM (conv_plan.cc) keeps its tiles within one output row,
+  // so it takes output rows at least this wide; 0: twice the tile height,
+  // so that no tile is much shorter than MR.
+  size_t implicit_min_width = 0;
 };
 
 

@@ -18,6 +18,7 @@ from typing import NamedTuple
 
 #: instruction -> (architecture, what one instruction does, MACs per instruction)
 INSTRUCTIONS = {
+    "tdpbusd tmm": ("x86_64", "a 16x64 u8 by 64x16 s8 tile product into 16x16 int32 (AMX-INT8)", 16 * 16 * 64),
     "vpdpbusd zmm": ("x86_64", "16 int32 lanes x 4 u8*s8 products", 64),
     "vpdpbusd ymm": ("x86_64", "8 int32 lanes x 4 u8*s8 products", 32),
     "vpdpwssd zmm": ("x86_64", "16 int32 lanes x 2 s16*s16 products", 32),
@@ -46,12 +47,15 @@ PATH_INSTRUCTION = {
     ("gemm", "avx2"): "vpmaddwd ymm",
     ("gemm", "avx_vnni"): "vpdpbusd ymm",
     ("gemm", "avx512_vnni"): "vpdpbusd zmm",
+    ("gemm", "amx"): "tdpbusd tmm",  # GEMMs of fewer than 16 rows: the avx512_vnni kernel (kernel_kind.gemm_kernel)
     ("dwconv", "avx2"): "vpmaddwd ymm",
     ("dwconv", "avx_vnni"): "vpmaddwd ymm",  # the AVX2 depthwise kernel
     ("dwconv", "avx512_vnni"): "vpdpwssd zmm",
+    ("dwconv", "amx"): "vpdpwssd zmm",  # the avx512_vnni depthwise kernel
     ("gconv", "avx2"): "vpmaddwd ymm",
     ("gconv", "avx_vnni"): "vpdpbusd ymm",
     ("gconv", "avx512_vnni"): "vpdpbusd zmm",
+    ("gconv", "amx"): "vpdpbusd zmm",  # the avx512_vnni small-group kernel
     ("gemm", "neon"): "smlal v.4s",
     ("gemm", "neon_dotprod"): "sdot v.4s",
     ("gemm", "neon_i8mm"): "usmmla v.4s",
@@ -82,11 +86,11 @@ class Row(NamedTuple):
     basis: str  # where the figures come from
 
 
-def _x86(zmm_int, ymm_int, xmm_int, fma_zmm, fma_ymm):
+def _x86(zmm_int, ymm_int, xmm_int, fma_zmm, fma_ymm, amx_int8=None):
     """Figures of an x86 class: zmm and ymm integer multiplies (vpdpbusd, vpdpwssd, vpmaddwd), the SSE2
-    pmaddwd, and the float32 FMAs; None: the class lacks the width."""
+    pmaddwd, the float32 FMAs and AMX's tdpbusd; None: the class lacks the width or the unit."""
     per = {"vpdpbusd zmm": zmm_int, "vpdpwssd zmm": zmm_int, "vpdpbusd ymm": ymm_int, "vpmaddwd ymm": ymm_int,
-           "pmaddwd xmm": xmm_int, "vfmadd231ps zmm": fma_zmm, "vfmadd231ps ymm": fma_ymm}
+           "pmaddwd xmm": xmm_int, "vfmadd231ps zmm": fma_zmm, "vfmadd231ps ymm": fma_ymm, "tdpbusd tmm": amx_int8}
     return {k: v for k, v in per.items() if v is not None}
 
 
@@ -107,8 +111,12 @@ ROWS = {r.key: r for r in (
     Row("amd_zen4", "AMD Zen 4 (EPYC 9004, Ryzen 7000), zmm as 2 x 256-bit", "x86_64",
         _x86(1, 2, 2, 1, 2),
         "two 256-bit multiply pipes (FP0, FP1): two ymm multiplies per cycle, one zmm (two halves)"),
+    Row("intel_amx", "Intel server cores with AMX and two 512-bit FMA units (Sapphire/Emerald/Granite Rapids)",
+        "x86_64", _x86(2, 2, 2, 2, 2, 1 / 16),
+        "zmm multiplies on ports 0 (0+1 fused) and 5; ymm and xmm on ports 0 and 1; the AMX tile unit: one "
+        "16x16x64-byte tdpbusd per 16 cycles (1024 int8 multiply-accumulates per cycle, Intel's figure)"),
     Row("intel_avx512_2fma", "Intel server cores with two 512-bit FMA units "
-        "(Skylake-SP/Cascade Lake Gold 6xxx/Platinum, Ice Lake-SP, Sapphire/Emerald/Granite Rapids)", "x86_64",
+        "(Skylake-SP/Cascade Lake Gold 6xxx/Platinum, Ice Lake-SP)", "x86_64",
         _x86(2, 2, 2, 2, 2),
         "zmm multiplies on ports 0 (0+1 fused) and 5; ymm and xmm on ports 0 and 1"),
     Row("intel_avx512_1fma", "Intel cores with one 512-bit FMA unit (Ice Lake/Tiger Lake/Rocket Lake client; "
@@ -140,9 +148,9 @@ ROWS = {r.key: r for r in (
 #: architecture -> the row of the CPUs the table does not know.
 GENERIC = {
     "x86_64": Row("generic_x86_64", "generic fallback (a CPU this table does not know)", "x86_64",
-                  _x86(2, 2, 2, 2, 2),
-                  "two per cycle at every width, the most any x86 class of this table issues: an upper bound, "
-                  "likely above this CPU's real peak"),
+                  _x86(2, 2, 2, 2, 2, 1 / 16),
+                  "two per cycle at every width and one tdpbusd per 16 cycles, the most any x86 class of this "
+                  "table issues: an upper bound, likely above this CPU's real peak"),
     "aarch64": Row("generic_aarch64", "generic fallback (a CPU this table does not know)", "aarch64",
                    _arm(2, 4, 4, 4),
                    "the figures of the widest AArch64 class of this table (Neoverse V1/V2): an upper bound, "
@@ -162,9 +170,9 @@ X86_MODELS = (
     ("GenuineIntel", 6, 0x55, 0x55, "intel_avx512_2fma"),  # Skylake-SP, Cascade Lake, Cooper Lake
     ("GenuineIntel", 6, 0x6A, 0x6A, "intel_avx512_2fma"),  # Ice Lake-SP
     ("GenuineIntel", 6, 0x6C, 0x6C, "intel_avx512_2fma"),  # Ice Lake-D
-    ("GenuineIntel", 6, 0x8F, 0x8F, "intel_avx512_2fma"),  # Sapphire Rapids
-    ("GenuineIntel", 6, 0xCF, 0xCF, "intel_avx512_2fma"),  # Emerald Rapids
-    ("GenuineIntel", 6, 0xAD, 0xAE, "intel_avx512_2fma"),  # Granite Rapids
+    ("GenuineIntel", 6, 0x8F, 0x8F, "intel_amx"),  # Sapphire Rapids
+    ("GenuineIntel", 6, 0xCF, 0xCF, "intel_amx"),  # Emerald Rapids
+    ("GenuineIntel", 6, 0xAD, 0xAE, "intel_amx"),  # Granite Rapids
     ("GenuineIntel", 6, 0x66, 0x66, "intel_avx512_1fma"),  # Cannon Lake
     ("GenuineIntel", 6, 0x7D, 0x7E, "intel_avx512_1fma"),  # Ice Lake client
     ("GenuineIntel", 6, 0x8C, 0x8D, "intel_avx512_1fma"),  # Tiger Lake
@@ -272,13 +280,17 @@ class Peaks:
                 f"extra, so it is an upper bound; an estimate, as is the clock.")
 
     def table(self) -> list:
-        """The rows of the paths of this architecture with a figure, then the float32 FMAs (for the reports)."""
+        """The rows of the paths of this architecture with a figure, then the float32 FMAs (for the reports).
+        A path whose GEMM instruction this class lacks has no rows (amx on a CPU without AMX, whose
+        other kernels are avx512_vnni's)."""
         rows = []
         kinds = ("gemm", "dwconv", "gconv")
         paths = [("scalar", kind) for kind in ("gemm", "dwconv")]
         paths += [(isa, kind) for kind in kinds for (k, isa) in PATH_INSTRUCTION if k == kind]
         for isa, kind in paths:
             instr = self.instruction(kind, isa)
+            if isa != "scalar" and self.ops_per_cycle(self.instruction("gemm", isa)) is None:
+                continue
             if self.ops_per_cycle(instr) is not None:
                 rows.append(self._row(isa, kind, instr))
         for instr in ("vfmadd231ps zmm", "vfmadd231ps ymm", "fmla v.4s"):

@@ -41,9 +41,11 @@ import zlib
 import numpy as np
 
 import intquant_kernels as iq
+from intquant_kernels import _core
+from intquant_kernels._dispatch import unavailable_reason
 
 from . import cases, peers
-from .kernel_kind import conv_plan, kernels_of, kind_of
+from .kernel_kind import conv_plan, gemm_kernel, kernels_of, kind_of, path_of
 from .machine import machine
 from .measure import Progress, Settings, measure, measure_pair
 from .peaks import Peaks
@@ -190,10 +192,13 @@ def _gemm(run: _Run, shapes):
                 run.progress.item(f"int8 gemm {isa}")
                 pw = iq.pack_weights(b)
                 t = run.timed(lambda: iq.gemm(a, pw, out=out))
+                kernel, kernel_isa = gemm_kernel(isa, m, k, n)
                 run.add("gemm", case, f"int8 gemm {isa}", "int8", t, ops=ops, isa=isa,
-                        kernel=iq.kernel_names(isa)["gemm"], instruction=run.peaks.instruction("gemm", isa))
+                        kernel=kernel, instruction=run.peaks.instruction("gemm", kernel_isa))
+        kernel, kernel_isa = gemm_kernel(run.best, m, k, n)
         _affine(run, "gemm", case, f"int8 gemm {run.best}", ops, "gemm", n,
-                pack=lambda zp: iq.pack_weights(b, zero_point=zp), call=lambda pw: iq.gemm(a, pw, out=out))
+                pack=lambda zp: iq.pack_weights(b, zero_point=zp), call=lambda pw: iq.gemm(a, pw, out=out),
+                kernel=kernel, kernel_isa=kernel_isa)
         # What torch's quantized Linear computes: requantized uint8 output.
         with iq.use_isa(run.best):
             run.progress.item(f"int8 qgemm->uint8 {run.best}")
@@ -202,9 +207,10 @@ def _gemm(run: _Run, shapes):
             out_u8 = np.empty((m, n), np.uint8)
             t = run.timed(lambda: iq.qgemm(a, pw, 0.02, w_scale, a_zero_point=128, bias=bias, out_scale=0.05,
                                            out_zero_point=128, out_dtype=np.uint8, out=out_u8))
+            kernel, kernel_isa = gemm_kernel(run.best, m, k, n)
             run.add("gemm", case, f"int8 qgemm->uint8 {run.best}", "int8", t, ops=ops, isa=run.best,
-                    kernel=iq.kernel_names(run.best)["gemm"],
-                    instruction=run.peaks.instruction("gemm", run.best), epilogue="requantize to uint8")
+                    kernel=kernel, instruction=run.peaks.instruction("gemm", kernel_isa),
+                    epilogue="requantize to uint8")
         run.run_peer("gemm", case, "onnxruntime MatMulInteger", "onnxruntime_matmulinteger", a, b, ops=ops)
         run.run_peer("gemm", case, "torch quantized Linear (x86)", "torch_quantized_linear", a, b, w_scale,
                      ops=ops)
@@ -214,7 +220,7 @@ def _gemm(run: _Run, shapes):
 AFFINE_ZP = 8
 
 
-def _affine(run: _Run, op, case, impl, ops, kind, columns, *, pack, call, kernel=None, **extra):
+def _affine(run: _Run, op, case, impl, ops, kind, columns, *, pack, call, kernel=None, kernel_isa=None, **extra):
     """Affine weights (``pack(zero_points)``) against scale weights (``pack(0)``) on the best
     selected path, ``call(packed)`` of each timed side by side: one row, the affine timing,
     with the scale timing and affine / scale."""
@@ -226,7 +232,7 @@ def _affine(run: _Run, op, case, impl, ops, kind, columns, *, pack, call, kernel
         t_scale, t_affine = measure_pair(lambda: call(scale_w), lambda: call(affine_w), run.settings)
     return run.add(op, case, f"{impl}, affine weights (zero points in [-{AFFINE_ZP}, {AFFINE_ZP}])", "int8",
                    t_affine, ops=ops, isa=isa, kernel=kernel or iq.kernel_names(isa)[kind],
-                   instruction=run.peaks.instruction(kind, isa), weights="affine",
+                   instruction=run.peaks.instruction(kind, kernel_isa or isa), weights="affine",
                    scale_seconds=t_scale["seconds"], scale_seconds_min=t_scale["seconds_min"],
                    affine_over_scale=t_affine["seconds"] / t_scale["seconds"], **extra)
 
@@ -298,7 +304,7 @@ def _conv(run: _Run, layers):
                     t = run.timed(lambda: iq.conv2d(xin, pw, **geometry, layout=layout, x_zero_point=X_ZP, out=out))
                     plan = conv_plan(layer, isa, layout)
                     run.add("conv", case, f"int8 conv2d {layout} {isa}", "int8", t, ops=ops, isa=isa,
-                            kernel=kernels_of(plan), instruction=run.peaks.instruction(kind_of(plan), isa),
+                            kernel=kernels_of(plan), instruction=run.peaks.instruction(kind_of(plan), path_of(plan)),
                             layout=layout)
         if not layer.depthwise:
             out = np.empty(out_shape[CONV_LAYOUT], np.int32)
@@ -307,7 +313,7 @@ def _conv(run: _Run, layers):
             _affine(run, "conv", case, f"int8 conv2d {CONV_LAYOUT} {run.best}", ops, kind_of(plan),
                     layer.oc, pack=lambda zp: iq.pack_conv_weights(w, groups=layer.groups, zero_point=zp),
                     call=lambda pw: iq.conv2d(xin, pw, **geometry, layout=CONV_LAYOUT, x_zero_point=X_ZP, out=out),
-                    kernel=kernels_of(plan), layout=CONV_LAYOUT)
+                    kernel=kernels_of(plan), kernel_isa=path_of(plan), layout=CONV_LAYOUT)
         # What the peers compute: requantized uint8 output (bias, relu).
         with iq.use_isa(run.best):
             run.progress.item(f"int8 qconv2d->uint8 {CONV_LAYOUT} {run.best}")
@@ -321,7 +327,7 @@ def _conv(run: _Run, layers):
                                              out_zero_point=128, out_dtype=np.uint8, out=out_u8))
             plan = conv_plan(layer, run.best, CONV_LAYOUT, np.uint8)
             run.add("conv", case, f"int8 qconv2d->uint8 {CONV_LAYOUT} {run.best}", "int8", t, ops=ops, isa=run.best,
-                    kernel=kernels_of(plan), instruction=run.peaks.instruction(kind_of(plan), run.best),
+                    kernel=kernels_of(plan), instruction=run.peaks.instruction(kind_of(plan), path_of(plan)),
                     layout=CONV_LAYOUT, epilogue="bias, relu, requantize to uint8")
         peer_kw = dict(x_scale=X_SCALE, x_zero_point=X_ZP)
         rec = run.run_peer("conv", case, "torch quantized Conv2d (x86, channels_last)", "torch_quantized_conv2d",
@@ -456,10 +462,28 @@ def _all_cases(quick) -> tuple:
             [layer for layer in cases.CONV_LAYERS if wanted is None or layer.name in wanted], True)
 
 
+#: architecture -> a feature every path of it but scalar needs (how a path's architecture is told).
+_ARCH_FEATURE = {"x86_64": "avx2", "aarch64": "neon"}
+
+
+def _unavailable_notes(arch) -> list:
+    """Why each path of this architecture that is not available here is not benchmarked (amx on a CPU
+    without AMX, say)."""
+    feature = _ARCH_FEATURE.get(arch)
+    available = iq.available_isas()
+    notes = []
+    for name in iq.ISA_NAMES:
+        if name in available or name in iq.EMULATED_ISAS or feature not in _core.isa_required_features(name):
+            continue
+        notes.append(f"{name}: not benchmarked, not available here: {unavailable_reason(name)}")
+    return notes
+
+
 def run(ops=OPS, isas=None, quick=False, threads=1, progress=None, scalar_all=None, cases=None) -> dict:
     """Run the benchmark; returns the whole JSON document (machine, settings, peaks, results, notes).
 
-    ``isas``: the ISA paths (default: all available). The scalar path runs
+    ``isas``: the ISA paths (default: all available but the emulated ones,
+    which are never benchmarked: ValueError). The scalar path runs
     every case only when it was asked for alone (``scalar_all``, default:
     ``isas == ['scalar']``); otherwise only the small ones. ``cases``: names
     of the only cases to run (:func:`select_cases`; an op of ``ops`` with
@@ -471,7 +495,10 @@ def run(ops=OPS, isas=None, quick=False, threads=1, progress=None, scalar_all=No
     else:
         cases = list(cases)
         gemm_shapes, layers, quantize = select_cases(cases)
-    isas = list(iq.available_isas() if isas is None else isas)
+    isas = list([n for n in iq.available_isas() if n not in iq.EMULATED_ISAS] if isas is None else isas)
+    emulated = [n for n in isas if n in iq.EMULATED_ISAS]
+    if emulated:
+        raise ValueError(f"{', '.join(emulated)}: emulated (tests only), not a performance path: not benchmarked")
     scalar_all = isas == ["scalar"] if scalar_all is None else scalar_all
     settings = Settings(quick)
     progress = Progress() if progress is None else progress
@@ -507,7 +534,7 @@ def run(ops=OPS, isas=None, quick=False, threads=1, progress=None, scalar_all=No
         f"{'%.2f GHz' % (mach['clock']['hz'] / 1e9) if mach['clock']['hz'] else 'unknown'} "
         f"({mach['clock']['source']}): an estimate, as is the peak (the peak table, row "
         f"'{r.peaks.row.label}', chosen by {r.peaks.matched_by}).",
-    ] + r.notes
+    ] + r.notes + _unavailable_notes(mach["cpu_id"]["arch"])
     if r.peaks.generic:
         notes.append(f"This CPU is not in the peak table ({r.peaks.matched_by}): its peaks are the generic "
                      f"fallback row, {r.peaks.row.basis}.")
