@@ -182,9 +182,18 @@ def to_assembly(src: Path, rel: str, flags: list, commands: dict, cxx: str, out:
 # llvm-mca
 # ---------------------------------------------------------------------------
 
+# A byte-vector movi as objdump writes a negative byte (0xffffffffffffff80), which
+# llvm-mca's assembler refuses: the byte itself is meant.
+_MOVI_BYTE = re.compile(r"^(\s*movi\s+v\d+\.(?:8|16)b,\s*)0x(f{8,}[0-9a-f]{2})\b", re.I)
+
+
+def _mca_line(line: str) -> str:
+    return _MOVI_BYTE.sub(lambda m: f"{m.group(1)}{int(m.group(2), 16) & 0xFF:#x}", line)
+
+
 def run_mca(mca: str, core: str, mattr: str, lines: list, iterations: int) -> dict:
     with tempfile.NamedTemporaryFile("w", suffix=".s", delete=False) as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("\n".join(_mca_line(line) for line in lines) + "\n")
         name = f.name
     try:
         cmd = [mca, "-mtriple=aarch64", f"-mcpu={core}", f"-iterations={iterations}", "-resource-pressure",
