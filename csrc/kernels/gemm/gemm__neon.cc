@@ -7,6 +7,8 @@
 // every path).
 #include <arm_neon.h>
 
+#include <utility>
+
 #include "kernels/specialize.h"
 #include "runtime/kernel_counter.h"
 #include "simd/arm/epilogue_neon.h"
@@ -38,26 +40,13 @@ inline void load_b(const int8_t* b, int16x8_t& b0, int16x8_t& b1) {
   b1 = vmovl_high_s8(v);
 }
 
-// Groups g and g + 1 (8 k): A lanes 0..7.
-template <size_t R>
-inline void mac_2groups(int32x4_t (&acc)[MR * 4], const int16x8_t (&a)[MR], const int8_t* b) {
+// K = sizeof...(L) consecutive k (8: two groups, 4: one) from row 0 of the
+// panel at b: row L of B by lane L of each row's widened A.
+template <size_t R, int... L>
+inline void mac_rows(int32x4_t (&acc)[MR * 4], const int16x8_t (&a)[MR], const int8_t* b,
+                     std::integer_sequence<int, L...>) {
   int16x8_t b0, b1;
-#define IQK_K(L)                        \
-  load_b(b + (L) * NR, b0, b1);         \
-  mac_k<R, L>(acc, a, b0, b1);
-  IQK_K(0) IQK_K(1) IQK_K(2) IQK_K(3) IQK_K(4) IQK_K(5) IQK_K(6) IQK_K(7)
-#undef IQK_K
-}
-
-// One group (4 k): A lanes 0..3.
-template <size_t R>
-inline void mac_1group(int32x4_t (&acc)[MR * 4], const int16x8_t (&a)[MR], const int8_t* b) {
-  int16x8_t b0, b1;
-#define IQK_K(L)                        \
-  load_b(b + (L) * NR, b0, b1);         \
-  mac_k<R, L>(acc, a, b0, b1);
-  IQK_K(0) IQK_K(1) IQK_K(2) IQK_K(3)
-#undef IQK_K
+  ((load_b(b + L * NR, b0, b1), mac_k<R, L>(acc, a, b0, b1)), ...);
 }
 
 template <size_t R>
@@ -74,7 +63,7 @@ void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, size_t se
     for (; g + 2 <= n; g += 2, a += 8, b += 8 * NR) {
 #pragma GCC unroll 4
       for (size_t i = 0; i < R; ++i) av[i] = vreinterpretq_s16_u16(vmovl_u8(vld1_u8(a + i * a_stride)));
-      mac_2groups<R>(acc, av, b);
+      mac_rows<R>(acc, av, b, std::make_integer_sequence<int, 8>{});
     }
     if (g < n) {  // the segment's last group: 4 bytes of each row
 #pragma GCC unroll 4
@@ -82,18 +71,12 @@ void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, size_t se
         const uint32x2_t w = vld1_lane_u32(reinterpret_cast<const uint32_t*>(a + i * a_stride), vdup_n_u32(0), 0);
         av[i] = vreinterpretq_s16_u16(vmovl_u8(vreinterpret_u8_u32(w)));
       }
-      mac_1group<R>(acc, av, b);
+      mac_rows<R>(acc, av, b, std::make_integer_sequence<int, 4>{});
       a += 4;
       b += 4 * NR;
     }
   }
-  if (acc_out) {
-#pragma GCC unroll 16
-    for (size_t i = 0; i < R * 4; ++i) vst1q_s32(acc_out + (i / 4) * NR + (i % 4) * 4, acc[i]);
-    return;
-  }
-  const GemmEpilogue e = ep;
-  with_kind(e.kind, [&](auto kind) { gemm_store_tile_neon<decltype(kind)::value, R, 4>(e, nr, m0, n0, acc); });
+  gemm_tile_out_neon<R>(acc, acc_out, ep, nr, m0, n0);
 }
 
 }  // namespace

@@ -110,13 +110,7 @@ void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, size_t se
 #pragma GCC unroll 4
     for (size_t v = 0; v < 4; ++v) out[i * 4 + v] = vreinterpretq_s32_u32(vsubq_u32(acc[i * 4 + v], shift));
   }
-  if (acc_out) {
-#pragma GCC unroll 16
-    for (size_t i = 0; i < R * 4; ++i) vst1q_s32(acc_out + (i / 4) * NR + (i % 4) * 4, out[i]);
-    return;
-  }
-  const GemmEpilogue e = ep;
-  with_kind(e.kind, [&](auto kind) { gemm_store_tile_neon<decltype(kind)::value, R, 4>(e, nr, m0, n0, out); });
+  gemm_tile_out_neon<R>(out, acc_out, ep, nr, m0, n0);
 }
 
 }  // namespace

@@ -64,13 +64,7 @@ void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, size_t se
       rows[(2 * i) * 4 + v] = vreinterpretq_s32_s64(vzip1q_s64(lo, hi));
       rows[(2 * i + 1) * 4 + v] = vreinterpretq_s32_s64(vzip2q_s64(lo, hi));
     }
-  if (acc_out) {
-#pragma GCC unroll 16
-    for (size_t i = 0; i < R * 4; ++i) vst1q_s32(acc_out + (i / 4) * NR + (i % 4) * 4, rows[i]);
-    return;
-  }
-  const GemmEpilogue e = ep;
-  with_kind(e.kind, [&](auto kind) { gemm_store_tile_neon<decltype(kind)::value, R, 4>(e, nr, m0, n0, rows); });
+  gemm_tile_out_neon<R>(rows, acc_out, ep, nr, m0, n0);
 }
 
 }  // namespace

@@ -106,4 +106,19 @@ static inline void gemm_store_tile_neon(const GemmEpilogue& e, size_t nr, size_t
   }
 }
 
+// The end of a 4 x 16 tile kernel's call on its first R rows of sums, row i
+// in rows[4 i .. 4 i + 4): the partial sums to acc_out (row-major, stride 16)
+// when K goes on in another slice, else the epilogue into ep.c.
+template <size_t R>
+static inline void gemm_tile_out_neon(const int32x4_t* rows, int32_t* acc_out, const GemmEpilogue& ep, size_t nr,
+                                      size_t m0, size_t n0) {
+  if (acc_out) {
+#pragma GCC unroll 16
+    for (size_t i = 0; i < R * 4; ++i) vst1q_s32(acc_out + (i / 4) * 16 + (i % 4) * 4, rows[i]);
+    return;
+  }
+  const GemmEpilogue e = ep;
+  with_kind(e.kind, [&](auto kind) { gemm_store_tile_neon<decltype(kind)::value, R, 4>(e, nr, m0, n0, rows); });
+}
+
 }  // namespace iqk
