@@ -112,7 +112,14 @@ DynamicStatus dynamic_quantize_tensor(const float* x, uint8_t* y, size_t n, floa
   if (s == 0.0f) s = 1.0f;
   const float z = std::nearbyintf(std::clamp(0.0f - lo / s, 0.0f, 255.0f));
   const int32_t zi = static_cast<int32_t>(z);
-  quantize(x, y, 1, 1, n, &s, &zi, 0, 255);
+  // The second pass runs over the blocks from the last to the first: the
+  // range pass has just read the end of x, which is then still in cache.
+  const KernelTable& k = active_kernels();
+  const size_t tasks = ceil_div(n, kGrain);
+  parallel_for(tasks, [&](size_t t) {
+    const size_t b = (tasks - 1 - t) * kGrain;
+    k.quantize.fn(x + b, y + b, std::min(kGrain, n - b), s, zi, 0, 255);
+  });
   *scale = s;
   *zp = zi;
   return DynamicStatus::ok;

@@ -13,6 +13,8 @@
 namespace iqk {
 
 namespace {
+constexpr size_t kPrefetch = 2048;  // floats ahead (range__avx512vnni.cc)
+
 // One vector into the running min / max / finiteness. vminps(v, mn) returns
 // mn when v is NaN, so a NaN never enters mn or mx; fma(v, 0, bad) adds 0 for
 // every finite v and NaN for NaN and +-Inf, and a NaN in `bad` stays.
@@ -53,6 +55,10 @@ bool range_f32__avx2(const float* x, size_t n, float* lo, float* hi) {
   Acc a0, a1, a2, a3;
   size_t i = 0;
   for (; i + 32 <= n; i += 32) {
+    // Software prefetch for a large x, as in range__avx512vnni.cc; a
+    // prefetch past the end of x is a hint, not a read, and never faults.
+    _mm_prefetch(reinterpret_cast<const char*>(x + i + kPrefetch), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(x + i + kPrefetch + 16), _MM_HINT_T0);
     a0.add(_mm256_loadu_ps(x + i));
     a1.add(_mm256_loadu_ps(x + i + 8));
     a2.add(_mm256_loadu_ps(x + i + 16));
