@@ -239,6 +239,7 @@ def test_onnx_reference_evaluator():
 def ort_session():
     ort = pytest.importorskip(
         "onnxruntime", reason="onnxruntime is not importable (an optional peer: the 'bench' extra)")
+    pytest.importorskip("onnx", reason="onnx (to build the model for onnxruntime) is not installed")
     from onnx import TensorProto, helper
 
     node = helper.make_node("DynamicQuantizeLinear", ["x"], ["y", "y_scale", "y_zero_point"])

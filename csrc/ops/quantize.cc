@@ -129,8 +129,9 @@ DynamicStatus dynamic_quantize_rows(const float* x, uint8_t* y, size_t rows, siz
   const KernelTable& k = active_kernels();
   std::atomic<bool> bad{false};
   // Row by row: the quantize kernel reads the row that the range kernel has
-  // just brought into cache (a row of up to ~32K floats stays in L1 / L2).
-  // Tasks of whole rows, about kGrain elements each.
+  // just brought into cache (L1 for rows of a few thousand floats, L2 up to
+  // its size: 256K floats in 1 MiB); only longer rows are read twice from
+  // further out. Tasks of whole rows, about kGrain elements each.
   const size_t rows_per_task = std::max<size_t>(1, kGrain / std::max<size_t>(1, cols));
   parallel_for(ceil_div(rows, rows_per_task), [&](size_t t) {
     const size_t r_end = std::min(rows, (t + 1) * rows_per_task);
