@@ -59,6 +59,7 @@ void bind_runtime(py::module_& m) {
   m.def("kernel_names", [](const std::string& name) {
     const iqk::KernelTable* t = &table_of(name);
     py::dict d;
+    d["range"] = t->range.name;
     d["quantize"] = t->quantize.name;
     d["quantize_channels"] = t->quantize_channels.name;
     d["dequantize_s8"] = t->dequantize_s8.name;

@@ -28,6 +28,7 @@ struct Kernel {
 
 struct KernelTable {
   Isa isa = Isa::scalar;
+  Kernel<RangeFn> range;  // dynamic quantization and calibration
   Kernel<QuantizeFn> quantize;
   Kernel<QuantizeChannelsFn> quantize_channels;
   Kernel<DequantizeFn> dequantize_s8, dequantize_u8;

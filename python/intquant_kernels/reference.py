@@ -12,7 +12,7 @@ import numpy as np
 from . import _conv_common as cc
 from . import _validate as v
 
-__all__ = ["quantize", "dequantize", "gemm", "qgemm", "conv2d", "qconv2d"]
+__all__ = ["quantize", "dequantize", "dynamic_quantize", "gemm", "qgemm", "conv2d", "qconv2d"]
 
 
 def _into(out, y):
@@ -76,6 +76,58 @@ def dequantize(q, scale, zero_point=0, *, axis=None, out=None):
     with np.errstate(over="ignore"):  # a huge scale may overflow to +-inf, as in float32 C
         x = np.asarray((q.astype(np.int32) - zp).astype(np.float32) * s)
     return _into(out, x)
+
+
+def dynamic_quantize(x, *, axis=None, dtype=None):
+    """Quantize float32 ``x`` with a scale (and zero point) taken from ``x`` itself.
+
+    ``axis=None`` (per tensor): ONNX DynamicQuantizeLinear, as onnxruntime
+    computes it, returning ``(q, scale, zero_point)``: q uint8 of x's shape,
+    scale an ``np.float32``, zero_point an ``np.uint8``. In float32:
+
+    - ``lo = min(0, min(x))``, ``hi = max(0, max(x))`` (the range holds 0);
+    - ``scale = (hi - lo) / 255``; where that is 0 (x all zeros, or empty, or
+      a range too small for a nonzero float32 scale) ``scale = 1.0``;
+    - ``zero_point = round_half_to_even(clamp(0 - lo / scale, 0, 255))``;
+    - ``q = quantize(x, scale, zero_point, dtype=np.uint8)``.
+
+    ``axis`` given (per slice, e.g. per token for axis=-1): symmetric int8,
+    returning ``(q, scales)``: q int8 of x's shape, scales float32 of x's shape
+    without ``axis`` (one scale per slice along ``axis``). For each slice:
+    ``scale = max(|x_slice|) / 127`` in float32 (1.0 where that is 0: an
+    all-zero or empty slice), ``q_slice = quantize(x_slice, scale, 0,
+    dtype=np.int8, narrow_range=True)`` (zero point 0, range [-127, 127]).
+
+    ``dtype`` may be given for clarity: np.uint8 (only) without axis, np.int8
+    (only) with it. ``x`` must be a float32 array (TypeError otherwise, as in
+    :func:`quantize`); a NaN or an infinity in it is a ValueError, and so is a
+    per-tensor range ``hi - lo`` beyond float32 (onnxruntime would return an
+    infinite scale).
+    """
+    x, ax, _ = v.dynamic_args(x, axis, dtype)
+    if not np.isfinite(x).all():
+        raise v.not_finite_error(x)
+    if ax is None:
+        lo = np.min(x, initial=np.float32(0))  # min(0, min(x)); 0 for an empty x
+        hi = np.max(x, initial=np.float32(0))
+        with np.errstate(over="ignore"):
+            scale = (hi - lo) / np.float32(255)  # float32 / float32 -> float32
+        if not np.isfinite(scale):
+            raise v.range_overflow_error(x)
+        if scale == 0:
+            scale = np.float32(1.0)
+        zero_point = np.uint8(np.rint(np.clip(np.float32(0) - lo / scale, np.float32(0), np.float32(255))))
+        return quantize(x, scale, zero_point, dtype=np.uint8), np.float32(scale), zero_point
+
+    # One slice per row: the reduced axis moved last, the others flattened.
+    moved = np.moveaxis(x, ax, -1)
+    rows = moved.reshape(int(np.prod(moved.shape[:-1])), moved.shape[-1])
+    amax = np.max(np.abs(rows), axis=1, initial=np.float32(0))
+    scales = amax / np.float32(127)  # float32
+    scales = np.where(scales == 0, np.float32(1.0), scales)
+    q = quantize(rows, scales, 0, axis=0, dtype=np.int8, narrow_range=True)  # row r: scales[r]
+    q = np.ascontiguousarray(np.moveaxis(q.reshape(moved.shape), -1, ax))
+    return q, scales.reshape(moved.shape[:-1])
 
 
 def _weights_and_zp(b, b_zero_point):
