@@ -74,7 +74,7 @@ void histogram_divergences(const int64_t* counts, size_t bins, const int64_t* ca
       const size_t end = hi == i ? hi - 1 : hi;  // bin i - 1 below, with the clipped values
       for (size_t j = lo; j < end; ++j)
         if (counts[j] > 0) sum += static_cast<double>(counts[j]) * (log_count[j] - log_q);
-      if (hi == i) {
+      if (hi == i && counts[i - 1] + clipped > 0) {
         const double last = static_cast<double>(counts[i - 1] + clipped);
         sum += last * (std::log(last) - log_q);
       }
