@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _calibration_checks as checks
 from . import _conv_common as cc
 from . import _validate as v
 
@@ -287,9 +288,7 @@ class MaxCalibrator:
         self._ndim = None
 
     def collect(self, x):
-        from . import _calibration_checks as c
-
-        x = c.batch(x)
+        x = checks.batch(x)
         if self.axis is None:
             if x.size == 0:
                 return
@@ -301,11 +300,7 @@ class MaxCalibrator:
             raise ValueError(f"every batch must have {self._ndim} dimensions and length {self._amax.shape[0]} "
                              f"along axis {self.axis}; got shape {x.shape}")
         if not np.isfinite(x).all():
-            raise c.non_finite_error()
-        if x.size == 0 and x.shape[ax] > 0:
-            if self._amax is None:
-                self._ndim, self._amax = x.ndim, np.zeros(x.shape[ax], np.float32)
-            return
+            raise checks.non_finite_error()
         others = tuple(d for d in range(x.ndim) if d != ax)
         amax = np.max(np.abs(x), axis=others, initial=np.float32(0))
         self._ndim = x.ndim
@@ -313,10 +308,8 @@ class MaxCalibrator:
 
     def _batch_amax(self, x) -> float:
         """max |x| of a non-empty batch; ValueError for NaN or Inf. (C++ in the fast class.)"""
-        from . import _calibration_checks as c
-
         if not np.isfinite(x).all():
-            raise c.non_finite_error()
+            raise checks.non_finite_error()
         return float(np.max(np.abs(x)))
 
     def compute_amax(self):
@@ -354,10 +347,8 @@ class HistogramCalibrator:
     """
 
     def __init__(self, num_bins=2048, unsigned=False):
-        from . import _calibration_checks as c
-
-        self.num_bins = c.num_bins(num_bins)
-        self.unsigned = c.flag(unsigned, "unsigned")
+        self.num_bins = checks.num_bins(num_bins)
+        self.unsigned = checks.flag(unsigned, "unsigned")
         self._counts = np.zeros(self.num_bins, np.int64)
         self._range = None  # float: the histogram covers [0, range)
         self._inv_width = None  # num_bins / range, halved at every doubling
@@ -376,9 +367,7 @@ class HistogramCalibrator:
         return None if self._range is None else np.arange(self.num_bins + 1) * (self._range / self.num_bins)
 
     def collect(self, x):
-        from . import _calibration_checks as c
-
-        x = c.batch(x)
+        x = checks.batch(x)
         if x.size == 0:
             return
         amax = self._batch_amax(x)
@@ -442,12 +431,10 @@ class HistogramCalibrator:
         collected was 0; RuntimeError if nothing was collected; ValueError if
         no candidate lies in ``[start_bin, num_bins]``.
         """
-        from . import _calibration_checks as c
-
-        method = c.method(method)
-        pct = c.percentile(percentile)
-        start = c.positive_int(start_bin, "start_bin")
-        step = c.positive_int(stride, "stride")
+        method = checks.method(method)
+        pct = checks.percentile(percentile)
+        start = checks.positive_int(start_bin, "start_bin")
+        step = checks.positive_int(stride, "stride")
         if self._range is None:
             if self._zeros == 0:
                 raise RuntimeError("no data collected: call collect() first")
