@@ -66,6 +66,7 @@ void bind_runtime(py::module_& m) {
     d["dequantize_u8"] = t->dequantize_u8.name;
     d["dequantize_channels_s8"] = t->dequantize_channels_s8.name;
     d["dequantize_channels_u8"] = t->dequantize_channels_u8.name;
+    d["abs_histogram"] = t->abs_histogram.name;
     d["gemm"] = t->gemm.name;
     d["gemm_small_m"] = t->gemm_small_m.name;  // None where one kernel runs every GEMM
     d["dwconv"] = t->dwconv.name;
