@@ -26,7 +26,8 @@ class QgemmEpilogue:
     lo: int
     hi: int
     bias_bound: int = 0  # max |bias_q| (0 without a quantized bias), for the exactness bound
-    # Per row (a per-row a_scale, given per call): the columns above hold b_scale, and
+    # A per-row a_scale (given with each call, checked and copied per call: row_scales,
+    # _core.qgemm_row_scales): scale holds b_scale, and these describe the rest.
     per_row: bool = False
     out_scale: float | None = None  # float32(out_scale) as a float, requantized output only
     scale_range: tuple | None = None  # (min, max) of b_scale as floats; None when N == 0
