@@ -113,6 +113,26 @@ def test_qgemm(benchmark, operands, one_thread, shape, epilogue):
     benchmark(iq.qgemm, a, pw, 0.02, w_scale, a_zero_point=128, out=out, **kw)
 
 
+ROW_SHAPES = [(16, 1024, 1024), (128, 1024, 1024), (1024, 1024, 1024)]
+
+
+@pytest.mark.parametrize("a_scale", ["per_tensor", "per_row"])
+@pytest.mark.parametrize("shape", ROW_SHAPES, ids=[f"{m}x{k}x{n}" for m, k, n in ROW_SHAPES])
+def test_qgemm_row_scales(benchmark, operands, one_thread, shape, a_scale):
+    """A per-row a_scale (one per row of a, as dynamic quantization gives) against a per-tensor
+    one, float32 output, default path (group baseline: per tensor). Side by side in one run,
+    interleaved: benchmarks/qgemm_rows_ratio.py."""
+    a, b, w_scale = operands(shape)
+    pw = iq.pack_weights(b)
+    scale = 0.02 if a_scale == "per_tensor" else np.linspace(0.01, 0.03, shape[0], dtype=np.float32)
+    out = np.empty((shape[0], shape[2]), np.float32)
+    m, k, n = shape
+    benchmark.group = "qgemm-a_scale-%dx%dx%d" % shape
+    benchmark.extra_info.update({"M": m, "K": k, "N": n, "ops": 2 * m * k * n, "isa": iq.active_isa(),
+                                 "a_scale": a_scale, "baseline": a_scale == "per_tensor"})
+    benchmark(iq.qgemm, a, pw, scale, w_scale, a_zero_point=128, out=out)
+
+
 @needs_ort
 @pytest.mark.parametrize("shape", SHAPES, ids=ids)
 def test_onnxruntime_matmulinteger(benchmark, operands, shape):

@@ -874,7 +874,9 @@ QGEMM_ERRORS = {
                              lambda f: _q(f, b_scale=np.full(4, 0.1, np.float32))),
     "b_scale_2d": (ValueError, r"b_scale must be a scalar or have shape",
                    lambda f: _q(f, b_scale=np.full((1, 5), 0.1))),
-    "a_scale_1d": (ValueError, r"a_scale must be a scalar", lambda f: _q(f, a_scale=np.full(4, 0.1))),
+    "a_scale_1d_not_per_row": (ValueError, r"a_scale must be a scalar \(per tensor\) or have a shape broadcastable "
+                                         r"to a.shape\[:-1\] = \(4,\) \(per row\), got shape \(3,\)",
+                               lambda f: _q(f, a_scale=np.full(3, 0.1))),
     "a_scale_zero": (ValueError, r"a_scale must be finite and > 0", lambda f: _q(f, a_scale=0.0)),
     "a_scale_negative": (ValueError, r"a_scale must be finite and > 0", lambda f: _q(f, a_scale=-1.0)),
     "a_scale_nan": (ValueError, r"a_scale must be finite and > 0", lambda f: _q(f, a_scale=float("nan"))),

@@ -37,11 +37,32 @@ void bind_gemm(py::module_& m) {
       py::arg("n"), py::arg("a_scale"), py::arg("b_scale"), py::arg("bias"), py::arg("out_scale"));
 
   m.def(
+      "qgemm_row_scales",
+      [](const py::array& a_scale, const py::object& b_range, const py::object& out_scale) {
+        const size_t m = static_cast<size_t>(a_scale.size());
+        const float* a = checked_data<const float>(a_scale, py::dtype::of<float>(), m, "a_scale", false);
+        float b_lo = 1.0f, b_hi = 1.0f;
+        const bool products = !b_range.is_none();
+        if (products) {
+          const auto range = b_range.cast<std::pair<float, float>>();
+          b_lo = range.first;
+          b_hi = range.second;
+        }
+        py::array_t<float> rows(static_cast<py::ssize_t>(m));
+        const std::string err = iqk::gemm_row_scales(m, a, products, b_lo, b_hi, !out_scale.is_none(),
+                                                     out_scale.is_none() ? 1.0f : out_scale.cast<float>(),
+                                                     rows.mutable_data());
+        if (!err.empty()) throw py::value_error(err);
+        return rows;
+      },
+      py::arg("a_scale"), py::arg("b_range"), py::arg("out_scale"));
+
+  m.def(
       "gemm",
       [](const std::string& isa, const py::array& a, const iqk::Packed& packed, size_t K, size_t N,
          const py::object& b_zp, const py::array& col_off, iqk::GemmOut kind, const py::array& out,
          const py::object& scale, const py::object& bias, bool relu, int32_t out_zp, int32_t lo,
-         int32_t hi) {
+         int32_t hi, const py::object& row_scale, float out_scale) {
         const iqk::KernelTable& t = table_of(isa);
         iqk::GemmProblem p;
         bool a_signed;
@@ -68,12 +89,19 @@ void bind_gemm(py::module_& m) {
         if (out.ndim() != 2 || static_cast<size_t>(out.shape(0)) != p.M || static_cast<size_t>(out.shape(1)) != N)
           throw py::value_error("out: expected shape (M, N)");
         p.epilogue.ldc = N;
+        if (!row_scale.is_none()) {
+          if (kind == iqk::GemmOut::i32) throw py::value_error("row_scale: only for float32 and 8-bit output");
+          p.epilogue.row_scale =
+              checked_data<const float>(row_scale.cast<py::array>(), py::dtype::of<float>(), p.M, "row_scale", false);
+          p.epilogue.out_scale = out_scale;
+        }
         py::gil_scoped_release release;
         iqk::gemm(p, iqk::gemm_kernel_for(t, p.M));
       },
       py::arg("isa"), py::arg("a"), py::arg("packed"), py::arg("K"), py::arg("N"), py::arg("b_zp"),
       py::arg("col_off"), py::arg("kind"), py::arg("out"), py::arg("scale"), py::arg("bias"),
-      py::arg("relu"), py::arg("out_zp"), py::arg("lo"), py::arg("hi"));
+      py::arg("relu"), py::arg("out_zp"), py::arg("lo"), py::arg("hi"), py::arg("row_scale") = py::none(),
+      py::arg("out_scale") = 1.0f);
 }
 
 }  // namespace iqk_binding

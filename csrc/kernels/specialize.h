@@ -39,6 +39,23 @@ inline void with_kind(GemmOut kind, F&& f) {
   }
 }
 
+// Calls f(kind, rows) with kind as with_kind and rows a std::bool_constant:
+// whether the epilogue has a per-row scale (GemmEpilogue::row_scale; never
+// with i32). Tile stores are compiled once per pair, so that the per-tensor
+// code is the same as without per-row scales, the choice made once per tile.
+template <typename F>
+inline void with_kind_rows(const GemmEpilogue& e, F&& f) {
+  with_kind(e.kind, [&](auto kind) {
+    if constexpr (decltype(kind)::value == GemmOut::i32) {
+      f(kind, std::false_type{});
+    } else if (e.row_scale) {
+      f(kind, std::true_type{});
+    } else {
+      f(kind, std::false_type{});
+    }
+  });
+}
+
 // Calls f(std::integral_constant<size_t, S>{}) for a horizontal stride s of
 // 1 or 2 (kernels vectorized along output rows specialize on it).
 template <typename F>

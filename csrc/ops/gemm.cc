@@ -169,4 +169,25 @@ std::string gemm_columns(size_t n, float a_scale, const float* b_scale, bool per
   return "";
 }
 
+std::string gemm_row_scales(size_t m, const float* a_scale, bool products, float b_lo, float b_hi,
+                            bool requantize, float out_scale, float* out) {
+  if (m == 0) return "";
+  float lo = a_scale[0], hi = a_scale[0];
+  bool ok = true;
+  for (size_t i = 0; i < m; ++i) {
+    const float s = a_scale[i];
+    out[i] = s;
+    ok = ok && std::isfinite(s) && s > 0.0f;
+    lo = s < lo ? s : lo;
+    hi = s > hi ? s : hi;
+  }
+  if (!ok) return "a_scale must be finite and > 0 in float32";
+  if (!products) return "";
+  const float s_lo = lo * b_lo, s_hi = hi * b_hi;
+  if (!(s_lo > 0.0f && std::isfinite(s_hi)))
+    return "a_scale * b_scale must be finite and > 0 in float32 for every row and column";
+  if (requantize && !std::isfinite(s_hi / out_scale)) return "a_scale * b_scale / out_scale must be finite in float32";
+  return "";
+}
+
 }  // namespace iqk

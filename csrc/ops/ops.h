@@ -77,4 +77,16 @@ std::string gemm_columns(size_t n, float a_scale, const float* b_scale, bool per
                          const float* bias, bool requantize, float out_scale, float* out,
                          int64_t* bias_q);
 
+// qgemm's per-row scales (a per-row a_scale), checked as the reference
+// checks them, in float32: every a_scale[i] finite and > 0; with `products`
+// (N > 0), a_scale[m] * b_scale[n] finite and > 0 for every m and n, and
+// when requantizing that product divided by out_scale finite. Float32
+// rounding is monotonic, so the products and multipliers are checked at
+// their extremes: the smallest and largest a_scale against b_lo and b_hi,
+// the smallest and largest b_scale (O(M + N), not O(M N)). Copies a_scale to
+// `out` (the kernels' row_scale, private to the call). Returns "" or the
+// message of the first constraint that fails.
+std::string gemm_row_scales(size_t m, const float* a_scale, bool products, float b_lo, float b_hi,
+                            bool requantize, float out_scale, float* out);
+
 }  // namespace iqk

@@ -64,7 +64,8 @@ def _quantize_cases(rng):
 
 
 def _gemm_cases(rng):
-    """Tails in M, N and K, both activation dtypes, zero points, both epilogues."""
+    """Tails in M, N and K, both activation dtypes, zero points, both epilogues, per-tensor and
+    per-row a_scale."""
     for m, k, n in ((1, 1, 1), (3, 17, 65), (7, 64, 129), (16, 4097, 33), (37, 300, 70)):
         b = rng.integers(-128, 128, (k, n), dtype=np.int8)
         w_scale = rng.uniform(0.001, 0.02, n).astype(np.float32)
@@ -79,6 +80,13 @@ def _gemm_cases(rng):
             yield f"{m}x{k}x{n} {np.dtype(dtype)} requant", "qgemm", (a, b, 0.05, w_scale), dict(
                 a_zero_point=a_zp, b_zero_point=b_zp, bias=bias, out_scale=2.0, out_zero_point=5,
                 out_dtype=np.int8)
+            # Per-row a_scale (from a generator of its own: the other cases keep their data).
+            rows = np.random.default_rng((m, k, n)).uniform(0.02, 0.08, m).astype(np.float32)
+            yield f"{m}x{k}x{n} {np.dtype(dtype)} per-row a_scale f32+bias+relu", "qgemm", (a, b, rows, w_scale), dict(
+                a_zero_point=a_zp, bias=bias, relu=True)
+            yield f"{m}x{k}x{n} {np.dtype(dtype)} per-row a_scale requant", "qgemm", (a, b, rows, w_scale), dict(
+                a_zero_point=a_zp, b_zero_point=b_zp, bias=np.rint(bias * 100).astype(np.int32), out_scale=2.0,
+                out_zero_point=5, out_dtype=np.int8)
 
 
 #: (N, C, H, W, OC, (KH, KW), stride, padding, dilation, groups): odd channel

@@ -2,6 +2,7 @@
 and gemm_plan, which says which kernel runs a GEMM."""
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -11,7 +12,7 @@ from . import _core
 from . import _validate as v
 from . import reference as _ref
 from ._dispatch import active_isa
-from ._gemm_common import EpilogueCache, kernel_args, resolve_qgemm
+from ._gemm_common import EpilogueCache, is_per_row, kernel_args, resolve_qgemm, row_scales
 from ._packed import PackedWeights, check_no_zero_point
 
 _OUT = _core.OutKind  # what the epilogue writes: i32, f32 or q8
@@ -25,7 +26,7 @@ def _packed(b, b_zero_point) -> PackedWeights:
     return PackedWeights(b, zero_point=v.column_zero_points(b_zero_point, b.shape[1]))
 
 
-def _run(a, pw: PackedWeights, a_zero_point, kind, out, out_dtype, ep=None):
+def _run(a, pw: PackedWeights, a_zero_point, kind, out, out_dtype, ep=None, rows=None):
     isa = active_isa()
     k, n = pw.shape
     a = v.activations(a, k)
@@ -41,8 +42,13 @@ def _run(a, pw: PackedWeights, a_zero_point, kind, out, out_dtype, ep=None):
     col_off, epilogue = kernel_args(pw, a_zp + (128 if a.dtype == np.int8 else 0), ep)
     y = np.empty(shape, out_dtype) if out is None else v.check_out(out, shape, out_dtype)
     target = v.aligned(y)
-    _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
-               col_off, kind, target.reshape(a2.shape[0], n), *epilogue)
+    if rows is None:
+        _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
+                   col_off, kind, target.reshape(a2.shape[0], n), *epilogue)
+    else:  # per-row scales: ep.scale holds b_scale, the kernels form each row's scales
+        _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
+                   col_off, kind, target.reshape(a2.shape[0], n), *epilogue, rows,
+                   1.0 if ep.out_scale is None else ep.out_scale)
     return v.finish(y, target)
 
 
@@ -114,6 +120,10 @@ def _columns(n, a_s, b_s, bias32, o_s):
 
 
 _resolve = EpilogueCache(resolve_qgemm)
+# Per-row a_scale: only the per-column part (b_scale, bias, output) is remembered, keyed as above
+# with a_scale None; the row scales change with every call (dynamic quantization) and are checked
+# and copied per call, in C++ (O(M + N)), never kept.
+_resolve_rows = EpilogueCache(functools.partial(resolve_qgemm, per_row=True))
 
 
 def gemm(a, b, *, a_zero_point=0, b_zero_point=0, out=None):
@@ -127,9 +137,17 @@ def qgemm(a, b, a_scale, b_scale, *, a_zero_point=0, b_zero_point=0, bias=None, 
     if out is not None:
         v.no_overlap(out, "a", a)
     pw = _packed(b, b_zero_point)
-    ep = _resolve(pw.shape[1], a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype, _columns)
+    if not is_per_row(a_scale):
+        ep = _resolve(pw.shape[1], a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype, _columns)
+        kind = _OUT.q8 if ep.requantize else _OUT.f32
+        return _run(a, pw, a_zero_point, kind, out, ep.out_dtype, ep)
+    ep = _resolve_rows(pw.shape[1], None, b_scale, bias, relu, out_scale, out_zero_point, out_dtype, _columns)
+    a = v.activations(a, pw.shape[0])
+    # The checks of reference._row_scales, at the extremes; a private copy for the kernels.
+    rows = _core.qgemm_row_scales(np.ascontiguousarray(row_scales(a_scale, a.shape[:-1])), ep.scale_range,
+                                  ep.out_scale)
     kind = _OUT.q8 if ep.requantize else _OUT.f32
-    return _run(a, pw, a_zero_point, kind, out, ep.out_dtype, ep)
+    return _run(a, pw, a_zero_point, kind, out, ep.out_dtype, ep, rows)
 
 
 _NOTE = """

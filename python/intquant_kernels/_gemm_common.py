@@ -15,7 +15,8 @@ from ._cache import Cache
 class QgemmEpilogue:
     """The resolved epilogue of qgemm (see reference.qgemm for the arithmetic)."""
 
-    scale: np.ndarray  # (N,) float32: float32(a_scale * b_scale[n]), or the requantize multiplier
+    scale: np.ndarray  # (N,) float32: float32(a_scale * b_scale[n]), or the requantize multiplier;
+    #                    per row: b_scale[n] (the row's scale multiplies it per call)
     bias: np.ndarray | None  # (N,) float32, float output only
     bias_q: np.ndarray | None  # (N,) int64, requantized output only
     relu: bool
@@ -25,6 +26,11 @@ class QgemmEpilogue:
     lo: int
     hi: int
     bias_bound: int = 0  # max |bias_q| (0 without a quantized bias), for the exactness bound
+    # A per-row a_scale (given with each call, checked and copied per call: row_scales,
+    # _core.qgemm_row_scales): scale holds b_scale, and these describe the rest.
+    per_row: bool = False
+    out_scale: float | None = None  # float32(out_scale) as a float, requantized output only
+    scale_range: tuple | None = None  # (min, max) of b_scale as floats; None when N == 0
     # The epilogue arguments of the compiled kernels, and per packed weights and
     # activation zero point the column offsets with bias_q folded in (kernel_args).
     args: tuple = field(init=False, repr=False, compare=False)
@@ -92,8 +98,14 @@ def columns_numpy(n, a_s, b_s, bias32, o_s):
         return m, bq.astype(np.int64)
 
 
+#: The message of a float bias with a per-row a_scale and requantized output.
+FLOAT_BIAS_PER_ROW = ("a float bias with a per-row a_scale and requantized output would be quantized per element "
+                      "(bias[n] / (a_scale[m] * b_scale[n])): give an int32 bias (already quantized), or request "
+                      "float32 output (no out_scale)")
+
+
 def resolve_qgemm(n, a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype,
-                  columns=columns_numpy, scale_names=("a_scale", "b_scale")) -> QgemmEpilogue:
+                  columns=columns_numpy, scale_names=("a_scale", "b_scale"), per_row=False) -> QgemmEpilogue:
     """Checks qgemm's epilogue arguments and resolves them per column.
 
     ``columns`` computes the float32 per-column constants (see
@@ -101,9 +113,15 @@ def resolve_qgemm(n, a_scale, b_scale, bias, relu, out_scale, out_zero_point, ou
     accept, reject and describe arguments identically. ``scale_names`` are
     the names the messages give the two scales (qconv2d: x_scale, w_scale;
     the messages of ``columns`` are its own).
+
+    ``per_row``: ``a_scale`` is per row and not looked at here (it comes with
+    each call: :func:`row_scales`); the columns are those of ``a_scale = 1``,
+    i.e. ``b_scale`` itself (1 * b is exact), checked finite and > 0, with
+    ``out_scale`` kept apart for the per-row multiplier; a float bias is
+    refused with requantized output.
     """
     a_name, b_name = scale_names
-    a_s = v.positive_scale(a_scale, a_name)
+    a_s = np.float32(1) if per_row else v.positive_scale(a_scale, a_name)
     # b_scale's values are tested through the product: a finite positive a_scale
     # times an invalid b_scale is never finite and positive.
     b_s = v.positive_scale(b_scale, b_name, (n,), check_values=False)
@@ -132,7 +150,8 @@ def resolve_qgemm(n, a_scale, b_scale, bias, relu, out_scale, out_zero_point, ou
         with np.errstate(over="ignore"):  # a float64 bias past float32 becomes +-inf, as in C
             b32 = None if bias_a is None else np.ascontiguousarray(bias_a, dtype=np.float32)
         s, _ = columns(n, a_s, b_s, None, None)
-        return QgemmEpilogue(s, b32, None, relu, odt, False, 0, 0, 0)
+        return QgemmEpilogue(s, b32, None, relu, odt, False, 0, 0, 0, per_row=per_row,
+                             scale_range=_range(s) if per_row else None)
 
     odt = np.dtype(out_dtype)
     if odt not in (np.dtype(np.int8), np.dtype(np.uint8)):
@@ -143,14 +162,57 @@ def resolve_qgemm(n, a_scale, b_scale, bias, relu, out_scale, out_zero_point, ou
     float_bias = bias_a is not None and bias_a.dtype.kind == "f"
     if bias_a is not None and not float_bias and bias_a.dtype != np.int32:
         raise TypeError(f"an integer bias must be int32, got {bias_a.dtype}")
+    if per_row and float_bias:
+        raise ValueError(FLOAT_BIAS_PER_ROW)
     with np.errstate(over="ignore"):
         b32 = np.ascontiguousarray(bias_a, dtype=np.float32) if float_bias else None
-    m, bias_q = columns(n, a_s, b_s, b32, o_s)
+    if per_row:
+        m, bias_q = columns(n, a_s, b_s, None, None)  # b_scale; the multiplier is formed per row
+    else:
+        m, bias_q = columns(n, a_s, b_s, b32, o_s)
     if bias_a is not None and not float_bias:
         bias_q = bias_a.astype(np.int64)
     lo = max(qmin, ozp) if relu else qmin
     bound = int(np.max(np.abs(bias_q))) if bias_q is not None and bias_q.size else 0
+    if per_row:
+        return QgemmEpilogue(m, None, bias_q, relu, odt, True, ozp, lo, qmax, bound, per_row=True,
+                             out_scale=float(o_s), scale_range=_range(m))
     return QgemmEpilogue(m, None, bias_q, relu, odt, True, ozp, lo, qmax, bound)
+
+
+def _range(s: np.ndarray) -> tuple | None:
+    """(min, max) of float32 scales, as floats; None when there are none."""
+    return (float(s.min()), float(s.max())) if s.size else None
+
+
+def is_per_row(a_scale) -> bool:
+    """Whether qgemm's ``a_scale`` is per row (an array of at least one dimension) rather than
+    per tensor (a scalar, or a 0-d array)."""
+    return type(a_scale) is not float and np.ndim(a_scale) > 0
+
+
+def row_scales(a_scale, rows: tuple) -> np.ndarray:
+    """A per-row ``a_scale`` as float32 of shape ``rows`` (``a.shape[:-1]``), broadcast there.
+
+    Checks its type and shape only (TypeError, ValueError naming the expected shape); the values
+    are checked with the products they make (see reference.qgemm).
+    """
+    a = np.asarray(a_scale)
+    if a.dtype.kind not in "fiu":
+        raise TypeError(f"a_scale must be a real number or an array of them, got dtype {a.dtype}")
+    if a.shape != rows:
+        try:
+            fits = np.broadcast_shapes(a.shape, rows) == rows
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"a_scale must be a scalar (per tensor) or have a shape broadcastable to "
+                             f"a.shape[:-1] = {rows} (per row), got shape {a.shape}")
+        a = np.broadcast_to(a, rows)
+    if a.dtype != np.float32:
+        with np.errstate(over="ignore"):  # past float32: +inf, refused with the values
+            a = a.astype(np.float32)
+    return a
 
 
 _SCALAR_TYPES = frozenset((type(None), bool, int, float))

@@ -171,35 +171,72 @@ def qgemm(a, b, a_scale, b_scale, *, a_zero_point=0, b_zero_point=0, bias=None, 
           out_zero_point=0, out_dtype=np.float32, out=None):
     """gemm with a fused dequantize (float32) or requantize (int8/uint8) epilogue.
 
-    With ``s[n] = float32(a_scale) * float32(b_scale[n])`` (a float32 product),
-    and ``acc`` the exact gemm result:
+    With ``s[m, n] = float32(a_scale[m]) * float32(b_scale[n])`` (a float32
+    product; ``m`` the row of ``a``, all its leading axes together), and
+    ``acc`` the exact gemm result:
 
     - float32 output (``out_scale is None``):
-      ``y = float32(acc) * s[n]``, then ``y = y + bias[n]`` (a separate float32
-      add: no fused multiply-add), then ``max(y, 0)`` if ``relu``.
+      ``y = float32(acc) * s[m, n]``, then ``y = y + bias[n]`` (a separate
+      float32 add: no fused multiply-add), then ``max(y, 0)`` if ``relu``.
     - requantized output (``out_scale`` given, ``out_dtype`` int8 or uint8;
-      ONNX QLinearMatMul): ``m[n] = s[n] / float32(out_scale)`` in float32;
-      ``q = saturate(round_half_to_even(float32(acc + bias_q[n]) * m[n]) + out_zero_point)``,
-      where ``bias_q`` is an int32 bias as given, or a float bias quantized as
-      ``round_half_to_even(bias[n] / s[n])`` (float32 division). ``relu``
-      clamps at ``out_zero_point`` (real zero).
+      ONNX QLinearMatMul): ``mult[m, n] = s[m, n] / float32(out_scale)`` in
+      float32;
+      ``q = saturate(round_half_to_even(float32(acc + bias_q[n]) * mult[m, n]) + out_zero_point)``,
+      where ``bias_q`` is an int32 bias as given, or (per-tensor ``a_scale``
+      only) a float bias quantized as ``round_half_to_even(bias[n] / s[n])``
+      (float32 division). ``relu`` clamps at ``out_zero_point`` (real zero).
 
-    ``b_scale`` is a scalar or (N,) (per output channel); ``a_scale`` a scalar.
-    ``b_zero_point`` is as in :func:`gemm` (affine weights; PackedWeights carry their own).
+    ``a_scale`` is a scalar (per tensor: ``s[m, n] = s[n]`` for every row) or
+    per row: an array of shape ``a.shape[:-1]``, or of a shape that broadcasts
+    to it (e.g. ``(B, 1)`` for ``a`` of shape ``(B, T, K)``), as produced by
+    dynamic quantization of each row of activations. With every row's scale
+    equal, the per-row result is bit-identical to the per-tensor one. A float
+    bias with a per-row ``a_scale`` and requantized output would need a bias
+    quantized per element: it is refused (ValueError); give an int32 bias
+    (quantized by the caller) or request float32 output. ``b_scale`` is a
+    scalar or (N,) (per output channel). Every scale must be finite and > 0
+    in float32, and so must every ``s[m, n]``; when requantizing, every
+    ``mult[m, n]`` must be finite. ``b_zero_point`` is as in :func:`gemm`
+    (affine weights; PackedWeights carry their own).
     """
     v.no_overlap(out, "a", a)
-    from ._gemm_common import resolve_qgemm
+    from ._gemm_common import is_per_row, resolve_qgemm, row_scales
 
     b, b_zp = _weights_and_zp(b, b_zero_point)
-    ep = resolve_qgemm(b.shape[1], a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype)
-    return _into(out, _epilogue(_gemm_int64(a, b, b_zp, a_zero_point, ep.bias_bound), ep))
+    if not is_per_row(a_scale):
+        ep = resolve_qgemm(b.shape[1], a_scale, b_scale, bias, relu, out_scale, out_zero_point, out_dtype)
+        return _into(out, _epilogue(_gemm_int64(a, b, b_zp, a_zero_point, ep.bias_bound), ep))
+    ep = resolve_qgemm(b.shape[1], None, b_scale, bias, relu, out_scale, out_zero_point, out_dtype, per_row=True)
+    a = v.activations(a, b.shape[0])
+    scale = _row_scales(row_scales(a_scale, a.shape[:-1]), ep)
+    return _into(out, _epilogue(_gemm_int64(a, b, b_zp, a_zero_point, ep.bias_bound), ep, scale))
 
 
-def _epilogue(acc, ep):
-    """qgemm's epilogue (see :func:`qgemm`) on the exact int64 ``acc``, channel n on the last axis."""
+def _row_scales(a_s, ep):
+    """The per-element scale of qgemm with a per-row ``a_s`` (float32, ``a.shape[:-1]``):
+    ``s[..., n] = a_s[...] * b_scale[n]`` in float32, or when requantizing the multiplier
+    ``s[..., n] / out_scale``; each checked as qgemm's docstring says, in that order."""
+    if not (np.isfinite(a_s) & (a_s > 0)).all():
+        raise ValueError("a_scale must be finite and > 0 in float32")
+    with np.errstate(over="ignore", under="ignore"):
+        s = np.multiply(a_s[..., None], ep.scale, dtype=np.float32)  # ep.scale holds b_scale
+        if not (np.isfinite(s) & (s > 0)).all():
+            raise ValueError("a_scale * b_scale must be finite and > 0 in float32 for every row and column")
+        if not ep.requantize:
+            return s
+        mult = np.divide(s, np.float32(ep.out_scale), dtype=np.float32)
+    if not np.isfinite(mult).all():
+        raise ValueError("a_scale * b_scale / out_scale must be finite in float32")
+    return mult
+
+
+def _epilogue(acc, ep, scale=None):
+    """qgemm's epilogue (see :func:`qgemm`) on the exact int64 ``acc``, channel n on the last axis,
+    with ``ep.scale`` (per channel), or ``scale`` (per element: a per-row a_scale) in its place."""
+    scale = ep.scale if scale is None else scale
     if not ep.requantize:
         with np.errstate(over="ignore", invalid="ignore"):  # IEEE float32, as the kernels
-            y = acc.astype(np.float32) * ep.scale
+            y = acc.astype(np.float32) * scale
             if ep.bias is not None:
                 y = y + ep.bias
         if ep.relu:
@@ -207,7 +244,7 @@ def _epilogue(acc, ep):
         return y
     total = acc if ep.bias_q is None else acc + ep.bias_q
     with np.errstate(over="ignore"):
-        t = np.rint(total.astype(np.int32).astype(np.float32) * ep.scale)
+        t = np.rint(total.astype(np.int32).astype(np.float32) * scale)
     return np.clip(t.astype(np.float64) + ep.out_zp, ep.lo, ep.hi).astype(ep.out_dtype)
 
 

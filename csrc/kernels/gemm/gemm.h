@@ -88,6 +88,16 @@ struct GemmEpilogue {
   const float* bias = nullptr;
   bool relu = false;
   int32_t out_zp = 0, lo = 0, hi = 0;
+  // A per-row scale (qgemm with a per-row a_scale; f32 and q8 only): M
+  // entries indexed by the global row m, or null (per tensor). When set,
+  // `scale` holds b_scale[n] and the scale of element (m, n) is the float32
+  // product s = row_scale[m] * scale[n], for q8 then divided by out_scale in
+  // float32 (the per-tensor multiplier, computed per row): the steps above
+  // then run with s in place of scale[n]. Only the GEMM driver sets it (its m
+  // is the row of the caller's A); the convolution drivers, whose tile rows
+  // are pixels of a staging block, leave it null.
+  const float* row_scale = nullptr;
+  float out_scale = 1.0f;  // q8 with row_scale only
 };
 
 // Computes the tile C[m0 : m0+mr, n0 : n0+nr] (mr <= MR, nr <= NR) from mr

@@ -24,10 +24,11 @@ constexpr size_t kKSliceBytes = 256 * 1024;
 
 // The epilogue of a whole tile: the steps of gemm_store16_avx512_as, with the
 // per-column terms loaded once per tile (not once per row) and whole tiles
-// stored without masks. `e` is the caller's local copy of the epilogue, which
-// the stores into e.c cannot alias (through a reference, GCC reloads its
-// fields after every store).
-template <GemmOut Kind, size_t R>
+// stored without masks; with a per-row scale (Rows == e.row_scale != null),
+// each row's scale vectors from the per-column ones. `e` is the caller's
+// local copy of the epilogue, which the stores into e.c cannot alias (through
+// a reference, GCC reloads its fields after every store).
+template <GemmOut Kind, bool Rows, size_t R>
 __attribute__((always_inline)) inline void store_rows(const GemmEpilogue& e, size_t nr, size_t m0, size_t n0,
                                                       const __m512i* c0, const __m512i* c1, const __m512i* c2,
                                                       const __m512i* c3) {
@@ -42,8 +43,11 @@ __attribute__((always_inline)) inline void store_rows(const GemmEpilogue& e, siz
   const bool full = nr == NR;
   char* row = static_cast<char*>(e.c) + (m0 * e.ldc + n0) * elem_bytes;
   const size_t row_step = e.ldc * elem_bytes;
-  auto out = [&](char* r, size_t j, __m512i v, __m512 s, __m512 b, __mmask16 k) __attribute__((always_inline)) {
-    gemm_finish16_avx512<Kind>(e, v, s, b, r + 16 * j * elem_bytes, k, full);
+  // rs: row_scale[m] in every lane (Rows only).
+  auto out = [&](char* r, size_t j, __m512i v, __m512 rs, __m512 s, __m512 b, __mmask16 k)
+                 __attribute__((always_inline)) {
+    gemm_finish16_avx512<Kind>(e, v, gemm_row_scale16_avx512<Kind, Rows>(e, rs, s), b, r + 16 * j * elem_bytes, k,
+                               full);
   };
   if (e.b_zp) {
     const __m512i z0 = _mm512_loadu_si512(e.b_zp + n0), z1 = _mm512_loadu_si512(e.b_zp + n0 + 16),
@@ -54,18 +58,20 @@ __attribute__((always_inline)) inline void store_rows(const GemmEpilogue& e, siz
 #pragma GCC unroll 6
     for (size_t i = 0; i < R; ++i, row += row_step) {
       const __m512i rs = _mm512_set1_epi32(e.row_sum[m0 + i]);
-      out(row, 0, corr(c0[i], rs, z0, o0), s0, b0, k0);
-      if (nr > 16) out(row, 1, corr(c1[i], rs, z1, o1), s1, b1, k1);
-      if (nr > 32) out(row, 2, corr(c2[i], rs, z2, o2), s2, b2, k2);
-      if (nr > 48) out(row, 3, corr(c3[i], rs, z3, o3), s3, b3, k3);
+      const __m512 r = gemm_row16_avx512<Rows>(e, m0 + i);
+      out(row, 0, corr(c0[i], rs, z0, o0), r, s0, b0, k0);
+      if (nr > 16) out(row, 1, corr(c1[i], rs, z1, o1), r, s1, b1, k1);
+      if (nr > 32) out(row, 2, corr(c2[i], rs, z2, o2), r, s2, b2, k2);
+      if (nr > 48) out(row, 3, corr(c3[i], rs, z3, o3), r, s3, b3, k3);
     }
   } else {
 #pragma GCC unroll 6
     for (size_t i = 0; i < R; ++i, row += row_step) {
-      out(row, 0, _mm512_sub_epi32(c0[i], o0), s0, b0, k0);
-      if (nr > 16) out(row, 1, _mm512_sub_epi32(c1[i], o1), s1, b1, k1);
-      if (nr > 32) out(row, 2, _mm512_sub_epi32(c2[i], o2), s2, b2, k2);
-      if (nr > 48) out(row, 3, _mm512_sub_epi32(c3[i], o3), s3, b3, k3);
+      const __m512 r = gemm_row16_avx512<Rows>(e, m0 + i);
+      out(row, 0, _mm512_sub_epi32(c0[i], o0), r, s0, b0, k0);
+      if (nr > 16) out(row, 1, _mm512_sub_epi32(c1[i], o1), r, s1, b1, k1);
+      if (nr > 32) out(row, 2, _mm512_sub_epi32(c2[i], o2), r, s2, b2, k2);
+      if (nr > 48) out(row, 3, _mm512_sub_epi32(c3[i], o3), r, s3, b3, k3);
     }
   }
 }
@@ -107,9 +113,12 @@ void tile(size_t nr, size_t groups, const uint8_t* a, size_t a_stride, size_t se
       for (size_t v = 0; v < NV; ++v) _mm512_storeu_si512(acc_out + i * NR + 16 * v, cv[v][i]);
     return;
   }
-  // The epilogue, its kind dispatched once per tile, on a local copy.
+  // The epilogue, its kind and per-row scale dispatched once per tile, on a
+  // local copy.
   const GemmEpilogue e = ep;
-  with_kind(e.kind, [&](auto kind) { store_rows<decltype(kind)::value, R>(e, nr, m0, n0, c0, c1, c2, c3); });
+  with_kind_rows(e, [&](auto kind, auto rows) {
+    store_rows<decltype(kind)::value, decltype(rows)::value, R>(e, nr, m0, n0, c0, c1, c2, c3);
+  });
 }
 
 }  // namespace

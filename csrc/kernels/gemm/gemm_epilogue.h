@@ -20,6 +20,14 @@ inline int32_t gemm_correct(const GemmEpilogue& ep, size_t m, size_t n, int32_t 
   return r;
 }
 
+// The scale of element (m, n) of an f32 or q8 epilogue: scale[n], or with a
+// per-row scale row_scale[m] * scale[n], divided by out_scale for q8.
+inline float gemm_scale_of(const GemmEpilogue& ep, size_t m, size_t n) {
+  if (!ep.row_scale) return ep.scale[n];
+  const float s = ep.row_scale[m] * ep.scale[n];
+  return ep.kind == GemmOut::q8 ? s / ep.out_scale : s;
+}
+
 inline void gemm_store_one(const GemmEpilogue& ep, size_t m, size_t n, int32_t acc) {
   const int32_t c = gemm_correct(ep, m, n, acc);
   switch (ep.kind) {
@@ -27,14 +35,14 @@ inline void gemm_store_one(const GemmEpilogue& ep, size_t m, size_t n, int32_t a
       static_cast<int32_t*>(ep.c)[m * ep.ldc + n] = c;
       break;
     case GemmOut::f32: {
-      float y = static_cast<float>(c) * ep.scale[n];
+      float y = static_cast<float>(c) * gemm_scale_of(ep, m, n);
       y = y + ep.bias[n];
       if (ep.relu) y = 0.0f > y ? 0.0f : y;  // as max_ps(0, y): keeps NaN and -0.0
       static_cast<float*>(ep.c)[m * ep.ldc + n] = y;
       break;
     }
     case GemmOut::q8: {
-      float t = std::nearbyintf(static_cast<float>(c) * ep.scale[n]) + static_cast<float>(ep.out_zp);
+      float t = std::nearbyintf(static_cast<float>(c) * gemm_scale_of(ep, m, n)) + static_cast<float>(ep.out_zp);
       t = t < static_cast<float>(ep.lo) ? static_cast<float>(ep.lo) : t;
       t = t > static_cast<float>(ep.hi) ? static_cast<float>(ep.hi) : t;
       static_cast<uint8_t*>(ep.c)[m * ep.ldc + n] = static_cast<uint8_t>(static_cast<int32_t>(t));

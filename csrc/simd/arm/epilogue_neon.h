@@ -82,11 +82,25 @@ static inline void gemm_finish4_neon(const GemmEpilogue& ep, int32x4_t v, float3
   }
 }
 
+// The scale vector of a row from the per-column `scale` of 4 columns:
+// itself, or with a per-row scale (Rows) row_scale[m] * scale, for q8
+// divided by out_scale (gemm_epilogue.h, gemm_scale_of).
+template <GemmOut Kind, bool Rows>
+static inline float32x4_t gemm_row_scale4_neon(const GemmEpilogue& e, size_t m, float32x4_t scale) {
+  if constexpr (!Rows) {
+    return scale;
+  } else {
+    const float32x4_t s = vmulq_f32(vdupq_n_f32(e.row_scale[m]), scale);
+    return Kind == GemmOut::q8 ? vdivq_f32(s, vdupq_n_f32(e.out_scale)) : s;
+  }
+}
+
 // The epilogue of a whole R x (4 V) tile whose row i is acc[i * V .. i * V + V)
-// (4 columns each), kind Kind (== e.kind): the per-column terms loaded once,
-// the first nr columns stored. `e` is a local copy, which the stores into e.c
-// cannot alias.
-template <GemmOut Kind, size_t R, size_t V>
+// (4 columns each), kind Kind (== e.kind), with a per-row scale if Rows
+// (== e.row_scale != null): the per-column terms loaded once, the first nr
+// columns stored. `e` is a local copy, which the stores into e.c cannot
+// alias.
+template <GemmOut Kind, bool Rows, size_t R, size_t V>
 static inline void gemm_store_tile_neon(const GemmEpilogue& e, size_t nr, size_t m0, size_t n0,
                                         const int32x4_t* acc) {
   NeonCols4 cols[V];
@@ -100,7 +114,8 @@ static inline void gemm_store_tile_neon(const GemmEpilogue& e, size_t nr, size_t
     for (size_t v = 0; v < V; ++v) {
       if (4 * v >= nr) break;
       const size_t cols_left = nr - 4 * v;
-      gemm_finish4_neon<Kind>(e, gemm_correct4_neon(e, acc[i * V + v], m0 + i, cols[v]), cols[v].scale, cols[v].bias,
+      gemm_finish4_neon<Kind>(e, gemm_correct4_neon(e, acc[i * V + v], m0 + i, cols[v]),
+                              gemm_row_scale4_neon<Kind, Rows>(e, m0 + i, cols[v].scale), cols[v].bias,
                               row + 4 * v * bytes, cols_left < 4 ? cols_left : 4);
     }
   }
@@ -118,7 +133,9 @@ static inline void gemm_tile_out_neon(const int32x4_t* rows, int32_t* acc_out, c
     return;
   }
   const GemmEpilogue e = ep;
-  with_kind(e.kind, [&](auto kind) { gemm_store_tile_neon<decltype(kind)::value, R, 4>(e, nr, m0, n0, rows); });
+  with_kind_rows(e, [&](auto kind, auto per_row) {
+    gemm_store_tile_neon<decltype(kind)::value, decltype(per_row)::value, R, 4>(e, nr, m0, n0, rows);
+  });
 }
 
 }  // namespace iqk

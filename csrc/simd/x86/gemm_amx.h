@@ -171,9 +171,10 @@ void amx_half(const AmxRowsA& A, const uint8_t* copied_a, const uint8_t* b, cons
 }
 
 // The epilogue of gemm_epilogue.h on the finished tile c (mr x nr, row
-// stride kAmxNR), each column vector's terms loaded once. `e` is the
-// caller's local copy (stores through e.c cannot alias it).
-template <GemmOut Kind>
+// stride kAmxNR), each column vector's terms loaded once; with a per-row
+// scale (Rows == e.row_scale != null), each row's scale vectors from them.
+// `e` is the caller's local copy (stores through e.c cannot alias it).
+template <GemmOut Kind, bool Rows>
 void amx_store(const GemmEpilogue& e, size_t mr, size_t nr, size_t m0, size_t n0, const int32_t* c) {
   const size_t eb = gemm_out_bytes(Kind), nv = (nr + 15) / 16;
   GemmCols16 cols[4] = {};  // zeroed only to spare GCC's doubts: entries from nv on are not read
@@ -187,12 +188,13 @@ void amx_store(const GemmEpilogue& e, size_t mr, size_t nr, size_t m0, size_t n0
   char* row = static_cast<char*>(e.c) + (m0 * e.ldc + n0) * eb;
   for (size_t i = 0; i < mr; ++i, row += e.ldc * eb, c += kAmxNR) {
     const __m512i rs = e.b_zp ? _mm512_set1_epi32(e.row_sum[m0 + i]) : _mm512_setzero_si512();
+    const __m512 r = gemm_row16_avx512<Rows>(e, m0 + i);
     for (size_t v = 0; v < nv; ++v) {
       __m512i acc = _mm512_loadu_si512(c + 16 * v);
       if (e.b_zp) acc = _mm512_sub_epi32(acc, _mm512_mullo_epi32(rs, zp[v]));
       acc = _mm512_sub_epi32(acc, cols[v].off);
-      gemm_finish16_avx512<Kind>(e, acc, cols[v].scale, cols[v].bias, row + 16 * v * eb, mask[v],
-                                 nr >= 16 * (v + 1));
+      gemm_finish16_avx512<Kind>(e, acc, gemm_row_scale16_avx512<Kind, Rows>(e, r, cols[v].scale), cols[v].bias,
+                                 row + 16 * v * eb, mask[v], nr >= 16 * (v + 1));
     }
   }
 }
@@ -262,9 +264,12 @@ void amx_gemm_tile(size_t mr, size_t nr, size_t groups, const uint8_t* a, size_t
   }
   Tiles::release();
   if (acc_out) return;
-  // The epilogue, its kind dispatched once per tile, on a local copy.
+  // The epilogue, its kind and per-row scale dispatched once per tile, on a
+  // local copy.
   const GemmEpilogue e = ep;
-  with_kind(e.kind, [&](auto kind) { amx_store<decltype(kind)::value>(e, mr, nr, m0, n0, c_buf); });
+  with_kind_rows(e, [&](auto kind, auto rows) {
+    amx_store<decltype(kind)::value, decltype(rows)::value>(e, mr, nr, m0, n0, c_buf);
+  });
 }
 
 }  // namespace

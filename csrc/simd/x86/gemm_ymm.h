@@ -89,20 +89,35 @@ static inline __m256i gemm_correct8_avx2(const GemmEpilogue& e, __m256i acc, siz
   return _mm256_sub_epi32(acc, c.off);
 }
 
+// The scale vector of row m from the per-column `scale` of 8 columns: itself,
+// or with a per-row scale (Rows) row_scale[m] * scale, for q8 divided by
+// out_scale (gemm_epilogue.h, gemm_scale_of).
+template <GemmOut Kind, bool Rows>
+static inline __m256 gemm_row_scale8_avx2(const GemmEpilogue& e, size_t m, __m256 scale) {
+  if constexpr (!Rows) {
+    return scale;
+  } else {
+    const __m256 s = _mm256_mul_ps(_mm256_set1_ps(e.row_scale[m]), scale);
+    return Kind == GemmOut::q8 ? _mm256_div_ps(s, _mm256_set1_ps(e.out_scale)) : s;
+  }
+}
+
 // Stores columns [n, n + cols) of row m, cols in 1..8, for an epilogue of
 // kind Kind (== ep.kind).
 template <GemmOut Kind>
 static inline void gemm_store8_avx2_as(const GemmEpilogue& ep, size_t m, size_t n, __m256i acc, size_t cols) {
   const GemmCols8 c = gemm_cols8_avx2<Kind>(ep, n);
   void* out = static_cast<uint8_t*>(ep.c) + (m * ep.ldc + n) * gemm_out_bytes(Kind);
-  gemm_finish8_avx2<Kind>(ep, gemm_correct8_avx2(ep, acc, m, c), c.scale, c.bias, out, cols);
+  const __m256 scale = ep.row_scale ? gemm_row_scale8_avx2<Kind, true>(ep, m, c.scale) : c.scale;
+  gemm_finish8_avx2<Kind>(ep, gemm_correct8_avx2(ep, acc, m, c), scale, c.bias, out, cols);
 }
 
-// The epilogue of a whole R x 16 tile, kind Kind (== e.kind): the steps of
-// gemm_store8_avx2_as with the per-column terms loaded once per tile. `e` is
-// a local copy, which the stores into e.c cannot alias (through a reference
-// the compiler reloads its fields after every store).
-template <GemmOut Kind, size_t R>
+// The epilogue of a whole R x 16 tile, kind Kind (== e.kind), with a per-row
+// scale if Rows (== e.row_scale != null): the steps of gemm_store8_avx2_as
+// with the per-column terms loaded once per tile. `e` is a local copy, which
+// the stores into e.c cannot alias (through a reference the compiler reloads
+// its fields after every store).
+template <GemmOut Kind, bool Rows, size_t R>
 static inline void gemm_store_tile_4x16_ymm(const GemmEpilogue& e, size_t nr, size_t m0, size_t n0,
                                             const __m256i* c0, const __m256i* c1) {
   const GemmCols8 t0 = gemm_cols8_avx2<Kind>(e, n0), t1 = gemm_cols8_avx2<Kind>(e, n0 + 8);
@@ -110,9 +125,12 @@ static inline void gemm_store_tile_4x16_ymm(const GemmEpilogue& e, size_t nr, si
   uint8_t* row = static_cast<uint8_t*>(e.c) + (m0 * e.ldc + n0) * bytes;
 #pragma GCC unroll 6
   for (size_t i = 0; i < R; ++i, row += e.ldc * bytes) {
-    gemm_finish8_avx2<Kind>(e, gemm_correct8_avx2(e, c0[i], m0 + i, t0), t0.scale, t0.bias, row, cols0);
+    gemm_finish8_avx2<Kind>(e, gemm_correct8_avx2(e, c0[i], m0 + i, t0),
+                            gemm_row_scale8_avx2<Kind, Rows>(e, m0 + i, t0.scale), t0.bias, row, cols0);
     if (nr > 8)
-      gemm_finish8_avx2<Kind>(e, gemm_correct8_avx2(e, c1[i], m0 + i, t1), t1.scale, t1.bias, row + 8 * bytes, nr - 8);
+      gemm_finish8_avx2<Kind>(e, gemm_correct8_avx2(e, c1[i], m0 + i, t1),
+                              gemm_row_scale8_avx2<Kind, Rows>(e, m0 + i, t1.scale), t1.bias, row + 8 * bytes,
+                              nr - 8);
   }
 }
 
@@ -162,9 +180,12 @@ static inline void gemm_tile_4x16_ymm(size_t nr, size_t groups, const uint8_t* a
     }
     return;
   }
-  // The epilogue, its kind dispatched once per tile, on a local copy.
+  // The epilogue, its kind and per-row scale dispatched once per tile, on a
+  // local copy.
   const GemmEpilogue e = ep;
-  with_kind(e.kind, [&](auto kind) { gemm_store_tile_4x16_ymm<decltype(kind)::value, R>(e, nr, m0, n0, c0, c1); });
+  with_kind_rows(e, [&](auto kind, auto rows) {
+    gemm_store_tile_4x16_ymm<decltype(kind)::value, decltype(rows)::value, R>(e, nr, m0, n0, c0, c1);
+  });
 }
 
 // The GemmTileFn of a 4x16 ymm kernel (gemm.h), for its descriptor. The

@@ -80,6 +80,30 @@ static inline GemmCols16 gemm_cols16_avx512(const GemmEpilogue& e, size_t n) {
           Kind == GemmOut::f32 ? _mm512_loadu_ps(e.bias + n) : _mm512_setzero_ps()};
 }
 
+// The scale vector of a row from the per-column `scale` of 16 columns:
+// itself, or with a per-row scale (Rows) row * scale, `row` holding
+// row_scale[m] in every lane, for q8 divided by out_scale
+// (gemm_epilogue.h, gemm_scale_of).
+template <GemmOut Kind, bool Rows>
+static inline __m512 gemm_row_scale16_avx512(const GemmEpilogue& e, __m512 row, __m512 scale) {
+  if constexpr (!Rows) {
+    return scale;
+  } else {
+    const __m512 s = _mm512_mul_ps(row, scale);
+    return Kind == GemmOut::q8 ? _mm512_div_ps(s, _mm512_set1_ps(e.out_scale)) : s;
+  }
+}
+
+// row_scale[m] in every lane with a per-row scale (Rows), else unused.
+template <bool Rows>
+static inline __m512 gemm_row16_avx512(const GemmEpilogue& e, size_t m) {
+  if constexpr (Rows) {
+    return _mm512_set1_ps(e.row_scale[m]);
+  } else {
+    return _mm512_setzero_ps();
+  }
+}
+
 // Stores the columns of row m selected by `mask`, starting at column n: the
 // steps of gemm_epilogue.h, in the same order, for an epilogue of kind Kind
 // (== ep.kind).
@@ -92,7 +116,9 @@ static inline void gemm_store16_avx512_as(const GemmEpilogue& ep, size_t m, size
   }
   const GemmCols16 cols = gemm_cols16_avx512<Kind>(ep, n);
   void* out = static_cast<uint8_t*>(ep.c) + (m * ep.ldc + n) * gemm_out_bytes(Kind);
-  gemm_finish16_avx512<Kind>(ep, _mm512_sub_epi32(v, cols.off), cols.scale, cols.bias, out, mask);
+  const __m512 scale =
+      ep.row_scale ? gemm_row_scale16_avx512<Kind, true>(ep, gemm_row16_avx512<true>(ep, m), cols.scale) : cols.scale;
+  gemm_finish16_avx512<Kind>(ep, _mm512_sub_epi32(v, cols.off), scale, cols.bias, out, mask);
 }
 
 }  // namespace iqk
