@@ -36,6 +36,7 @@ Nothing here is specific to the PP-OCR classifier except the ops it needs.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -427,24 +428,32 @@ class Executor:
             self.int_layers[n.name] = _IntLayer(n, None if dyn else quant[n.inputs[0]], quant[t] if chain else None,
                                                 per_channel_weights)
 
-    def run(self, x, taps=None):
-        """The graph's output for the float32 input ``x``; ``taps(name, value)``, if
-        given, sees every float32 tensor that an integer layer reads (for calibration)."""
+    def chained(self):
+        """The names of the integer layers that requantize their output for the next integer layers."""
+        return [k for k, v in self.int_layers.items() if v.out is not None]
+
+    def run(self, x, taps=None, profile=None):
+        """The graph's output for the float32 input ``x``.
+
+        ``taps(name, value)``, if given, sees every float32 tensor that an integer
+        layer reads (for calibration). ``profile``, a dict, if given, accumulates
+        the seconds spent per kind of op (:func:`op_kind`)."""
         env = {self.graph.input: x}
         layer_inputs = {n.inputs[0] for n in self.graph.layers()} if taps else ()
         if taps and self.graph.input in layer_inputs:
             taps(self.graph.input, x)
+        clock = time.perf_counter
         for n in self.graph.nodes:
+            t0 = clock() if profile is not None else 0.0
             if n.op in ("Conv", "Gemm"):
                 xin = env[n.inputs[0]]
                 lay = self.int_layers.get(n.name)
+                a = n.attrs
                 if lay is not None:
                     y = lay(xin)
                 elif n.op == "Conv":
-                    a = n.attrs
                     y = conv_f32(xin, a["w"], a["b"], a["stride"], a["pads"], a["dilation"], a["groups"], a["relu"])
                 else:
-                    a = n.attrs
                     y = xin @ a["w"]
                     if a["b"] is not None:
                         y += a["b"]
@@ -454,12 +463,22 @@ class Executor:
             else:
                 c = n.attrs["const"]
                 outs = _run_float_op(n, [c[i] if i in c else env[i] for i in n.inputs])
+            if profile is not None:
+                k = op_kind(n)
+                profile[k] = profile.get(k, 0.0) + clock() - t0
             env.update(zip(n.outputs, outs))
             if taps:
                 for t, v in zip(n.outputs, outs):
                     if t in layer_inputs and not isinstance(v, QTensor):
                         taps(t, v)
         return env[self.graph.output]
+
+
+def op_kind(n):
+    """The class of a lowered node for timing: depthwise conv, other conv, gemm, float32 op."""
+    if n.op == "Conv":
+        return "depthwise conv" if n.attrs["groups"] > 1 else "dense conv"
+    return "gemm" if n.op == "Gemm" else "float32 ops"
 
 
 # --- calibration ---------------------------------------------------------------
