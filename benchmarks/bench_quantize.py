@@ -1,4 +1,5 @@
-"""Quantize / dequantize of 16M float32 against copying the same array, one thread.
+"""Quantize / dequantize of 16M float32 against copying the same array, one thread; and dynamic
+quantization of a (4096, 4096) float32 array (per tensor and per row) against copying it.
 
 All figures of one run are comparable with each other; compare ratios, not
 absolute times, on a shared machine. `benchmarks/summarize.py` turns the JSON
@@ -86,3 +87,32 @@ def test_dequantize_out(benchmark, data, one_thread, isa):
 def test_dequantize_reference(benchmark, data, one_thread):
     _info(benchmark, isa="numpy-reference")
     benchmark.pedantic(iq.reference.dequantize, (data["q"], 0.5), rounds=3, iterations=1)
+
+
+# --- dynamic quantization ------------------------------------------------------
+
+SHAPE = (4096, 4096)
+
+
+@pytest.fixture(scope="module")
+def dyn_data():
+    x = (np.random.default_rng(1).standard_normal(SHAPE) * 3).astype(np.float32)
+    return {"x": x, "f32_out": np.empty_like(x)}
+
+
+@pytest.mark.benchmark(group="dynamic-quantize-4096x4096")
+def test_dynamic_copyto_baseline(benchmark, dyn_data, one_thread):
+    """Baseline: np.copyto of the (4096, 4096) float32 array into a preallocated one."""
+    benchmark.extra_info.update({"elements": dyn_data["x"].size, "baseline": True})
+    benchmark(np.copyto, dyn_data["f32_out"], dyn_data["x"])
+
+
+@pytest.mark.benchmark(group="dynamic-quantize-4096x4096")
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("axis", [None, -1], ids=["per_tensor", "per_row"])
+def test_dynamic_quantize(benchmark, dyn_data, one_thread, isa, axis):
+    """Per tensor: uint8, two passes over x (range, then quantize). Per row: int8, one pass."""
+    benchmark.extra_info.update({"elements": dyn_data["x"].size, "baseline": False, "isa": isa,
+                                 "axis": "none" if axis is None else axis})
+    with iq.use_isa(isa):
+        benchmark(iq.dynamic_quantize, dyn_data["x"], axis=axis)

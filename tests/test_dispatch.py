@@ -90,7 +90,7 @@ def test_kernel_names_of_every_available_isa():
     for name in AVAILABLE:
         names = iq.kernel_names(name)
         assert isinstance(names, dict)
-        for op in ("quantize", "quantize_channels", "dequantize_s8", "dequantize_u8",
+        for op in ("range", "quantize", "quantize_channels", "dequantize_s8", "dequantize_u8",
                    "dequantize_channels_s8", "dequantize_channels_u8"):
             assert isinstance(names[op], str) and "__" in names[op], (name, op, names.get(op))
 

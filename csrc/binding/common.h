@@ -17,6 +17,7 @@ namespace py = pybind11;
 
 void bind_runtime(py::module_& m);
 void bind_quantize(py::module_& m);
+void bind_calibrate(py::module_& m);
 void bind_gemm(py::module_& m);
 void bind_conv(py::module_& m);
 void bind_packed(py::module_& m);

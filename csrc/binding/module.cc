@@ -8,6 +8,7 @@ PYBIND11_MODULE(_core, m) {
   m.doc() = "intquant_kernels compiled core (use the intquant_kernels package, not this module)";
   iqk_binding::bind_runtime(m);
   iqk_binding::bind_quantize(m);
+  iqk_binding::bind_calibrate(m);
   iqk_binding::bind_packed(m);
   iqk_binding::bind_gemm(m);
   iqk_binding::bind_conv(m);

@@ -59,12 +59,14 @@ void bind_runtime(py::module_& m) {
   m.def("kernel_names", [](const std::string& name) {
     const iqk::KernelTable* t = &table_of(name);
     py::dict d;
+    d["range"] = t->range.name;
     d["quantize"] = t->quantize.name;
     d["quantize_channels"] = t->quantize_channels.name;
     d["dequantize_s8"] = t->dequantize_s8.name;
     d["dequantize_u8"] = t->dequantize_u8.name;
     d["dequantize_channels_s8"] = t->dequantize_channels_s8.name;
     d["dequantize_channels_u8"] = t->dequantize_channels_u8.name;
+    d["abs_histogram"] = t->abs_histogram.name;
     d["gemm"] = t->gemm.name;
     d["gemm_small_m"] = t->gemm_small_m.name;  // None where one kernel runs every GEMM
     d["dwconv"] = t->dwconv.name;

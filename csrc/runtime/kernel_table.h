@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/calibrate/histogram.h"
 #include "kernels/conv/conv.h"
 #include "kernels/gemm/gemm.h"
 #include "kernels/layout/transpose.h"
@@ -28,10 +29,12 @@ struct Kernel {
 
 struct KernelTable {
   Isa isa = Isa::scalar;
+  Kernel<RangeFn> range;  // dynamic quantization and calibration
   Kernel<QuantizeFn> quantize;
   Kernel<QuantizeChannelsFn> quantize_channels;
   Kernel<DequantizeFn> dequantize_s8, dequantize_u8;
   Kernel<DequantizeChannelsFn> dequantize_channels_s8, dequantize_channels_u8;
+  Kernel<AbsHistogramFn> abs_histogram;  // calibration histograms (calibrate.cc)
   GemmKernel gemm;
   // GEMMs of fewer than gemm_small_m_rows rows run gemm_small_m instead
   // (gemm_kernel_for), on the same packed weights: its layout and NR are

@@ -7,6 +7,7 @@ namespace iqk {
 
 IQK_DECLARE_TABLE(avx2)
 IQK_DECLARE_QUANTIZE_KERNELS(avx512vnni)
+IQK_DECLARE_HISTOGRAM_KERNEL(avx512vnni)
 extern const GemmKernel gemm_kernel__avx512vnni;
 extern const DwconvKernel dwconv_kernel__avx512vnni;
 void gconv_u8s8s32_4x16c4__avx512vnni(const GconvRow& r);
@@ -17,6 +18,7 @@ void pack_vnni4_strips64__avx512vnni(const uint8_t* src, size_t stride, size_t K
 void fill_table__avx512vnni(KernelTable& t) {
   fill_table__avx2(t);
   IQK_SET_QUANTIZE_KERNELS(t, avx512vnni);
+  t.abs_histogram = IQK_KERNEL(abs_histogram_f32__avx512vnni);
   t.gemm = gemm_kernel__avx512vnni;
   t.dwconv = dwconv_kernel__avx512vnni;
   t.gconv = IQK_KERNEL(gconv_u8s8s32_4x16c4__avx512vnni);

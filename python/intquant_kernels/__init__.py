@@ -25,7 +25,7 @@ from ._conv import ConvPlan, conv2d, conv_plan, qconv2d
 from ._gemm import GemmPlan, gemm, gemm_plan, qgemm
 from ._packed import PackedWeights, pack_weights
 from ._packed_conv import PackedConvWeights, pack_conv_weights
-from ._quantize import dequantize, quantize
+from ._quantize import dequantize, dynamic_quantize, quantize
 
 __version__ = "0.1.0"
 
@@ -42,6 +42,7 @@ __all__ = [
     "conv_plan",
     "cpu_features",
     "dequantize",
+    "dynamic_quantize",
     "gemm",
     "gemm_plan",
     "get_num_threads",

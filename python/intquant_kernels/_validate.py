@@ -316,3 +316,49 @@ def positive_scale(value, what: str, shape=None, check_values: bool = True) -> n
     if check_values and not (np.isfinite(a32) & (a32 > 0)).all():
         raise ValueError(f"{what} must be finite and > 0 in float32")
     return a32
+
+
+# --- dynamic quantization ---------------------------------------------------------
+
+
+def dynamic_args(x, axis, dtype) -> tuple[np.ndarray, int | None, np.dtype]:
+    """dynamic_quantize's ``x`` (float32), ``axis`` (normalized, or None: per tensor) and output dtype.
+
+    Per tensor (``axis=None``) is ONNX DynamicQuantizeLinear: uint8 only.
+    With ``axis`` it is symmetric int8 per slice: int8 only.
+    """
+    if dtype is not None:
+        dt = q_dtype(dtype)
+        if axis is None and dt != np.uint8:
+            raise ValueError(
+                f"dynamic_quantize without axis is ONNX DynamicQuantizeLinear, which gives uint8; got dtype={dt} "
+                "(for symmetric int8 with one scale per slice, give axis=)"
+            )
+        if axis is not None and dt != np.int8:
+            raise ValueError(
+                f"dynamic_quantize with axis= is symmetric int8 ([-127, 127], zero point 0); got dtype={dt} "
+                "(for uint8, per tensor, leave axis=None)"
+            )
+    x = array_of(x, np.float32, "x")
+    if axis is None:
+        return x, None, np.dtype(np.uint8)
+    return x, normalize_axis(axis, x.ndim), np.dtype(np.int8)
+
+
+def not_finite_error(x: np.ndarray) -> ValueError:
+    """The error for a float32 ``x`` holding a NaN or an infinity, naming the first one."""
+    bad = np.unravel_index(int(np.flatnonzero(~np.isfinite(x))[0]), x.shape)
+    where = "[" + ", ".join(str(int(i)) for i in bad) + "]" if x.ndim else ""
+    return ValueError(
+        f"dynamic_quantize: x must be finite, got x{where} = {x[bad]!s} "
+        "(a NaN or an infinity has no quantization scale)"
+    )
+
+
+def range_overflow_error(x: np.ndarray) -> ValueError:
+    """The error for a float32 ``x`` whose range max(x, 0) - min(x, 0) overflows float32."""
+    lo, hi = np.min(x, initial=np.float32(0)), np.max(x, initial=np.float32(0))
+    return ValueError(
+        f"dynamic_quantize: the range of x, max(x, 0) - min(x, 0) = {hi!s} - ({lo!s}), overflows float32, "
+        "so the scale (max - min) / 255 is not finite"
+    )

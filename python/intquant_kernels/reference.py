@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _calibration_checks as checks
 from . import _conv_common as cc
 from . import _validate as v
 
-__all__ = ["quantize", "dequantize", "gemm", "qgemm", "conv2d", "qconv2d"]
+__all__ = ["quantize", "dequantize", "dynamic_quantize", "gemm", "qgemm", "conv2d", "qconv2d", "MaxCalibrator",
+           "HistogramCalibrator"]
 
 
 def _into(out, y):
@@ -76,6 +78,58 @@ def dequantize(q, scale, zero_point=0, *, axis=None, out=None):
     with np.errstate(over="ignore"):  # a huge scale may overflow to +-inf, as in float32 C
         x = np.asarray((q.astype(np.int32) - zp).astype(np.float32) * s)
     return _into(out, x)
+
+
+def dynamic_quantize(x, *, axis=None, dtype=None):
+    """Quantize float32 ``x`` with a scale (and zero point) taken from ``x`` itself.
+
+    ``axis=None`` (per tensor): ONNX DynamicQuantizeLinear, as onnxruntime
+    computes it, returning ``(q, scale, zero_point)``: q uint8 of x's shape,
+    scale an ``np.float32``, zero_point an ``np.uint8``. In float32:
+
+    - ``lo = min(0, min(x))``, ``hi = max(0, max(x))`` (the range holds 0);
+    - ``scale = (hi - lo) / 255``; where that is 0 (x all zeros, or empty, or
+      a range too small for a nonzero float32 scale) ``scale = 1.0``;
+    - ``zero_point = round_half_to_even(clamp(0 - lo / scale, 0, 255))``;
+    - ``q = quantize(x, scale, zero_point, dtype=np.uint8)``.
+
+    ``axis`` given (per slice, e.g. per token for axis=-1): symmetric int8,
+    returning ``(q, scales)``: q int8 of x's shape, scales float32 of x's shape
+    without ``axis`` (one scale per slice along ``axis``). For each slice:
+    ``scale = max(|x_slice|) / 127`` in float32 (1.0 where that is 0: an
+    all-zero or empty slice), ``q_slice = quantize(x_slice, scale, 0,
+    dtype=np.int8, narrow_range=True)`` (zero point 0, range [-127, 127]).
+
+    ``dtype`` may be given for clarity: np.uint8 (only) without axis, np.int8
+    (only) with it. ``x`` must be a float32 array (TypeError otherwise, as in
+    :func:`quantize`); a NaN or an infinity in it is a ValueError, and so is a
+    per-tensor range ``hi - lo`` beyond float32 (onnxruntime would return an
+    infinite scale).
+    """
+    x, ax, _ = v.dynamic_args(x, axis, dtype)
+    if not np.isfinite(x).all():
+        raise v.not_finite_error(x)
+    if ax is None:
+        lo = np.min(x, initial=np.float32(0))  # min(0, min(x)); 0 for an empty x
+        hi = np.max(x, initial=np.float32(0))
+        with np.errstate(over="ignore"):
+            scale = (hi - lo) / np.float32(255)  # float32 / float32 -> float32
+        if not np.isfinite(scale):
+            raise v.range_overflow_error(x)
+        if scale == 0:
+            scale = np.float32(1.0)
+        zero_point = np.uint8(np.rint(np.clip(np.float32(0) - lo / scale, np.float32(0), np.float32(255))))
+        return quantize(x, scale, zero_point, dtype=np.uint8), np.float32(scale), zero_point
+
+    # One slice per row: the reduced axis moved last, the others flattened.
+    moved = np.moveaxis(x, ax, -1)
+    rows = moved.reshape(int(np.prod(moved.shape[:-1])), moved.shape[-1])
+    amax = np.max(np.abs(rows), axis=1, initial=np.float32(0))
+    scales = amax / np.float32(127)  # float32
+    scales = np.where(scales == 0, np.float32(1.0), scales)
+    q = quantize(rows, scales, 0, axis=0, dtype=np.int8, narrow_range=True)  # row r: scales[r]
+    q = np.ascontiguousarray(np.moveaxis(q.reshape(moved.shape), -1, ax))
+    return q, scales.reshape(moved.shape[:-1])
 
 
 def _weights_and_zp(b, b_zero_point):
@@ -255,3 +309,240 @@ def qconv2d(x, w, x_scale, w_scale, *, stride=1, padding=0, dilation=1, groups=1
     ep = cc.resolve_qconv(g.oc, x_scale, w_scale, bias, relu, out_scale, out_zero_point, out_dtype)
     acc = _conv_int64(x, w, w_zp, g, x_zero_point, ep.bias_bound)
     return _into(out, _in_layout(_epilogue(acc, ep), g.layout))
+
+
+# --- calibration -----------------------------------------------------------------
+#
+# The references of intquant_kernels.calibration: the same classes, with every
+# step in NumPy. The fast classes derive from these and replace only the
+# marked steps (_batch_amax, _add, _divergences, _mse) with C++ kernels, which
+# must give the same counts and the same chosen bins.
+
+
+class MaxCalibrator:
+    """Max calibration: the largest ``|x|`` over every batch collected.
+
+    ``axis=None``: one amax for the tensor (a Python float). ``axis=k``: one
+    amax per index along axis ``k`` (for weights: per output channel), a
+    float32 array; every batch must then have the same number of dimensions
+    and the same length along ``k``.
+
+    Data: float32 arrays (a TypeError otherwise: no silent casts); a batch
+    with NaN or Inf raises ValueError and is not collected; an empty batch
+    collects nothing (along ``axis``: it must still have the right length
+    there).
+    """
+
+    def __init__(self, axis=None):
+        if axis is not None and (isinstance(axis, (bool, np.bool_)) or not isinstance(axis, (int, np.integer))):
+            raise TypeError(f"axis must be an integer or None, got {type(axis).__name__}")
+        self.axis = None if axis is None else int(axis)
+        self._amax = None
+        self._ndim = None
+
+    def collect(self, x):
+        x = checks.batch(x)
+        if self.axis is None:
+            if x.size == 0:
+                return
+            amax = self._batch_amax(x)
+            self._amax = amax if self._amax is None else max(self._amax, amax)
+            return
+        ax = v.normalize_axis(self.axis, x.ndim)
+        if self._amax is not None and (x.ndim != self._ndim or x.shape[ax] != self._amax.shape[0]):
+            raise ValueError(f"every batch must have {self._ndim} dimensions and length {self._amax.shape[0]} "
+                             f"along axis {self.axis}; got shape {x.shape}")
+        if not np.isfinite(x).all():
+            raise checks.non_finite_error()
+        others = tuple(d for d in range(x.ndim) if d != ax)
+        amax = np.max(np.abs(x), axis=others, initial=np.float32(0))
+        self._ndim = x.ndim
+        self._amax = amax if self._amax is None else np.maximum(self._amax, amax)
+
+    def _batch_amax(self, x) -> float:
+        """max |x| of a non-empty batch; ValueError for NaN or Inf. (C++ in the fast class.)"""
+        if not np.isfinite(x).all():
+            raise checks.non_finite_error()
+        return float(np.max(np.abs(x)))
+
+    def compute_amax(self):
+        """The amax: a float (per tensor) or a float32 array (per channel).
+
+        RuntimeError if nothing has been collected; 0.0 if every value seen
+        was 0."""
+        if self._amax is None:
+            raise RuntimeError("no data collected: call collect() first")
+        return self._amax.copy() if self.axis is not None else self._amax
+
+
+class HistogramCalibrator:
+    """Histogram calibration: percentile, entropy (KL divergence) and MSE.
+
+    ``collect(x)`` adds batches to a histogram of ``|x|`` with ``num_bins``
+    bins of equal width over ``[0, range)``. The first batch with a non-zero
+    value sets ``range`` to its max ``|x|`` (zeros seen before wait in a
+    count and go to bin 0). A later batch with a larger max ``|x|`` doubles
+    the range (merging each pair of bins, ``new[j] = old[2j] + old[2j+1]``)
+    as many times as it takes to cover it: the histogram is re-binned, never
+    extended, so its memory is ``num_bins`` counts whatever the data.
+
+    Bin of a value: ``min(floor(float64(|x|) * inv_width), num_bins - 1)``,
+    with ``inv_width = num_bins / range`` (halved at each doubling); bin ``j``
+    spans ``[j * w, (j + 1) * w)`` with ``w = range / num_bins``, and the
+    threshold of ``i`` bins is the edge ``i * w``.
+
+    Data rules as for :class:`MaxCalibrator` (float32 only, NaN/Inf rejected
+    without collecting anything, empty batches ignored). ``unsigned`` says
+    the data are non-negative (after a ReLU): it changes the number of
+    quantization levels in ``"entropy"`` (256 instead of 128) and ``"mse"``
+    (qmax 255 instead of 127), not the histogram, which is of ``|x|`` either
+    way.
+    """
+
+    def __init__(self, num_bins=2048, unsigned=False):
+        self.num_bins = checks.num_bins(num_bins)
+        self.unsigned = checks.flag(unsigned, "unsigned")
+        self._counts = np.zeros(self.num_bins, np.int64)
+        self._range = None  # float: the histogram covers [0, range)
+        self._inv_width = None  # num_bins / range, halved at every doubling
+        self._zeros = 0  # values seen before the range was set (all 0)
+
+    @property
+    def counts(self) -> np.ndarray:
+        """The histogram (int64, ``num_bins``), a copy."""
+        counts = self._counts.copy()
+        counts[0] += self._zeros
+        return counts
+
+    @property
+    def bin_edges(self) -> np.ndarray:
+        """The ``num_bins + 1`` bin edges (float64); None before a non-zero value."""
+        return None if self._range is None else np.arange(self.num_bins + 1) * (self._range / self.num_bins)
+
+    def collect(self, x):
+        x = checks.batch(x)
+        if x.size == 0:
+            return
+        amax = self._batch_amax(x)
+        if self._range is None:
+            if amax == 0:
+                self._zeros += x.size
+                return
+            self._range, self._inv_width = amax, self.num_bins / amax
+            self._counts[0] += self._zeros
+            self._zeros = 0
+        while amax > self._range:
+            pairs = np.zeros(2 * ((self.num_bins + 1) // 2), np.int64)
+            pairs[:self.num_bins] = self._counts
+            self._counts = np.zeros(self.num_bins, np.int64)
+            merged = pairs.reshape(-1, 2).sum(axis=1)
+            self._counts[:merged.size] = merged
+            self._range *= 2
+            self._inv_width /= 2
+        self._add(x)
+
+    _batch_amax = MaxCalibrator._batch_amax
+
+    def _add(self, x):
+        """Adds the bins of x to the counts. (C++ in the fast class.)"""
+        t = np.abs(x).astype(np.float64) * self._inv_width
+        bins = np.minimum(np.floor(t), self.num_bins - 1).astype(np.int64)
+        self._counts += np.bincount(bins.ravel(), minlength=self.num_bins)
+
+    def compute_amax(self, method, *, percentile=99.99, start_bin=128, stride=1):
+        """The threshold (a float) chosen by ``method``:
+
+        - ``"percentile"``: the smallest bin edge ``i * w`` below which at
+          least ``percentile`` % of the values lie: ``i`` is one more than the
+          first bin whose cumulative count reaches ``percentile / 100 * total``
+          (float64).
+        - ``"entropy"``: TensorRT's KL-divergence search. For each candidate
+          ``i`` from ``max(start_bin, L)`` to ``num_bins`` by ``stride``
+          (``L`` = 128 levels, 256 if ``unsigned``: the values a quantized
+          ``|x|`` takes): P is the first ``i`` bins with the counts of every
+          bin past them (the clipped values) added to bin ``i - 1``. Q is the
+          first ``i`` bins as counted (without the clipped values) merged into
+          ``L`` levels, bin ``j`` in level ``j * L // i``, and expanded back:
+          each non-empty bin gets its level's count divided by the level's
+          number of non-empty bins, empty bins 0. The divergence is ``sum p *
+          log(p / q)`` over the bins where ``p > 0``, p and q being P and Q
+          divided by their own sums; where ``p > 0`` and ``q == 0`` (clipped
+          values added to an empty bin, or every value clipped) it is +inf:
+          no smoothing, that candidate is never chosen. Candidates below
+          ``L`` are not tried: with fewer bins than levels every level is one
+          bin and the divergence measures nothing. The histogram is used as
+          counted (no special treatment of bin 0).
+        - ``"mse"``: for each candidate ``i`` from ``start_bin`` to
+          ``num_bins`` by ``stride``, the mean over the histogram of
+          ``(t - q)^2`` with ``t`` each bin's centre and ``q`` the centre
+          quantized and dequantized with threshold ``i * w``: step
+          ``s = i * w / qmax`` (qmax 127, 255 if ``unsigned``),
+          ``q = min(round_half_even(t / s), qmax) * s``.
+
+        Ties (equal divergences or errors) go to the largest threshold (the
+        least clipping, as TensorRT's search). Returns 0.0 if every value
+        collected was 0; RuntimeError if nothing was collected; ValueError if
+        no candidate lies in ``[start_bin, num_bins]``.
+        """
+        method = checks.method(method)
+        pct = checks.percentile(percentile)
+        start = checks.positive_int(start_bin, "start_bin")
+        step = checks.positive_int(stride, "stride")
+        if self._range is None:
+            if self._zeros == 0:
+                raise RuntimeError("no data collected: call collect() first")
+            return 0.0
+        if method == "percentile":
+            i = self._percentile_bins(pct)
+        else:
+            levels = 256 if self.unsigned else 128
+            first = max(start, levels) if method == "entropy" else start
+            candidates = np.arange(first, self.num_bins + 1, step, dtype=np.int64)
+            if candidates.size == 0:
+                raise ValueError(f"no candidate threshold: {method} starts at bin {first} "
+                                 f"but the histogram has {self.num_bins} bins")
+            if method == "entropy":
+                score = self._divergences(candidates, levels)
+            else:
+                score = self._mse(candidates, 255.0 if self.unsigned else 127.0)
+            # The last of the minima: ties go to the largest threshold.
+            i = int(candidates[candidates.size - 1 - np.argmin(score[::-1])])
+        return i * (self._range / self.num_bins)
+
+    def _percentile_bins(self, pct) -> int:
+        cumulative = np.cumsum(self.counts)
+        target = pct / 100 * cumulative[-1]
+        return int(np.argmax(cumulative >= target)) + 1
+
+    def _divergences(self, candidates, levels) -> np.ndarray:
+        """KL(P || Q) per candidate (see compute_amax). (C++ in the fast class.)"""
+        counts = self.counts
+        out = np.empty(candidates.size)
+        for c, i in enumerate(candidates):
+            kept = counts[:i].astype(np.float64)
+            p = kept.copy()
+            p[i - 1] += counts[i:].sum()
+            level = np.arange(i) * levels // i
+            nonempty = kept > 0
+            mass = np.bincount(level, weights=kept, minlength=levels)
+            used = np.bincount(level, weights=nonempty, minlength=levels)
+            q = np.zeros(i)
+            q[nonempty] = mass[level[nonempty]] / used[level[nonempty]]
+            if ((p > 0) & (q == 0)).any():
+                out[c] = np.inf
+                continue
+            p, q = p / p.sum(), q / q.sum()
+            out[c] = np.sum(p[p > 0] * np.log(p[p > 0] / q[p > 0]))
+        return out
+
+    def _mse(self, candidates, qmax) -> np.ndarray:
+        """The mean squared error per candidate, in units of one bin width squared
+        (see compute_amax). (C++ in the fast class.)"""
+        counts = self.counts
+        centre = np.arange(self.num_bins) + 0.5
+        out = np.empty(candidates.size)
+        for c, i in enumerate(candidates):
+            s = i / qmax
+            q = np.minimum(np.rint(centre / s), qmax) * s
+            out[c] = np.sum(counts * (centre - q) ** 2) / counts.sum()
+        return out

@@ -23,13 +23,20 @@ using QuantizeFn = void (*)(const float* x, uint8_t* y, size_t n, float scale, i
 using QuantizeChannelsFn = void (*)(const float* x, uint8_t* y, size_t rows, size_t channels,
                                     const float* scale, const int32_t* zp, int32_t qmin,
                                     int32_t qmax);
+// The value range of x[0..n) (kernels/quantize/range__<isa>.cc): returns
+// true iff every x[i] is finite, and then *lo = min x[i], *hi = max x[i]
+// (n == 0: true, *lo = +inf, *hi = -inf). When it returns false, *lo and *hi
+// are unspecified. Where the extreme is a zero, its sign is unspecified
+// (-0.0 and +0.0 compare equal, and each path meets them in its own order).
+using RangeFn = bool (*)(const float* x, size_t n, float* lo, float* hi);
 // y[i] = float(q[i] - zp) * scale; q is int8 or uint8 per the kernel's name.
 using DequantizeFn = void (*)(const void* q, float* y, size_t n, float scale, int32_t zp);
 using DequantizeChannelsFn = void (*)(const void* q, float* y, size_t rows, size_t channels,
                                       const float* scale, const int32_t* zp);
 
-// The quantize kernels of one path, for its table file.
+// The quantize kernels of one path (and its range kernel), for its table file.
 #define IQK_DECLARE_QUANTIZE_KERNELS(isa)                                                  \
+  bool range_f32__##isa(const float*, size_t, float*, float*);                            \
   void quantize_f32_q8__##isa(const float*, uint8_t*, size_t, float, int32_t, int32_t,     \
                               int32_t);                                                    \
   void quantize_channels_f32_q8__##isa(const float*, uint8_t*, size_t, size_t, const float*, \
@@ -45,6 +52,7 @@ using DequantizeChannelsFn = void (*)(const void* q, float* y, size_t rows, size
 // A table's quantize entries from the kernels of one path.
 #define IQK_SET_QUANTIZE_KERNELS(t, isa)                                              \
   do {                                                                                 \
+    (t).range = IQK_KERNEL(range_f32__##isa);                                          \
     (t).quantize = IQK_KERNEL(quantize_f32_q8__##isa);                                 \
     (t).quantize_channels = IQK_KERNEL(quantize_channels_f32_q8__##isa);               \
     (t).dequantize_s8 = IQK_KERNEL(dequantize_s8_f32__##isa);                          \
