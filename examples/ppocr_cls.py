@@ -48,6 +48,7 @@ MEMBER = "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx"
 SHA256 = "e47acedf663230f8863ff1ab0e64dd2d82b838fceb5957146dab185a89d6215c"
 CALIBRATION_SEED = 0
 EVALUATION_SEED = 1
+CALIBRATION_LINES = 128  # of the 231 calibration lines: 256 images
 
 
 def default_cache():
@@ -111,7 +112,8 @@ def main(argv=None):
     p.add_argument("--calibrator", default="entropy", choices=qexec.METHODS,
                    help="activation calibration (weights are always per-channel max)")
     p.add_argument("--cache", default=None, help=f"where the wheel is kept (default {default_cache()})")
-    p.add_argument("--calib-lines", type=int, default=None, help="calibration text lines (default: all, 231)")
+    p.add_argument("--calib-lines", type=int, default=CALIBRATION_LINES,
+                   help=f"calibration text lines (two images each; default {CALIBRATION_LINES})")
     p.add_argument("--eval-lines", type=int, default=None, help="evaluation text lines (default: all, 713)")
     p.add_argument("--no-onnxruntime", action="store_true", help="skip the float32 check against onnxruntime")
     a = p.parse_args(argv)

@@ -344,20 +344,29 @@ class QTensor:
 
 
 def weight_scales(w, per_channel=True):
-    """Symmetric max scales of float32 weights: per output channel (axis 0) or per tensor.
+    """Symmetric max scales of float32 weights (OC, ...): per output channel (axis 0) or one
+    for the tensor, as an (OC,) float32 array.
 
-    Computed with ``intquant_kernels.calibration.MaxCalibrator`` (amax / 127, the
-    paper's max calibration for weights); an all-zero channel gets scale 1.
+    ``intquant_kernels.calibration``: MaxCalibrator's amax, then ``scale_zero_point``
+    (amax / 127, the paper's max calibration for weights; an all-zero channel gets 1.0).
     """
     from intquant_kernels.calibration import MaxCalibrator, scale_zero_point
 
     cal = MaxCalibrator(axis=0 if per_channel else None)
     cal.collect(w)
-    amax = np.asarray(cal.compute_amax(), dtype=np.float32)
-    amax = np.where(amax > 0, amax, np.float32(127))
-    scale, _ = scale_zero_point(amax, dtype=np.int8)
-    scale = np.asarray(scale, dtype=np.float32)
-    return scale if per_channel else np.full(w.shape[0], scale, np.float32)
+    scale, _ = scale_zero_point(cal.compute_amax(), dtype=np.int8)
+    return np.broadcast_to(np.asarray(scale, np.float32), (w.shape[0],)).copy()
+
+
+def per_row_supported():
+    """Whether this build's qgemm takes a per-row ``a_scale`` (and has dynamic_quantize)."""
+    if not hasattr(iq, "dynamic_quantize"):
+        return False
+    try:
+        iq.qgemm(np.zeros((2, 4), np.int8), np.zeros((4, 3), np.int8), np.ones(2, np.float32), 1.0)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 class _IntLayer:
@@ -488,28 +497,35 @@ METHODS = ("max", "entropy") + tuple(f"percentile-{p}" for p in PERCENTILES) + (
 
 
 class TensorStats:
-    """What calibration gathers for one tensor: a MaxCalibrator, a HistogramCalibrator
-    (of |x|, shared by the entropy, percentile and MSE methods) and the minimum
-    (to choose uint8 for tensors that are never negative)."""
+    """What calibration gathers for one tensor, with ``intquant_kernels.calibration``: a
+    MaxCalibrator, HistogramCalibrators of |x| (shared by the entropy, percentile and MSE
+    methods; an ``unsigned`` one too, whose entropy and MSE count 256 levels, for tensors
+    quantized to uint8) and the minimum, which decides uint8 (never negative) or int8."""
 
     def __init__(self, num_bins=2048):
         from intquant_kernels.calibration import HistogramCalibrator, MaxCalibrator
 
         self.max = MaxCalibrator(axis=None)
-        self.hist = HistogramCalibrator(num_bins=num_bins, unsigned=False)
+        self.hist = {u: HistogramCalibrator(num_bins=num_bins, unsigned=u) for u in (False, True)}
         self.min = np.inf
 
     def collect(self, x):
         self.max.collect(x)
-        self.hist.collect(x)
+        for h in self.hist.values():
+            h.collect(x)
         self.min = min(self.min, float(x.min()))
+
+    @property
+    def unsigned(self):
+        return self.min >= 0
 
     def amax(self, method):
         if method == "max":
             return float(self.max.compute_amax())
+        h = self.hist[self.unsigned]
         if method.startswith("percentile-"):
-            return float(self.hist.compute_amax("percentile", percentile=float(method.split("-", 1)[1])))
-        return float(self.hist.compute_amax(method))
+            return float(h.compute_amax("percentile", percentile=float(method.split("-", 1)[1])))
+        return float(h.compute_amax(method))
 
 
 def calibrate(graph: Graph, batches, num_bins=2048):
@@ -534,10 +550,7 @@ def act_quant(stats, method):
 
     out = {}
     for t, s in stats.items():
-        amax = s.amax(method)
-        if not amax > 0:
-            amax = 1.0
-        dt = np.uint8 if s.min >= 0 else np.int8
-        scale, _ = scale_zero_point(np.float32(amax), dtype=dt)
+        dt = np.uint8 if s.unsigned else np.int8
+        scale, _ = scale_zero_point(s.amax(method), dtype=dt)
         out[t] = ActQuant(float(scale), dt)
     return out
