@@ -103,7 +103,35 @@ def test_validate_fails_on_a_wrong_quantize(monkeypatch, capsys):
 
     monkeypatch.setattr(iq, "quantize", nan_not_zero_point)
     assert cli.main(["validate", "--isa", "scalar"]) == 1
-    assert "quantize     scalar        FAIL" in capsys.readouterr().out
+    line, = _lines(capsys.readouterr().out, "quantize")
+    assert line.split()[:3] == ["quantize", "scalar", "FAIL"], line
+
+
+def test_validate_fails_on_a_wrong_histogram(monkeypatch, capsys):
+    from intquant_kernels import calibration
+
+    original = calibration.HistogramCalibrator._add
+
+    def drops_the_first_value(self, x):
+        original(self, x[1:])
+
+    monkeypatch.setattr(calibration.HistogramCalibrator, "_add", drops_the_first_value)
+    assert cli.main(["validate", "--isa", "scalar"]) == 1
+    line, = _lines(capsys.readouterr().out, "calibrate")
+    assert line.split()[:3] == ["calibrate", "scalar", "FAIL"] and "mismatch" in line, line
+
+
+def test_validate_fails_on_a_wrong_dynamic_quantize(monkeypatch, capsys):
+    original = iq.dynamic_quantize
+
+    def scale_off(x, **kw):
+        q, *rest = original(x, **kw)
+        return (q, *[r * np.float32(1.0000001) if np.asarray(r).dtype == np.float32 else r for r in rest])
+
+    monkeypatch.setattr(iq, "dynamic_quantize", scale_off)
+    assert cli.main(["validate", "--isa", "scalar"]) == 1
+    line, = _lines(capsys.readouterr().out, "dynamic_quantize")
+    assert line.split()[:3] == ["dynamic_quantize", "scalar", "FAIL"] and "mismatch" in line, line
 
 
 def test_validate_fails_on_a_wrong_conv2d(monkeypatch, capsys):

@@ -44,8 +44,62 @@ def cmd_info(args) -> int:
 # validate
 # ---------------------------------------------------------------------------
 
-#: One output line per (op, ISA). 'depthwise' is conv2d and qconv2d with groups == C == OC.
-VALIDATE_OPS = ("quantize", "dequantize", "gemm", "qgemm", "conv2d", "qconv2d", "depthwise")
+#: One output line per (op, ISA). 'depthwise' is conv2d and qconv2d with groups == C == OC;
+#: 'calibrate' is HistogramCalibrator's counts and chosen thresholds.
+VALIDATE_OPS = ("quantize", "dequantize", "dynamic_quantize", "gemm", "qgemm", "conv2d", "qconv2d", "depthwise",
+                "calibrate")
+
+
+def _as_bytes(results) -> np.ndarray:
+    """Results of several types (a tuple of arrays and scalars) as one byte array, to compare exactly."""
+    return np.concatenate([np.ascontiguousarray(np.asarray(r)).reshape(-1).view(np.uint8) for r in results])
+
+
+def _dynamic_quantize(module):
+    return lambda x, **kw: _as_bytes(module.dynamic_quantize(x, **kw))
+
+
+def _calibrate(module):
+    """counts, edges and every method's threshold of a HistogramCalibrator fed `batches` batches of x."""
+    def run(x, *, num_bins, unsigned, batches):
+        h = module.HistogramCalibrator(num_bins, unsigned=unsigned)
+        for b in np.array_split(x, batches):
+            h.collect(b)
+        amax = [h.compute_amax(m, percentile=p) for m, p in (("entropy", 99.99), ("mse", 99.99),
+                                                             ("percentile", 99.9), ("percentile", 99.9999))]
+        return _as_bytes((h.counts, h.bin_edges, np.array(amax)))
+    return run
+
+
+#: Lines whose functions are not the op of the same name: (fast, reference) by line.
+def _functions(op):
+    from . import calibration
+
+    if op == "dynamic_quantize":
+        return _dynamic_quantize(iq), _dynamic_quantize(iq.reference)
+    if op == "calibrate":
+        return _calibrate(calibration), _calibrate(iq.reference)
+    return getattr(iq, op, None), getattr(iq.reference, op, None)
+
+
+def _dynamic_cases(rng):
+    """Per tensor (uint8, as ONNX) and per row (int8), with tails, ties and all-zero rows."""
+    for n in (1, 15, 16, 17, 63, 64, 65, 1000, 100_003):
+        x = (rng.standard_normal(n) * 3).astype(np.float32)
+        yield f"per tensor n={n}", (x,), {}
+    x = (rng.standard_normal((37, 301)) * 3).astype(np.float32)
+    x[5] = 0
+    x[7, :4] = [2.5, -2.5, 0.5, 127.0]
+    for axis in (-1, 0):
+        yield f"per row {x.shape} axis={axis}", (x,), dict(axis=axis)
+
+
+def _calibrate_cases(rng):
+    """Heavy-tailed data in one and in several batches (growing range), signed and unsigned."""
+    x = (rng.standard_t(3, 50_000)).astype(np.float32)
+    for num_bins, unsigned, batches in ((2048, False, 1), (512, True, 9)):
+        yield f"student-t n={x.size} bins={num_bins} batches={batches}", (x,), dict(
+            num_bins=num_bins, unsigned=unsigned, batches=batches)
 
 
 def _quantize_cases(rng):
@@ -148,8 +202,12 @@ def _all_cases(seed):
                 kwargs = {k: v for k, v in kwargs.items() if k == "axis"}
                 args = (q,) + args[1:]
             yield op, name, op, args, kwargs
+    for name, args, kwargs in _dynamic_cases(np.random.default_rng(seed)):
+        yield "dynamic_quantize", name, "dynamic_quantize", args, kwargs
     for name, op, args, kwargs in _gemm_cases(rng):
         yield op, name, op, args, kwargs
+    for name, args, kwargs in _calibrate_cases(np.random.default_rng(seed)):
+        yield "calibrate", name, "calibrate", args, kwargs
     for name, line, op, args, kwargs in _conv_cases(rng):
         yield line, name, op, args, kwargs
 
@@ -187,8 +245,7 @@ def validate(isas, seed=0, out=None) -> bool:
             failure = None
             with iq.use_isa(isa):
                 for i, name, op, args, kwargs in checks[line]:
-                    fast = getattr(iq, op, None)
-                    ref = getattr(iq.reference, op, None)
+                    fast, ref = _functions(op)
                     if fast is None or ref is None:
                         failure = f"intquant_kernels{'' if fast is None else '.reference'} has no {op}()"
                         break
@@ -203,7 +260,7 @@ def validate(isas, seed=0, out=None) -> bool:
                     if failure:
                         break
             ok &= failure is None
-            print(f"{line:<12} {isa:<13} {'PASS' if failure is None else 'FAIL  ' + failure}", file=out, flush=True)
+            print(f"{line:<16} {isa:<13} {'PASS' if failure is None else 'FAIL  ' + failure}", file=out, flush=True)
     return ok
 
 
