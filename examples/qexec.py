@@ -358,17 +358,6 @@ def weight_scales(w, per_channel=True):
     return np.broadcast_to(np.asarray(scale, np.float32), (w.shape[0],)).copy()
 
 
-def per_row_supported():
-    """Whether this build's qgemm takes a per-row ``a_scale`` (and has dynamic_quantize)."""
-    if not hasattr(iq, "dynamic_quantize"):
-        return False
-    try:
-        iq.qgemm(np.zeros((2, 4), np.int8), np.zeros((4, 3), np.int8), np.ones(2, np.float32), 1.0)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
 class _IntLayer:
     """One Conv or Gemm in int8: quantized and packed once."""
 

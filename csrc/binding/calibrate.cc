@@ -25,6 +25,19 @@ const int64_t* checked_counts(const py::array& counts, bool writable) {
   return checked_data<const int64_t>(counts, py::dtype::of<int64_t>(), bins, "counts", writable);
 }
 
+// One value per candidate threshold from f(counts, bins, candidates, n, out), without the GIL.
+template <typename F>
+py::array_t<double> search(const py::array& counts, const py::array& candidates, F&& f) {
+  const int64_t* cp = checked_counts(counts, false);
+  const size_t bins = static_cast<size_t>(counts.size());
+  const int64_t* cand = checked_candidates(candidates, bins);
+  py::array_t<double> out(candidates.size());
+  double* op = out.mutable_data();
+  py::gil_scoped_release release;
+  f(cp, bins, cand, static_cast<size_t>(candidates.size()), op);
+  return out;
+}
+
 }  // namespace
 
 void bind_calibrate(py::module_& m) {
@@ -44,30 +57,20 @@ void bind_calibrate(py::module_& m) {
   m.def(
       "histogram_divergences",
       [](const py::array& counts, const py::array& candidates, size_t levels) {
-        const int64_t* cp = checked_counts(counts, false);
-        const size_t bins = static_cast<size_t>(counts.size());
-        const int64_t* cand = checked_candidates(candidates, bins);
         if (levels < 1) throw py::value_error("levels: expected >= 1");
-        py::array_t<double> out(candidates.size());
-        double* op = out.mutable_data();
-        py::gil_scoped_release release;
-        iqk::histogram_divergences(cp, bins, cand, static_cast<size_t>(candidates.size()), levels, op);
-        return out;
+        return search(counts, candidates, [&](const int64_t* c, size_t bins, const int64_t* cand, size_t n, double* out) {
+          iqk::histogram_divergences(c, bins, cand, n, levels, out);
+        });
       },
       py::arg("counts"), py::arg("candidates"), py::arg("levels"));
 
   m.def(
       "histogram_mse",
       [](const py::array& counts, const py::array& candidates, double qmax) {
-        const int64_t* cp = checked_counts(counts, false);
-        const size_t bins = static_cast<size_t>(counts.size());
-        const int64_t* cand = checked_candidates(candidates, bins);
         if (!(qmax >= 1)) throw py::value_error("qmax: expected >= 1");
-        py::array_t<double> out(candidates.size());
-        double* op = out.mutable_data();
-        py::gil_scoped_release release;
-        iqk::histogram_mse(cp, bins, cand, static_cast<size_t>(candidates.size()), qmax, op);
-        return out;
+        return search(counts, candidates, [&](const int64_t* c, size_t bins, const int64_t* cand, size_t n, double* out) {
+          iqk::histogram_mse(c, bins, cand, n, qmax, out);
+        });
       },
       py::arg("counts"), py::arg("candidates"), py::arg("qmax"));
 }
