@@ -133,25 +133,35 @@ def test_entropy_by_hand():
     """Four bins, two levels: the divergences written out."""
     counts = np.array([4, 2, 0, 2], np.int64)
 
-    class Fixed(ref.HistogramCalibrator):
-        @property
-        def counts(self):
-            return counts
-
-    h = Fixed(4)
+    h = ref.HistogramCalibrator(4)
     # i = 2: P = [4, 4] (2 clipped into bin 1), levels {0}, {1}: Q = [4, 2] -> p = [.5, .5], q = [2/3, 1/3]
     # i = 3: bin 2 gets the clipped 2 but is empty as counted -> inf
     # i = 4: P = [4, 2, 0, 2]; levels {0, 1}, {2, 3}: Q = [3, 3, 0, 2]
-    d = h._divergences(np.array([2, 3, 4]), 2)
+    d = h._divergences(counts, np.array([2, 3, 4]), 2)
     p2, q2 = np.array([0.5, 0.5]), np.array([2 / 3, 1 / 3])
     p4, q4 = np.array([4, 2, 2]) / 8, np.array([3, 3, 2]) / 8
     assert d[0] == pytest.approx(np.sum(p2 * np.log(p2 / q2)), rel=1e-15)
     assert d[1] == np.inf
     assert d[2] == pytest.approx(np.sum(p4 * np.log(p4 / q4)), rel=1e-15)
-    fast = cal.HistogramCalibrator
     got = iq._core.histogram_divergences(counts, np.array([2, 3, 4], np.int64), 2)
     assert got[1] == np.inf and got[0] == pytest.approx(d[0], rel=1e-13) and got[2] == pytest.approx(d[2], rel=1e-13)
-    assert fast is not None
+
+
+@pytest.mark.parametrize("impl", [cal, ref], ids=["fast", "reference"])
+def test_entropy_ignores_the_spike_of_zeros(impl):
+    """Bin 0 takes bin 1's count before the search: more exact zeros change nothing."""
+    x = _data("relu", 20_000)
+    h = impl.HistogramCalibrator(1024, unsigned=True)
+    h.collect(x)
+    amax = h.compute_amax("entropy")
+    counts = h.counts
+    counts[0] = counts[1]
+    candidates = np.arange(256, 1025, dtype=np.int64)
+    score = h._divergences(counts, candidates, 256)
+    assert amax == candidates[candidates.size - 1 - np.argmin(score[::-1])] * h.bin_edges[1]
+    h.collect(np.zeros(50_000, np.float32))
+    assert h.compute_amax("entropy") == amax
+    assert h.compute_amax("mse") != amax  # the other searches see the zeros
 
 
 def test_mse_by_hand():

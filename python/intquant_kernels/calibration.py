@@ -55,8 +55,8 @@ class HistogramCalibrator(_ref.HistogramCalibrator):
     def _add(self, x):
         _core.abs_histogram(active_isa(), x, self._counts, self._inv_width)
 
-    def _divergences(self, candidates, levels):
-        return _core.histogram_divergences(self.counts, candidates, levels)
+    def _divergences(self, counts, candidates, levels):
+        return _core.histogram_divergences(counts, candidates, levels)
 
     def _mse(self, candidates, qmax):
         return _core.histogram_mse(self.counts, candidates, qmax)

@@ -507,8 +507,11 @@ class HistogramCalibrator:
           values added to an empty bin, or every value clipped) it is +inf:
           no smoothing, that candidate is never chosen. Candidates below
           ``L`` are not tried: with fewer bins than levels every level is one
-          bin and the divergence measures nothing. The histogram is used as
-          counted (no special treatment of bin 0).
+          bin and the divergence measures nothing. Before the search, bin 0
+          takes the count of bin 1 (as NVIDIA's pytorch-quantization does):
+          exact zeros, the many values a ReLU or hard-swish clips, quantize
+          exactly whatever the threshold, and their spike in bin 0 would
+          otherwise dominate the divergence of the first level.
         - ``"mse"``: for each candidate ``i`` from ``start_bin`` to
           ``num_bins`` by ``stride``, the mean over the histogram of
           ``(t - q)^2`` with ``t`` each bin's centre and ``q`` the centre
@@ -539,7 +542,13 @@ class HistogramCalibrator:
                 raise ValueError(f"no candidate threshold: {method} starts at bin {first} "
                                  f"but the histogram has {self.num_bins} bins")
             if method == "entropy":
-                score = self._divergences(candidates, levels)
+                # Bin 0 takes bin 1's count: zeros (every value a ReLU or hard-swish
+                # clipped) quantize exactly at any threshold, and their spike would
+                # otherwise dominate the divergence of the first level.
+                counts = self.counts
+                if counts.size > 1:
+                    counts[0] = counts[1]
+                score = self._divergences(counts, candidates, levels)
             else:
                 score = self._mse(candidates, 255.0 if self.unsigned else 127.0)
             # The last of the minima: ties go to the largest threshold.
@@ -551,9 +560,9 @@ class HistogramCalibrator:
         target = pct / 100 * cumulative[-1]
         return int(np.argmax(cumulative >= target)) + 1
 
-    def _divergences(self, candidates, levels) -> np.ndarray:
-        """KL(P || Q) per candidate (see compute_amax). (C++ in the fast class.)"""
-        counts = self.counts
+    def _divergences(self, counts, candidates, levels) -> np.ndarray:
+        """KL(P || Q) per candidate of the histogram ``counts`` (see compute_amax). (C++ in the
+        fast class.)"""
         out = np.empty(candidates.size)
         for c, i in enumerate(candidates):
             kept = counts[:i].astype(np.float64)
