@@ -127,39 +127,38 @@ def lower(model) -> Graph:
             n.inputs = [n.inputs[0]]
 
     # 2. fold batch norms, 3. constant biases and relus, into the layer before them.
+    def absorb(n):
+        """Folds into layer n the node after it, if it is one a layer takes in (a batch norm,
+        a constant add, a relu); returns that node, or None."""
+        nxt = only_use(n.outputs[0], "BatchNormalization") if n.op == "Conv" else None
+        if nxt is not None and all(i in const for i in nxt.inputs[1:]):
+            gamma, beta, mean, var = (const[i].astype(np.float64) for i in nxt.inputs[1:5])
+            f = gamma / np.sqrt(var + float(nxt.attrs.get("epsilon", 1e-5)))
+            w, b = n.attrs["w"], n.attrs["b"]
+            n.attrs["w"] = (w.astype(np.float64) * f[:, None, None, None]).astype(np.float32)
+            b0 = np.zeros(w.shape[0]) if b is None else b.astype(np.float64)
+            n.attrs["b"] = ((b0 - mean) * f + beta).astype(np.float32)
+            return nxt
+        nxt = only_use(n.outputs[0], "Add")
+        if nxt is not None:
+            other = [i for i in nxt.inputs if i != n.outputs[0]]
+            oc = n.attrs["w"].shape[0] if n.op == "Conv" else n.attrs["w"].shape[1]
+            if len(other) == 1 and other[0] in const and const[other[0]].size == oc:
+                add = const[other[0]].astype(np.float32).reshape(oc)
+                b = n.attrs["b"]
+                n.attrs["b"] = add if b is None else (b + add).astype(np.float32)
+                return nxt
+        nxt = only_use(n.outputs[0], "Relu")
+        if nxt is not None:
+            n.attrs["relu"] = True
+        return nxt
+
     changed = True
     while changed:
         changed = False
         for n in nodes:
-            if n.op not in ("Conv", "Gemm") or n.attrs["relu"]:
-                continue
-            nxt = only_use(n.outputs[0], "BatchNormalization") if n.op == "Conv" else None
-            if nxt is not None and all(i in const for i in nxt.inputs[1:]):
-                gamma, beta, mean, var = (const[i].astype(np.float64) for i in nxt.inputs[1:5])
-                f = gamma / np.sqrt(var + float(nxt.attrs.get("epsilon", 1e-5)))
-                w, b = n.attrs["w"], n.attrs["b"]
-                n.attrs["w"] = (w.astype(np.float64) * f[:, None, None, None]).astype(np.float32)
-                b0 = np.zeros(w.shape[0]) if b is None else b.astype(np.float64)
-                n.attrs["b"] = ((b0 - mean) * f + beta).astype(np.float32)
-                n.outputs = nxt.outputs
-                nodes.remove(nxt)
-                changed = True
-                break
-            nxt = only_use(n.outputs[0], "Add")
+            nxt = absorb(n) if n.op in ("Conv", "Gemm") and not n.attrs["relu"] else None
             if nxt is not None:
-                other = [i for i in nxt.inputs if i != n.outputs[0]]
-                oc = n.attrs["w"].shape[0] if n.op == "Conv" else n.attrs["w"].shape[1]
-                if len(other) == 1 and other[0] in const and const[other[0]].size == oc:
-                    add = const[other[0]].astype(np.float32).reshape(oc)
-                    b = n.attrs["b"]
-                    n.attrs["b"] = add if b is None else (b + add).astype(np.float32)
-                    n.outputs = nxt.outputs
-                    nodes.remove(nxt)
-                    changed = True
-                    break
-            nxt = only_use(n.outputs[0], "Relu")
-            if nxt is not None:
-                n.attrs["relu"] = True
                 n.outputs = nxt.outputs
                 nodes.remove(nxt)
                 changed = True

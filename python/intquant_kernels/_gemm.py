@@ -42,13 +42,10 @@ def _run(a, pw: PackedWeights, a_zero_point, kind, out, out_dtype, ep=None, rows
     col_off, epilogue = kernel_args(pw, a_zp + (128 if a.dtype == np.int8 else 0), ep)
     y = np.empty(shape, out_dtype) if out is None else v.check_out(out, shape, out_dtype)
     target = v.aligned(y)
-    if rows is None:
-        _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
-                   col_off, kind, target.reshape(a2.shape[0], n), *epilogue)
-    else:  # per-row scales: ep.scale holds b_scale, the kernels form each row's scales
-        _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
-                   col_off, kind, target.reshape(a2.shape[0], n), *epilogue, rows,
-                   1.0 if ep.out_scale is None else ep.out_scale)
+    # Per-row scales (rows): ep.scale holds b_scale and the kernels form each row's scales.
+    out_scale = 1.0 if rows is None or ep.out_scale is None else ep.out_scale
+    _core.gemm(isa, a2, pw._for_isa(isa), k, n, pw.zero_point if pw._has_zp else None,
+               col_off, kind, target.reshape(a2.shape[0], n), *epilogue, rows, out_scale)
     return v.finish(y, target)
 
 

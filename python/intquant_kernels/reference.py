@@ -389,10 +389,10 @@ class MaxCalibrator:
         if self._amax is not None and (x.ndim != self._ndim or x.shape[ax] != self._amax.shape[0]):
             raise ValueError(f"every batch must have {self._ndim} dimensions and length {self._amax.shape[0]} "
                              f"along axis {self.axis}; got shape {x.shape}")
-        if not np.isfinite(x).all():
-            raise checks.non_finite_error()
         others = tuple(d for d in range(x.ndim) if d != ax)
         amax = np.max(np.abs(x), axis=others, initial=np.float32(0))
+        if not np.isfinite(amax).all():  # the max propagates NaN and keeps Inf
+            raise checks.non_finite_error()
         self._ndim = x.ndim
         self._amax = amax if self._amax is None else np.maximum(self._amax, amax)
 
